@@ -1,0 +1,28 @@
+"""dynlearn: networks as ODE/SDE systems, learning without backpropagation.
+
+The engine: `AbstractDynamics` (a system), stimuli, `simulate` (integrate over a span),
+`equilibrate` (to a fixed point, with implicit gradients), Datasets and analysis.
+"""
+
+from . import analysis as analysis
+from . import plot as plot
+from ._dataset import config_of as config_of
+from ._dataset import load_netcdf as load_netcdf
+from ._dataset import save_netcdf as save_netcdf
+from ._dataset import to_dataset as to_dataset
+from ._dynamics import AbstractDynamics as AbstractDynamics
+from ._dynamics import AbstractEnergyDynamics as AbstractEnergyDynamics
+from ._dynamics import gradient_flow as gradient_flow
+from ._equilibrate import Equilibrium as Equilibrium
+from ._equilibrate import equilibrate as equilibrate
+from ._equilibrate import tree_norm as tree_norm
+from ._simulate import Trajectory as Trajectory
+from ._simulate import select as select
+from ._simulate import simulate as simulate
+from ._solvers import SOLVERS as SOLVERS
+from ._stimulus import AbstractStimulus as AbstractStimulus
+from ._stimulus import Constant as Constant
+from ._stimulus import StimulusStream as StimulusStream
+from ._stimulus import as_stimulus as as_stimulus
+
+__version__ = "0.1.0"

@@ -1,0 +1,148 @@
+"""Trajectories as `xarray.Dataset`s, saved as netCDF.
+
+Conventions (ARCHITECTURE.md): dims `time` (units in its attrs), `sample` (batched runs),
+and one unit dim per layer, `unit_<layer>`; variables `<layer>_<quantity>` from the state's
+dict keys (`{"hidden1": {"u_apical": ...}}` -> `hidden1_u_apical`); attrs hold the
+circuit's config (a JSON string: netCDF has no dict/bool/None attributes), the solver, the
+step, the seed and package versions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import equinox as eqx
+import jax
+import numpy as np
+import xarray as xr
+
+from ._dynamics import _path_name
+
+__all__ = ["to_dataset", "save_netcdf", "load_netcdf", "config_of"]
+
+_PACKAGES = ("dynlearn", "jax", "equinox", "diffrax", "optax", "numpy", "xarray")
+
+
+def to_dataset(
+    trajectory,
+    *,
+    system: Any = None,
+    time_unit: str = "ms",
+    seed: int | None = None,
+    attrs: dict | None = None,
+    name: str = "y",
+) -> xr.Dataset:
+    """Convert a `Trajectory` saved at times `ts` to an `xarray.Dataset`.
+
+    **Arguments:**
+    - `trajectory`: from `simulate(..., ts=...)`, possibly vmapped (leading batch axis).
+    - `system`: the simulated system; its config goes into `attrs["config"]` as JSON.
+    - `time_unit`: unit of the time axis (`ds.time.attrs["units"]`).
+    - `seed`, `attrs`: recorded in the attrs.
+    - `name`: variable name when the state is a bare array rather than a dict.
+    """
+    if trajectory.ts is None or trajectory.ys is None:
+        raise ValueError(
+            "trajectory: it holds no saved times; simulate with ts=... to get a Dataset."
+        )
+    ts = np.asarray(trajectory.ts)
+    batched = ts.ndim == 2
+    time = ts[0] if batched else ts
+    data_vars = {}
+    unit_sizes: dict[str, int] = {}
+    for path, leaf in jax.tree_util.tree_flatten_with_path(trajectory.ys)[0]:
+        var = _path_name(path).replace("/", "_") if path else name
+        layer = _path_name(path[:1]) if path else name
+        values = np.asarray(leaf)
+        if batched:  # (sample, time, ...) -> (time, sample, ...)
+            values = np.swapaxes(values, 0, 1)
+        lead = ("time", "sample") if batched else ("time",)
+        trailing = values.shape[len(lead) :]
+        if len(trailing) == 1:
+            dim = f"unit_{layer}"
+            if unit_sizes.setdefault(dim, trailing[0]) != trailing[0]:
+                dim = f"unit_{var}"
+            dims = lead + (dim,)
+        else:
+            dims = lead + tuple(f"{var}_dim{i}" for i in range(len(trailing)))
+        data_vars[var] = (dims, values)
+    ds = xr.Dataset(data_vars, coords={"time": ("time", time)})
+    ds.time.attrs["units"] = time_unit
+    if batched:
+        ds = ds.assign_coords(sample=np.arange(ts.shape[0]))
+    ds.attrs.update(
+        {
+            "config": json.dumps(config_of(system)) if system is not None else "{}",
+            "system": type(system).__name__ if system is not None else "",
+            "solver": trajectory.solver,
+            "dt": float("nan") if trajectory.dt is None else float(trajectory.dt),
+            "seed": -1 if seed is None else int(seed),
+            "versions": json.dumps(_versions()),
+        }
+    )
+    for key, value in (attrs or {}).items():
+        ds.attrs[key] = value if isinstance(value, (str, int, float)) else json.dumps(value)
+    return ds
+
+
+def config_of(module: Any) -> Any:
+    """A JSON-able description of a module: scalars as values, arrays as shape/dtype."""
+    if dataclasses.is_dataclass(module) and not isinstance(module, type):
+        out = {"class": type(module).__name__}
+        for field in dataclasses.fields(module):
+            if field.name.startswith("_"):
+                continue
+            out[field.name] = config_of(getattr(module, field.name, None))
+        return out
+    if isinstance(module, (list, tuple)):
+        return [config_of(m) for m in module]
+    if isinstance(module, dict):
+        return {str(k): config_of(v) for k, v in module.items()}
+    if eqx.is_array(module):
+        if module.ndim == 0:
+            return module.item()
+        return f"array{tuple(module.shape)} {module.dtype}"
+    if isinstance(module, (bool, int, float, str)) or module is None:
+        return module
+    if callable(module):
+        return getattr(module, "__name__", type(module).__name__)
+    return repr(module)
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for pkg in _PACKAGES:
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def save_netcdf(ds: xr.Dataset, path: str | os.PathLike) -> Path:
+    """Write `ds` to `path` atomically (temporary file in the same folder, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        ds.to_netcdf(tmp, engine="netcdf4")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_netcdf(path: str | os.PathLike) -> xr.Dataset:
+    """Load a Dataset written by `save_netcdf` fully into memory (the file is closed)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"path: no netCDF file at {path}.")
+    return xr.load_dataset(path, engine="netcdf4")

@@ -1,0 +1,147 @@
+"""The `Dynamics` interface: a network is a dynamical system.
+
+A system is an `equinox.Module` whose fields are its parameters. Its state `y` is a pytree
+(by convention a dict `{layer: {quantity: array}}`, see `dynlearn.to_dataset`), and `args`
+carries what drives it (stimulus, target, nudging strength).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import PyTree
+
+__all__ = ["AbstractDynamics", "AbstractEnergyDynamics", "gradient_flow"]
+
+
+class AbstractDynamics(eqx.Module):
+    """A continuous-time system `dy/dt = f(t, y, args)` (+ `g(t, y, args) dW` if noisy).
+
+    Subclasses implement `vector_field`; they may override
+    - `diffusion(t, y, args)`: diagonal noise amplitudes, a pytree shaped like `y` (or a
+      prefix of it, e.g. `None` for noise-free variables), turning the system into the SDE
+      `dy = f dt + g * dW` with one independent Wiener process per state element (additive
+      noise when `g` does not depend on `y`). The default `None` means an ODE.
+    - `energy(y, args)`: a scalar energy for gradient systems (see `AbstractEnergyDynamics`).
+    - `check_state(y)`: raise a `ValueError` naming the layer when `y` does not fit the
+      parameters. The default checks that `vector_field` maps `y` to a pytree of the same
+      structure and shapes.
+    """
+
+    @abc.abstractmethod
+    def vector_field(self, t, y: PyTree, args: Any) -> PyTree:
+        """The drift `dy/dt`, a pytree with the structure of `y`."""
+
+    def diffusion(self, t, y: PyTree, args: Any) -> PyTree | None:
+        """Diagonal noise amplitude `g` in `dy = f dt + g * dW`; `None` for an ODE."""
+        return None
+
+    def energy(self, y: PyTree, args: Any) -> jax.Array:
+        """Scalar energy of the state (gradient systems only)."""
+        raise NotImplementedError(f"{type(self).__name__} defines no energy.")
+
+    def check_state(self, y: PyTree, args: Any = None) -> None:
+        """Raise a `ValueError` if `y` does not fit this system's parameters."""
+        _check_vector_field_shapes(self, y, args)
+
+
+class AbstractEnergyDynamics(AbstractDynamics):
+    """A gradient system: `tau dy/dt = -dE/dy` on the free variables.
+
+    Subclasses implement `energy(y, args)` and may override `free(y, args)` (which
+    variables move; clamped ones have `dy/dt = 0`) and `tau` (a scalar or a pytree prefix of
+    `y` of time constants). The vector field is derived with `jax.grad`, so the circuit
+    writes nothing but its energy.
+    """
+
+    tau: eqx.AbstractVar[Any]
+
+    @abc.abstractmethod
+    def energy(self, y: PyTree, args: Any) -> jax.Array: ...
+
+    def free(self, y: PyTree, args: Any) -> PyTree | None:
+        """Mask of free variables (pytree prefix of `y` of bools or arrays); None: all."""
+        return None
+
+    def vector_field(self, t, y, args):
+        return gradient_flow(self.energy, y, args, tau=self.tau, free=self.free(y, args))
+
+
+def gradient_flow(
+    energy: Callable[[PyTree, Any], jax.Array],
+    y: PyTree,
+    args: Any = None,
+    *,
+    tau: PyTree | float = 1.0,
+    free: PyTree | None = None,
+) -> PyTree:
+    """The gradient flow of an energy: `tau * dy/dt = -dE/dy`, zero on clamped variables.
+
+    Along this flow `dE/dt = -sum tau |dy/dt|^2 <= 0`, so the energy never increases
+    (Hopfield 1984; the inference dynamics of predictive coding and equilibrium
+    propagation).
+
+    **Arguments:**
+    - `energy`: `E(y, args) -> scalar`.
+    - `y`, `args`: state and drive.
+    - `tau`: time constant(s), a scalar or a pytree prefix of `y`.
+    - `free`: `None` (all free) or a pytree prefix of `y` whose leaves are bools or arrays
+      broadcastable to the state (1 = free, 0 = clamped).
+
+    **Returns:** `dy/dt`, a pytree like `y`.
+    """
+    grad = jax.grad(energy)(y, args)
+    flow = _broadcast_map(lambda g, tau_: -g / tau_, grad, tau)
+    if free is None:
+        return flow
+    return _broadcast_map(lambda f, m: f * jnp.asarray(m, f.dtype), flow, free)
+
+
+def _broadcast_map(fn, tree, prefix):
+    """`fn(leaf, p)` for every leaf of `tree`, `p` the matching leaf of the prefix tree."""
+    return jax.tree.map(lambda p, sub: jax.tree.map(lambda leaf: fn(leaf, p), sub), prefix, tree)
+
+
+def _path_name(path) -> str:
+    return "/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path) or "y"
+
+
+def _check_vector_field_shapes(system: AbstractDynamics, y: PyTree, args: Any) -> None:
+    """Trace `vector_field` once (no FLOPs) and compare its output with `y`."""
+    name = type(system).__name__
+    try:
+        out = eqx.filter_eval_shape(system.vector_field, 0.0, y, args)
+    except (TypeError, ValueError) as err:
+        raise ValueError(
+            f"y0 does not fit {name}: evaluating its vector field failed with\n  {err}\n"
+            f"Expected a state like {name}.init_state() (shapes {_shapes(system, args)})."
+        ) from err
+    y_shapes = jax.tree_util.tree_flatten_with_path(y)[0]
+    out_shapes = jax.tree_util.tree_flatten_with_path(out)[0]
+    if jax.tree.structure(out) != jax.tree.structure(y):
+        raise ValueError(
+            f"y0 does not fit {name}: its vector field returns the structure "
+            f"{jax.tree.structure(out)} but y0 has {jax.tree.structure(y)}."
+        )
+    for (path, leaf), (_, dleaf) in zip(y_shapes, out_shapes, strict=True):
+        if jnp.shape(leaf) != dleaf.shape:
+            raise ValueError(
+                f"y0 does not fit {name}: state variable '{_path_name(path)}' has shape "
+                f"{jnp.shape(leaf)}, but the parameters imply {dleaf.shape}."
+            )
+
+
+def _shapes(system, args) -> str:
+    init = getattr(system, "init_state", None)
+    if init is None:
+        return "unknown"
+    try:
+        shaped = jax.eval_shape(init)
+    except TypeError:
+        return "unknown"
+    return str(jax.tree.map(lambda s: s.shape, shaped))

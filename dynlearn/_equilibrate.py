@@ -1,0 +1,132 @@
+"""`equilibrate`: integrate to a steady state, differentiate through the fixed point."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Bool, Float, Int, PyTree
+
+from ._dynamics import AbstractDynamics
+from ._solvers import check_finite, check_system, drift, raise_if, resolve_solver
+
+__all__ = ["Equilibrium", "equilibrate", "tree_norm"]
+
+
+class Equilibrium(eqx.Module):
+    """What `equilibrate` returns: the fixed point and how it was reached.
+
+    - `y`: the steady state.
+    - `t`: the time at which the steady-state condition held.
+    - `num_steps`: solver steps taken.
+    - `residual`: `||f(t, y, args)||` (root mean square over all state elements).
+    - `settled`: whether the steady-state condition was met before `max_time`.
+    """
+
+    y: PyTree
+    t: Float[Array, ""]
+    num_steps: Int[Array, ""]
+    residual: Float[Array, ""]
+    settled: Bool[Array, ""]
+
+
+def tree_norm(tree: PyTree) -> Array:
+    """Root-mean-square norm over all elements of a pytree (diffrax's default norm)."""
+    leaves = jax.tree.leaves(tree)
+    total = sum(jnp.sum(jnp.abs(x) ** 2) for x in leaves)
+    return jnp.sqrt(total / sum(jnp.size(x) for x in leaves))
+
+
+def equilibrate(
+    system: AbstractDynamics,
+    y0: PyTree,
+    args: Any = None,
+    *,
+    solver: diffrax.AbstractSolver | str | None = None,
+    rtol: float = 1e-6,
+    atol: float = 1e-8,
+    dt: float | None = None,
+    max_time: float = 1e4,
+    max_steps: int = 100_000,
+    throw: bool = True,
+    check: bool = True,
+) -> Equilibrium:
+    """Integrate `dy/dt = f(y, args)` from `y0` until `||f|| < atol + rtol ||y||`.
+
+    Gradients with respect to the system's parameters and `args` flow through the fixed
+    point by implicit differentiation (implicit function theorem on `f(y*, theta) = 0`;
+    recurrent backprop, Almeida 1987 / Pineda 1987), so they cost one linear solve and no
+    stored trajectory. The steady-state test bounds |dy/dt|, not the distance to the fixed
+    point: slow modes can be declared settled early, so the tolerance bounds the error of
+    equilibrium-based gradients; use float64 and tight tolerances for theory checks.
+
+    **Arguments:**
+    - `system`, `y0`, `args`: the system, the starting state, the drive (time-independent).
+    - `solver`: default Tsit5 with a PID controller. With `dt`, steps are fixed (default
+      solver Euler, the literature's setting) and the steady-state test still applies.
+    - `rtol`, `atol`: the steady-state tolerances (and the controller's).
+    - `max_time`, `max_steps`: give up after this much model time / this many steps.
+    - `throw`: raise an error naming time reached and residual if no steady state was
+      found. `throw=False` never raises; inspect `Equilibrium.settled` (use inside `jit` /
+      `vmap` where one element must not abort the batch).
+
+    **Returns:** an `Equilibrium`.
+    """
+    check_system(system)
+    fixed = dt is not None
+    solver = resolve_solver(solver, adaptive=not fixed)
+    if check:
+        system.check_state(y0, args)
+        y0 = check_finite(y0, "y0")
+        args = check_finite(args, "args")
+    if fixed:
+        controller = diffrax.ConstantStepSize()
+    else:
+        controller = diffrax.PIDController(rtol=rtol, atol=atol)
+    event = diffrax.Event(diffrax.steady_state_event(rtol=rtol, atol=atol, norm=tree_norm))
+    sol = diffrax.diffeqsolve(
+        diffrax.ODETerm(drift),
+        solver,
+        0.0,
+        max_time,
+        dt,
+        y0,
+        args=(system, args),
+        saveat=diffrax.SaveAt(t1=True),
+        stepsize_controller=controller,
+        event=event,
+        adjoint=diffrax.ImplicitAdjoint(),
+        max_steps=max_steps,
+        throw=False,
+    )
+    y = jax.tree.map(lambda x: x[0], sol.ys)
+    t = sol.ts[0]
+    residual = tree_norm(system.vector_field(t, jax.lax.stop_gradient(y), args))
+    settled = sol.event_mask if sol.event_mask is not None else jnp.array(False)
+    settled = jnp.asarray(settled) & (sol.result == diffrax.RESULTS.event_occurred)
+    if throw:
+        out_of_steps = sol.result == diffrax.RESULTS.max_steps_reached
+        y = raise_if(
+            y,
+            out_of_steps,
+            f"equilibrate: no steady state within max_steps={max_steps} solver steps "
+            "(reached t={t}, residual |dy/dt| = {residual}); increase max_steps or loosen "
+            "rtol/atol (a stiff system may need an implicit solver such as diffrax.Kvaerno5).",
+            t=t,
+            residual=residual,
+        )
+        y = raise_if(
+            y,
+            ~settled & ~out_of_steps,
+            f"equilibrate: no steady state by max_time={max_time} (residual |dy/dt| = "
+            f"{{residual}} > atol={atol} + rtol={rtol}*|y|); increase max_time, loosen "
+            "rtol/atol, or check that the system has a stable fixed point (a diverging "
+            "system has none).",
+            residual=residual,
+        )
+    return Equilibrium(
+        y=y, t=t, num_steps=sol.stats["num_steps"], residual=residual, settled=settled
+    )

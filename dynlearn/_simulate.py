@@ -1,0 +1,256 @@
+"""`simulate`: integrate a system over [t0, t1] with diffrax, saving only what is asked."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, ArrayLike, PRNGKeyArray, PyTree
+
+from ._dynamics import AbstractDynamics
+from ._solvers import (
+    DiagonalNoise,
+    check_finite,
+    check_system,
+    drift,
+    noise_shape,
+    raise_if,
+    resolve_solver,
+)
+from ._stimulus import jump_times
+
+__all__ = ["Trajectory", "simulate", "select"]
+
+
+class Trajectory(eqx.Module):
+    """What `simulate` returns.
+
+    - `ts`: saved times `(T,)` (None if no times were asked for).
+    - `ys`: saved (selected) state, each leaf with a leading time axis (None if none).
+    - `y1`: the full state at `t1` (None with `save_end=False`).
+    - `num_steps`: solver steps taken.
+    - `solver`, `dt`: how it was integrated (recorded in Datasets made from it).
+
+    Under `jax.vmap` every field gains a leading batch axis (`ts` becomes `(batch, T)`).
+    """
+
+    ts: Array | None
+    ys: PyTree | None
+    y1: PyTree | None
+    num_steps: Array
+    solver: str = eqx.field(static=True, default="")
+    dt: float | None = eqx.field(static=True, default=None)
+
+
+def select(y: PyTree, variables: Sequence[str] | Callable | None) -> PyTree:
+    """The part of a state to save.
+
+    `variables` is None (everything), a callable `y -> subset`, or names of top-level
+    entries (`"hidden"`) or nested ones (`"hidden/u"`) of a dict state.
+    """
+    if variables is None:
+        return y
+    if callable(variables):
+        return variables(y)
+    if isinstance(variables, str):
+        variables = [variables]
+    out: dict = {}
+    for name in variables:
+        node, dest = y, out
+        keys = name.split("/")
+        for i, key in enumerate(keys):
+            if not isinstance(node, dict) or key not in node:
+                known = sorted(node) if isinstance(node, dict) else []
+                raise ValueError(
+                    f"variables: unknown state variable {name!r} (no {key!r}; known at this "
+                    f"level: {known})."
+                )
+            node = node[key]
+            if i < len(keys) - 1:
+                dest = dest.setdefault(key, {})
+        dest[keys[-1]] = node
+    return out
+
+
+def simulate(
+    system: AbstractDynamics,
+    y0: PyTree,
+    t0: float,
+    t1: float,
+    *,
+    args: Any = None,
+    dt: float | None = None,
+    solver: diffrax.AbstractSolver | str | None = None,
+    rtol: float | None = None,
+    atol: float | None = None,
+    ts: ArrayLike | None = None,
+    save_end: bool = True,
+    variables: Sequence[str] | Callable | None = None,
+    key: PRNGKeyArray | None = None,
+    max_steps: int | None = None,
+    differentiable_noise: bool = False,
+    adjoint: diffrax.AbstractAdjoint | None = None,
+    check: bool = True,
+) -> Trajectory:
+    """Integrate `dy/dt = f(t, y, args)` (+ `g dW`) from `t0` to `t1`.
+
+    Fixed-step (default: Euler with step `dt`) or adaptive (`rtol`/`atol` given; default
+    Tsit5, discontinuities of stimuli in `args` declared to the controller). Noisy systems
+    (a `diffusion`) are SDEs driven by a Brownian path made from `key`: by default a fast
+    path that draws fresh increments per step (fixed steps, no gradient through the noise);
+    `differentiable_noise=True` (and any adaptive solve) uses a `VirtualBrownianTree`.
+
+    Memory is flat in the number of steps: only the end (`save_end`) and the times `ts` are
+    stored, and of those only `variables` (see `select`). Runs under `jax.jit`/`jax.vmap`.
+
+    **Arguments:**
+    - `system`, `y0`, `t0`, `t1`, `args`: the system, initial state, time span, drive.
+    - `dt`: fixed step size (also the initial step of an adaptive solve).
+    - `solver`: a diffrax solver (or a name from `dynlearn.SOLVERS`).
+    - `rtol`, `atol`: tolerances; giving either makes the solve adaptive.
+    - `ts`: times to save the (selected) state at; `save_end`: keep the full final state.
+    - `key`: PRNG key for the noise (required for SDEs).
+    - `max_steps`: defaults to the exact count for fixed steps, 100_000 for adaptive.
+    - `check`: validate state shapes and finiteness of `y0` and `args`.
+
+    **Returns:** a `Trajectory`.
+    """
+    check_system(system)
+    adaptive = rtol is not None or atol is not None
+    solver = resolve_solver(solver, adaptive=adaptive)
+    _check_times(t0, t1, dt, adaptive)
+    if check:
+        system.check_state(y0, args)
+        y0 = check_finite(y0, "y0")
+        args = check_finite(args, "args")
+
+    if adaptive:
+        controller = diffrax.PIDController(
+            rtol=1e-3 if rtol is None else rtol, atol=1e-6 if atol is None else atol
+        )
+        jumps = jump_times(args)
+        if jumps is not None and jumps.size:
+            controller = diffrax.ClipStepSizeController(controller, jump_ts=jumps)
+        max_steps = 100_000 if max_steps is None else max_steps
+    else:
+        controller = diffrax.ConstantStepSize()
+        if max_steps is None:
+            max_steps = _fixed_step_count(t0, t1, dt)
+
+    terms: diffrax.AbstractTerm = diffrax.ODETerm(drift)
+    shape = noise_shape(system, t0, y0, args)
+    if shape is not None:
+        if key is None:
+            raise ValueError(
+                f"key: {type(system).__name__} is noisy (it defines a diffusion); pass "
+                "key=jax.random.key(seed) to draw its Brownian path."
+            )
+        if adaptive or differentiable_noise:
+            tol = (dt or (t1 - t0) / 1000) / 8
+            brownian = diffrax.VirtualBrownianTree(t0, t1, tol=tol, shape=shape, key=key)
+        else:
+            brownian = diffrax.UnsafeBrownianPath(shape=shape, key=key)
+        terms = diffrax.MultiTerm(terms, DiagonalNoise(brownian))
+        if adjoint is None and not (adaptive or differentiable_noise):
+            adjoint = diffrax.DirectAdjoint()
+    if adjoint is None:
+        adjoint = diffrax.RecursiveCheckpointAdjoint()
+
+    subs = [diffrax.SubSaveAt(t1=True, fn=_end_fn if save_end else _nothing_fn)]
+    if ts is not None:
+        ts = jnp.asarray(ts)
+        subs.append(diffrax.SubSaveAt(ts=ts, fn=lambda t, y, a: select(y, variables)))
+    elif variables is not None:
+        raise ValueError("variables: selecting variables needs save times; pass ts=... too.")
+
+    sol = diffrax.diffeqsolve(
+        terms,
+        solver,
+        t0,
+        t1,
+        dt,
+        y0,
+        args=(system, args),
+        saveat=diffrax.SaveAt(subs=subs),
+        stepsize_controller=controller,
+        adjoint=adjoint,
+        max_steps=max_steps,
+        throw=False,
+    )
+    y_end = jax.tree.map(lambda x: x[0], sol.ys[0])
+    ys = sol.ys[1] if ts is not None else None
+    if save_end:
+        y_end = _raise_on_failure(sol, y_end, y_end, max_steps, t1)
+    elif ys is not None:
+        ys = _raise_on_failure(sol, ys, ys, max_steps, t1)
+    return Trajectory(
+        ts=sol.ts[1] if ts is not None else None,
+        ys=ys,
+        y1=y_end if save_end else None,
+        num_steps=sol.stats["num_steps"],
+        solver=type(solver).__name__,
+        dt=dt if isinstance(dt, (int, float)) else None,
+    )
+
+
+def _end_fn(t, y, args):
+    return y
+
+
+def _nothing_fn(t, y, args):
+    return jnp.zeros(())
+
+
+def _check_times(t0, t1, dt, adaptive: bool) -> None:
+    concrete = all(isinstance(x, (int, float)) for x in (t0, t1))
+    if concrete and not t1 > t0:
+        raise ValueError(f"t1 must be greater than t0; got t0={t0}, t1={t1}.")
+    if dt is None and not adaptive:
+        raise ValueError(
+            "dt: a fixed-step solve needs a step size dt (or pass rtol/atol for an adaptive "
+            "solve)."
+        )
+    if isinstance(dt, (int, float)) and not dt > 0:
+        raise ValueError(f"dt must be > 0; got {dt}.")
+
+
+def _fixed_step_count(t0, t1, dt) -> int:
+    if not all(isinstance(x, (int, float)) for x in (t0, t1, dt)):
+        raise ValueError(
+            "max_steps: t0, t1 or dt is traced, so the number of steps is unknown at "
+            "compile time; pass max_steps=... explicitly."
+        )
+    return math.ceil((t1 - t0) / dt * (1 + 1e-9)) + 1
+
+
+def _raise_on_failure(sol, out, checked, max_steps, t1):
+    """Turn diffrax's result codes and a non-finite state into errors that teach the fix."""
+    out = raise_if(
+        out,
+        sol.result == diffrax.RESULTS.max_steps_reached,
+        f"simulate: the solver ran out of steps (max_steps={max_steps}) before t1={t1}; "
+        "increase max_steps, increase dt, or loosen rtol/atol.",
+    )
+    out = raise_if(
+        out,
+        (sol.result != diffrax.RESULTS.successful)
+        & (sol.result != diffrax.RESULTS.max_steps_reached),
+        "simulate: the solver failed (step size collapsed or non-finite values): the system "
+        "probably diverged; reduce dt, tighten rtol/atol, or check the parameters.",
+    )
+    leaves = [x for x in jax.tree.leaves(checked) if jnp.issubdtype(x.dtype, jnp.inexact)]
+    if leaves:
+        finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
+        out = raise_if(
+            out,
+            ~finite,
+            "simulate: the state became NaN or inf, the system diverged: reduce dt (it must "
+            "be well below the fastest time constant) or check the parameters for "
+            "instability.",
+        )
+    return out

@@ -1,0 +1,72 @@
+"""Analysis helpers on arrays and pytrees: similarity of updates, errors, settling."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike, PyTree
+
+__all__ = ["cosine_similarity", "angle_deg", "relative_error", "settling_time", "flatten"]
+
+
+def flatten(tree: PyTree) -> Array:
+    """All leaves of a pytree as one vector (the order of `jax.tree.leaves`)."""
+    leaves = [jnp.ravel(jnp.asarray(x)) for x in jax.tree.leaves(tree)]
+    if not leaves:
+        raise ValueError("tree: it has no array leaves.")
+    return jnp.concatenate(leaves)
+
+
+def _pair(a: PyTree, b: PyTree) -> tuple[Array, Array]:
+    if jax.tree.structure(a) != jax.tree.structure(b):
+        raise ValueError(
+            f"a and b must have the same structure; got {jax.tree.structure(a)} and "
+            f"{jax.tree.structure(b)}."
+        )
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        if jnp.shape(x) != jnp.shape(y):
+            raise ValueError(f"a and b leaves differ in shape: {jnp.shape(x)} vs {jnp.shape(y)}.")
+    return flatten(a), flatten(b)
+
+
+def cosine_similarity(a: PyTree, b: PyTree) -> Array:
+    """`<a, b> / (|a| |b|)` over all elements of two pytrees of equal structure."""
+    x, y = _pair(a, b)
+    return jnp.dot(x, y) / (jnp.linalg.norm(x) * jnp.linalg.norm(y))
+
+
+def angle_deg(a: PyTree, b: PyTree) -> Array:
+    """The angle between two pytrees seen as vectors, in degrees (0 = aligned, 90 = orthogonal).
+
+    Used for alignment of feedback with transposed forward weights (Lillicrap et al. 2016).
+    """
+    return jnp.degrees(jnp.arccos(jnp.clip(cosine_similarity(a, b), -1.0, 1.0)))
+
+
+def relative_error(estimate: PyTree, reference: PyTree) -> Array:
+    """`|estimate - reference| / |reference|` (Euclidean norms over all elements)."""
+    x, y = _pair(estimate, reference)
+    return jnp.linalg.norm(x - y) / jnp.linalg.norm(y)
+
+
+def settling_time(
+    ts: ArrayLike, ys: PyTree, *, rtol: float = 1e-2, atol: float = 0.0, final: PyTree = None
+) -> float:
+    """First time after which the trajectory stays within tolerance of its final value.
+
+    `|y(t) - y_final| <= atol + rtol |y_final|` for all later saved times (norms over all
+    elements of the state at one time). `ys` leaves have a leading time axis; `final`
+    defaults to the last saved state. Returns `inf` if even the last point is out of band
+    (possible only with an explicit `final`).
+    """
+    ts = np.asarray(ts)
+    leaves = [np.asarray(x).reshape(len(ts), -1) for x in jax.tree.leaves(ys)]
+    traj = np.concatenate(leaves, axis=1)
+    end = traj[-1] if final is None else np.asarray(flatten(final))
+    dist = np.linalg.norm(traj - end, axis=1)
+    inside = dist <= atol + rtol * np.linalg.norm(end)
+    if not inside[-1]:
+        return float("inf")
+    outside = np.nonzero(~inside)[0]
+    return float(ts[0] if outside.size == 0 else ts[outside[-1] + 1])

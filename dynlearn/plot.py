@@ -1,0 +1,46 @@
+"""Figures written as PNG into a run folder (matplotlib, headless)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import xarray as xr  # noqa: E402
+
+__all__ = ["trajectory"]
+
+
+def trajectory(
+    ds: xr.Dataset, variables: Sequence[str], path: str | Path, *, max_units: int = 8
+) -> Path:
+    """Chosen variables of a trajectory Dataset over time, one panel each.
+
+    Per-unit variables show their first `max_units` units; batched runs show sample 0.
+    """
+    missing = [v for v in variables if v not in ds]
+    if missing:
+        raise ValueError(f"variables: {missing} not in the Dataset; it has {sorted(ds.data_vars)}.")
+    fig, axes = plt.subplots(len(variables), 1, figsize=(6, 2.2 * len(variables)), sharex=True,
+                             squeeze=False)
+    for ax, name in zip(axes[:, 0], variables):
+        da = ds[name]
+        if "sample" in da.dims:
+            da = da.isel(sample=0)
+        unit_dims = [d for d in da.dims if d != "time"]
+        if unit_dims:
+            da = da.stack(unit=unit_dims).isel(unit=slice(0, max_units))
+            ax.plot(da.time, da.values, lw=1)
+        else:
+            ax.plot(da.time, da.values, lw=1.5)
+        ax.set_ylabel(name)
+    axes[-1, 0].set_xlabel(f"time ({ds.time.attrs.get('units', '')})")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -1,0 +1,37 @@
+"""What the CLI can run, found through entry points (so the engine imports no circuits).
+
+Packages declare, in their `pyproject.toml`:
+
+    [project.entry-points."dynlearn.demos"]
+    hopfield = "circuits.hopfield:demo"
+
+Groups: `dynlearn.demos` (`demo(run_dir, quick) -> list[dict]` rows for the demo table),
+`dynlearn.benchmarks` (`main(argv) -> int`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib import metadata
+
+__all__ = ["entries", "load"]
+
+GROUPS = ("demos", "benchmarks", "experiments", "checks")
+
+
+def entries(group: str) -> dict[str, metadata.EntryPoint]:
+    """Registered entry points of `dynlearn.<group>`, by name."""
+    if group not in GROUPS:
+        raise ValueError(f"group: unknown registry group {group!r}; known: {list(GROUPS)}.")
+    return {ep.name: ep for ep in metadata.entry_points(group=f"dynlearn.{group}")}
+
+
+def load(group: str, name: str) -> Callable:
+    """The callable registered as `name` in `dynlearn.<group>`."""
+    found = entries(group)
+    if name not in found:
+        raise ValueError(
+            f"unknown {group[:-1]} {name!r}; registered: {sorted(found) or 'none'} "
+            "(is dynlearn installed with `pip install .`?)."
+        )
+    return found[name].load()
