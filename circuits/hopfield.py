@@ -88,8 +88,9 @@ def demo(run_dir: Path, quick: bool = False) -> list[dict]:
     start = time.perf_counter()
     eq = dynlearn.equilibrate(net, y0, inputs, rtol=1e-6, atol=1e-6)
     seconds = time.perf_counter() - start
-    traj = dynlearn.simulate(net, y0, 0.0, float(eq.t), args=inputs, dt=0.01,
-                             ts=jnp.linspace(0.0, float(eq.t), 200))
+    traj = dynlearn.simulate(
+        net, y0, 0.0, float(eq.t), args=inputs, dt=0.01, ts=jnp.linspace(0.0, float(eq.t), 200)
+    )
     energy = jax.vmap(lambda y: net.energy(y, inputs))(traj.ys)
     ds = dynlearn.to_dataset(traj, system=net, time_unit="tau", seed=0)
     ds["energy"] = ("time", np.asarray(energy))
@@ -97,8 +98,11 @@ def demo(run_dir: Path, quick: bool = False) -> list[dict]:
     dynlearn.plot.trajectory(ds, ["energy", "neurons_u"], run_dir / "hopfield.png")
     decreasing = bool(np.all(np.diff(np.asarray(energy)) <= 1e-6))
     return [
-        {"demo": "hopfield", "what": f"settled {n} neurons (Tsit5, steady-state stop)",
-         "result": f"t*={float(eq.t):.1f} tau, {int(eq.num_steps)} steps, "
-                   f"|du/dt|={float(eq.residual):.1e}, energy non-increasing: {decreasing}",
-         "seconds": seconds},
+        {
+            "demo": "hopfield",
+            "what": f"settled {n} neurons (Tsit5, steady-state stop)",
+            "result": f"t*={float(eq.t):.1f} tau, {int(eq.num_steps)} steps, "
+            f"|du/dt|={float(eq.residual):.1e}, energy non-increasing: {decreasing}",
+            "seconds": seconds,
+        },
     ]

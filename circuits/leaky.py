@@ -46,18 +46,18 @@ class LeakyNetwork(dynlearn.AbstractDynamics):
         weights = [jnp.asarray(w) for w in weights]
         if not weights:
             raise ValueError("weights: need at least one layer.")
-        for l, (w_prev, w) in enumerate(zip(weights, weights[1:]), start=2):
+        for i, (w_prev, w) in enumerate(zip(weights, weights[1:]), start=1):
             if w.ndim != 2 or w.shape[1] != w_prev.shape[0]:
                 raise ValueError(
-                    f"weights[{l - 1}] must have shape (n_{l}, {w_prev.shape[0]}) to follow "
-                    f"layer {l - 1}; got {w.shape}."
+                    f"weights[{i}] must have shape (n_{i + 1}, {w_prev.shape[0]}) to follow "
+                    f"layer {i}; got {w.shape}."
                 )
         if biases is None:
             biases = [jnp.zeros(w.shape[0], w.dtype) for w in weights]
         biases = [jnp.asarray(b) for b in biases]
-        for l, (w, b) in enumerate(zip(weights, biases, strict=True), start=1):
+        for i, (w, b) in enumerate(zip(weights, biases, strict=True)):
             if b.shape != (w.shape[0],):
-                raise ValueError(f"biases[{l - 1}] must have shape ({w.shape[0]},); got {b.shape}.")
+                raise ValueError(f"biases[{i}] must have shape ({w.shape[0]},); got {b.shape}.")
         if not tau > 0:
             raise ValueError(f"tau must be > 0; got {tau}.")
         self.weights = weights
@@ -115,8 +115,11 @@ def demo(run_dir: Path, quick: bool = False) -> list[dict]:
     dynlearn.plot.trajectory(ds, ["hidden1_u", "output_u"], run_dir / "leaky.png")
     steps = int(traj.num_steps)
     return [
-        {"demo": "leaky", "what": f"{n_samples} digits streamed through 64-32-10 (Euler)",
-         "result": f"{steps} steps, output range [{float(np.min(ds.output_u)):.2f}, "
-                   f"{float(np.max(ds.output_u)):.2f}]",
-         "seconds": seconds},
+        {
+            "demo": "leaky",
+            "what": f"{n_samples} digits streamed through 64-32-10 (Euler)",
+            "result": f"{steps} steps, output range [{float(np.min(ds.output_u)):.2f}, "
+            f"{float(np.max(ds.output_u)):.2f}]",
+            "seconds": seconds,
+        },
     ]

@@ -28,9 +28,11 @@ class AbstractDynamics(eqx.Module):
       `dy = f dt + g * dW` with one independent Wiener process per state element (additive
       noise when `g` does not depend on `y`). The default `None` means an ODE.
     - `energy(y, args)`: a scalar energy for gradient systems (see `AbstractEnergyDynamics`).
-    - `check_state(y)`: raise a `ValueError` naming the layer when `y` does not fit the
-      parameters. The default checks that `vector_field` maps `y` to a pytree of the same
-      structure and shapes.
+    - `init_state()`: a resting state. When defined, `check_state` requires every state to
+      have its structure and shapes.
+    - `check_state(y)`: raise a `ValueError` naming the variable when `y` does not fit the
+      parameters. The default compares `y` with `init_state()` (if defined) and checks that
+      `vector_field` maps `y` to a pytree of the same structure and shapes.
     """
 
     @abc.abstractmethod
@@ -47,6 +49,8 @@ class AbstractDynamics(eqx.Module):
 
     def check_state(self, y: PyTree, args: Any = None) -> None:
         """Raise a `ValueError` if `y` does not fit this system's parameters."""
+        if hasattr(self, "init_state"):
+            _check_like(self, y, eqx.filter_eval_shape(self.init_state), "init_state()")
         _check_vector_field_shapes(self, y, args)
 
 
@@ -108,7 +112,16 @@ def _broadcast_map(fn, tree, prefix):
 
 
 def _path_name(path) -> str:
-    return "/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path) or "y"
+    """`("hidden1", "u")` key path -> `"hidden1/u"` (dict keys, attributes, indices)."""
+    parts = []
+    for k in path:
+        for attr in ("key", "name", "idx"):
+            if hasattr(k, attr):
+                parts.append(str(getattr(k, attr)))
+                break
+        else:
+            parts.append(str(k))
+    return "/".join(parts) or "y"
 
 
 def _check_vector_field_shapes(system: AbstractDynamics, y: PyTree, args: Any) -> None:
@@ -121,18 +134,24 @@ def _check_vector_field_shapes(system: AbstractDynamics, y: PyTree, args: Any) -
             f"y0 does not fit {name}: evaluating its vector field failed with\n  {err}\n"
             f"Expected a state like {name}.init_state() (shapes {_shapes(system, args)})."
         ) from err
-    y_shapes = jax.tree_util.tree_flatten_with_path(y)[0]
-    out_shapes = jax.tree_util.tree_flatten_with_path(out)[0]
-    if jax.tree.structure(out) != jax.tree.structure(y):
+    _check_like(system, y, out, "its vector field")
+
+
+def _check_like(system, y, expected, source: str) -> None:
+    """`y` must have the structure and leaf shapes of `expected`."""
+    name = type(system).__name__
+    if jax.tree.structure(expected) != jax.tree.structure(y):
         raise ValueError(
-            f"y0 does not fit {name}: its vector field returns the structure "
-            f"{jax.tree.structure(out)} but y0 has {jax.tree.structure(y)}."
+            f"y0 does not fit {name}: {source} has the structure "
+            f"{jax.tree.structure(expected)} but y0 has {jax.tree.structure(y)}."
         )
-    for (path, leaf), (_, dleaf) in zip(y_shapes, out_shapes, strict=True):
-        if jnp.shape(leaf) != dleaf.shape:
+    leaves = jax.tree_util.tree_flatten_with_path(y)[0]
+    for (path, leaf), ref in zip(leaves, jax.tree.leaves(expected), strict=True):
+        if jnp.shape(leaf) != ref.shape:
             raise ValueError(
                 f"y0 does not fit {name}: state variable '{_path_name(path)}' has shape "
-                f"{jnp.shape(leaf)}, but the parameters imply {dleaf.shape}."
+                f"{jnp.shape(leaf)}, but the parameters imply {ref.shape} (from {source}); "
+                "batch with jax.vmap rather than a leading axis."
             )
 
 

@@ -164,7 +164,7 @@ def simulate(
     subs = [diffrax.SubSaveAt(t1=True, fn=_end_fn if save_end else _nothing_fn)]
     if ts is not None:
         ts = jnp.asarray(ts)
-        subs.append(diffrax.SubSaveAt(ts=ts, fn=lambda t, y, a: select(y, variables)))
+        subs.append(diffrax.SubSaveAt(ts=ts, fn=_Selector(variables)))
     elif variables is not None:
         raise ValueError("variables: selecting variables needs save times; pass ts=... too.")
 
@@ -198,6 +198,21 @@ def simulate(
     )
 
 
+class _Selector(eqx.Module):
+    """`select` as a save function that compares equal across calls (no recompilation)."""
+
+    variables: tuple | Callable | None = eqx.field(static=True)
+
+    def __init__(self, variables):
+        is_names = variables is not None and not callable(variables)
+        if isinstance(variables, str):
+            variables = (variables,)
+        self.variables = tuple(variables) if is_names else variables
+
+    def __call__(self, t, y, args):
+        return select(y, self.variables)
+
+
 def _end_fn(t, y, args):
     return y
 
@@ -212,8 +227,7 @@ def _check_times(t0, t1, dt, adaptive: bool) -> None:
         raise ValueError(f"t1 must be greater than t0; got t0={t0}, t1={t1}.")
     if dt is None and not adaptive:
         raise ValueError(
-            "dt: a fixed-step solve needs a step size dt (or pass rtol/atol for an adaptive "
-            "solve)."
+            "dt: a fixed-step solve needs a step size dt (or pass rtol/atol for an adaptive solve)."
         )
     if isinstance(dt, (int, float)) and not dt > 0:
         raise ValueError(f"dt must be > 0; got {dt}.")

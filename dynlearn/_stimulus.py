@@ -136,12 +136,13 @@ class StimulusStream(AbstractStimulus):
         if self.tau_filter is None:
             return None
         decay = jnp.exp(-self.t_pres / self.tau_filter).astype(values.dtype)
-
-        def step(f, x):
-            return x + (f - x) * decay, f
-
-        _, onsets = jax.lax.scan(step, jnp.zeros_like(values[0]), values)
+        _, onsets = jax.lax.scan(_filter_step, (jnp.zeros_like(values[0]), decay), values)
         return onsets
+
+
+def _filter_step(carry, x):
+    f, decay = carry
+    return (x + (f - x) * decay, decay), f
 
 
 def as_stimulus(x) -> AbstractStimulus:

@@ -13,8 +13,11 @@ from rich.table import Table
 
 from . import registry
 
-app = typer.Typer(help="dynlearn: networks as dynamical systems, learning without backprop.",
-                  no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="dynlearn: networks as dynamical systems, learning without backprop.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 console = Console()
 
 
@@ -46,13 +49,16 @@ def demo(
         for row in rows:
             table.add_row(row["demo"], row["what"], row["result"], f"{row['seconds']:.2f}")
     console.print(table)
-    console.print(f"total {time.perf_counter() - start:.1f} s; Datasets and figures in "
-                  f"[bold]{run_dir}[/bold]")
+    console.print(
+        f"total {time.perf_counter() - start:.1f} s; Datasets and figures in [bold]{run_dir}[/bold]"
+    )
 
 
 @app.command()
-def bench(name: str = typer.Argument(..., help="Registered benchmark, e.g. 'engine'."),
-          quick: bool = typer.Option(False, help="Fewer steps, for a smoke test.")) -> None:
+def bench(
+    name: str = typer.Argument(..., help="Registered benchmark, e.g. 'engine'."),
+    quick: bool = typer.Option(False, help="Fewer steps, for a smoke test."),
+) -> None:
     """Run a registered benchmark (prints ratios measured in one run)."""
     try:
         main = registry.load("benchmarks", name)

@@ -24,8 +24,9 @@ def trajectory(
     missing = [v for v in variables if v not in ds]
     if missing:
         raise ValueError(f"variables: {missing} not in the Dataset; it has {sorted(ds.data_vars)}.")
-    fig, axes = plt.subplots(len(variables), 1, figsize=(6, 2.2 * len(variables)), sharex=True,
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(variables), 1, figsize=(6, 2.2 * len(variables)), sharex=True, squeeze=False
+    )
     for ax, name in zip(axes[:, 0], variables):
         da = ds[name]
         if "sample" in da.dims:

@@ -44,8 +44,7 @@ def dynlearn_run(n_steps: int):
     def run(net, y0, xs):
         def one(y, x):
             stream = dynlearn.StimulusStream(x, t_pres=T_PRES)
-            return dynlearn.simulate(net, y, 0.0, n_steps * DT, args=stream, dt=DT,
-                                     check=False).y1
+            return dynlearn.simulate(net, y, 0.0, n_steps * DT, args=stream, dt=DT, check=False).y1
 
         return jax.vmap(one)(y0, xs)
 
@@ -65,8 +64,9 @@ def scan_run(n_steps: int):
                 rate = jnp.tanh(u)
             return new, None
 
-        us, _ = jax.lax.scan(step, [y0[name]["u"] for name in ("hidden1", "output")],
-                             jnp.arange(n_steps))
+        us, _ = jax.lax.scan(
+            step, [y0[name]["u"] for name in ("hidden1", "output")], jnp.arange(n_steps)
+        )
         return us
 
     return run

@@ -1,0 +1,67 @@
+"""Trajectories as xarray Datasets; netCDF round trip."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import xarray as xr
+
+import dynlearn
+from circuits import LeakyNetwork
+
+
+def trajectory(batch=None):
+    net = LeakyNetwork.random([4, 3, 2], jax.random.key(0))
+    ts = jnp.linspace(0.0, 1.0, 6)
+
+    def run(x):
+        return dynlearn.simulate(net, net.init_state(), 0.0, 1.0, args=x, dt=0.1, ts=ts)
+
+    if batch is None:
+        return net, run(jnp.ones(4))
+    return net, jax.vmap(run)(jnp.ones((batch, 4)))
+
+
+def test_dims_coords_attrs():
+    net, traj = trajectory()
+    ds = dynlearn.to_dataset(traj, system=net, time_unit="ms", seed=3)
+    assert set(ds.data_vars) == {"hidden1_u", "output_u"}
+    assert ds.hidden1_u.dims == ("time", "unit_hidden1")
+    assert ds.output_u.dims == ("time", "unit_output")
+    assert ds.sizes == {"time": 6, "unit_hidden1": 3, "unit_output": 2}
+    assert ds.time.attrs["units"] == "ms"
+    np.testing.assert_allclose(ds.time, np.linspace(0, 1, 6), rtol=1e-6)
+    config = json.loads(ds.attrs["config"])
+    assert config["class"] == "LeakyNetwork" and config["tau"] == net.tau
+    assert ds.attrs["solver"] == "Euler" and ds.attrs["dt"] == 0.1 and ds.attrs["seed"] == 3
+    assert "diffrax" in json.loads(ds.attrs["versions"])
+    np.testing.assert_array_equal(ds.output_u.values, np.asarray(traj.ys["output"]["u"]))
+
+
+def test_batched_trajectory_has_sample_dim():
+    _, traj = trajectory(batch=5)
+    ds = dynlearn.to_dataset(traj)
+    assert ds.output_u.dims == ("time", "sample", "unit_output")
+    assert ds.sizes["sample"] == 5
+    np.testing.assert_array_equal(ds.output_u.isel(sample=2), np.asarray(traj.ys["output"]["u"][2]))
+
+
+def test_netcdf_round_trip_is_exact(tmp_path):
+    net, traj = trajectory(batch=2)
+    ds = dynlearn.to_dataset(traj, system=net, attrs={"note": "x", "extra": {"a": 1}})
+    path = dynlearn.save_netcdf(ds, tmp_path / "sub" / "traj.nc")
+    back = dynlearn.load_netcdf(path)
+    xr.testing.assert_identical(back, ds)
+    assert back.output_u.dtype == ds.output_u.dtype
+    assert not list(tmp_path.glob("sub/.*tmp"))  # no temporary left behind
+
+
+def test_dataset_needs_saved_times():
+    net = LeakyNetwork.random([4, 2], jax.random.key(0))
+    traj = dynlearn.simulate(net, net.init_state(), 0.0, 1.0, args=jnp.ones(4), dt=0.1)
+    with pytest.raises(ValueError, match="ts="):
+        dynlearn.to_dataset(traj)
+    with pytest.raises(FileNotFoundError, match="no netCDF file"):
+        dynlearn.load_netcdf("/nonexistent/x.nc")

@@ -1,0 +1,103 @@
+"""Bad input: every error names the argument and what was expected."""
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+import dynlearn
+from circuits import HopfieldNetwork, LeakyNetwork
+
+
+@pytest.fixture
+def net():
+    return LeakyNetwork.random([4, 3, 2], jax.random.key(0))
+
+
+def test_state_shape_mismatch(net):
+    y0 = net.init_state()
+    y0["hidden1"]["u"] = jnp.zeros(5)
+    with pytest.raises(ValueError, match="y0 does not fit LeakyNetwork"):
+        dynlearn.simulate(net, y0, 0.0, 1.0, args=jnp.ones(4), dt=0.1)
+    y0 = net.init_state()
+    y0["output"]["u"] = jnp.zeros((2, 2))
+    with pytest.raises(ValueError, match=r"'output/u' has shape \(2, 2\).*\(2,\)"):
+        dynlearn.simulate(net, y0, 0.0, 1.0, args=jnp.ones(4), dt=0.1)
+    with pytest.raises(ValueError, match="y0 does not fit"):
+        dynlearn.simulate(net, net.init_state(), 0.0, 1.0, args=jnp.ones(7), dt=0.1)
+    hop = HopfieldNetwork.random(4, jax.random.key(0))
+    with pytest.raises(ValueError, match="y0 does not fit HopfieldNetwork"):
+        dynlearn.equilibrate(hop, {"neurons": {"u": jnp.zeros(3)}})
+
+
+def test_non_finite_inputs(net):
+    y0 = net.init_state()
+    y0["hidden1"]["u"] = y0["hidden1"]["u"].at[0].set(jnp.nan)
+    with pytest.raises(ValueError, match="y0 contains NaN or inf in 'hidden1/u'"):
+        dynlearn.simulate(net, y0, 0.0, 1.0, args=jnp.ones(4), dt=0.1)
+    with pytest.raises(ValueError, match="args contains NaN or inf"):
+        dynlearn.simulate(
+            net, net.init_state(), 0.0, 1.0, args=jnp.array([1, jnp.inf, 0, 0]), dt=0.1
+        )
+    stream = dynlearn.StimulusStream(jnp.full((2, 4), jnp.nan), t_pres=1.0)
+    with pytest.raises(ValueError, match="args contains NaN or inf in 'samples'"):
+        dynlearn.simulate(net, net.init_state(), 0.0, 1.0, args=stream, dt=0.1)
+    hop = HopfieldNetwork.random(4, jax.random.key(0))
+    with pytest.raises(ValueError, match="y0 contains NaN"):
+        dynlearn.equilibrate(hop, {"neurons": {"u": jnp.full(4, jnp.inf)}})
+
+
+def test_non_finite_inside_jit_still_raises(net):
+    y0 = net.init_state()
+    run = jax.jit(lambda y: dynlearn.simulate(net, y, 0.0, 1.0, args=jnp.ones(4), dt=0.1).y1)
+    y0["output"]["u"] = jnp.array([jnp.nan, 0.0])
+    with pytest.raises(Exception, match="y0 contains NaN or inf in 'output/u'"):
+        jax.block_until_ready(run(y0))
+
+
+def test_unknown_solver_name(net):
+    with pytest.raises(ValueError, match=r"unknown solver name 'rk99'.*'euler'"):
+        dynlearn.simulate(net, net.init_state(), 0.0, 1.0, args=jnp.ones(4), dt=0.1, solver="rk99")
+    with pytest.raises(ValueError, match="solver: expected a diffrax.AbstractSolver"):
+        dynlearn.simulate(net, net.init_state(), 0.0, 1.0, args=jnp.ones(4), dt=0.1, solver=3)
+
+
+def test_diverging_system():
+    # Exponentially growing modes (weights with eigenvalues far above 1), so the state
+    # overflows to inf and then NaN.
+    net = HopfieldNetwork(50.0 * jnp.ones((4, 4)), activation=lambda u: u)
+    y0 = {"neurons": {"u": jnp.ones(4)}}
+    with pytest.raises(ValueError, match="diverged"):
+        dynlearn.simulate(net, y0, 0.0, 100.0, dt=0.01)
+    with pytest.raises(ValueError, match="no steady state|diverg"):
+        dynlearn.equilibrate(net, y0, max_time=100.0)
+
+
+def test_out_of_steps(net):
+    with pytest.raises(ValueError, match="ran out of steps"):
+        dynlearn.simulate(
+            net, net.init_state(), 0.0, 100.0, args=jnp.ones(4), rtol=1e-8, atol=1e-8, max_steps=5
+        )
+
+
+def test_bad_times_and_arguments(net):
+    with pytest.raises(ValueError, match="t1 must be greater than t0"):
+        dynlearn.simulate(net, net.init_state(), 1.0, 0.0, args=jnp.ones(4), dt=0.1)
+    with pytest.raises(ValueError, match="dt"):
+        dynlearn.simulate(net, net.init_state(), 0.0, 1.0, args=jnp.ones(4))
+    with pytest.raises(ValueError, match="dt must be > 0"):
+        dynlearn.simulate(net, net.init_state(), 0.0, 1.0, args=jnp.ones(4), dt=-0.1)
+    with pytest.raises(ValueError, match="system: expected a dynlearn.AbstractDynamics"):
+        dynlearn.simulate(lambda t, y, a: y, jnp.ones(2), 0.0, 1.0, dt=0.1)
+    with pytest.raises(ValueError, match="unknown state variable 'hidden9'"):
+        dynlearn.simulate(
+            net,
+            net.init_state(),
+            0.0,
+            1.0,
+            args=jnp.ones(4),
+            dt=0.1,
+            ts=jnp.ones(1),
+            variables=["hidden9"],
+        )
+    with pytest.raises(ValueError, match=r"weights\[1\] must have shape"):
+        LeakyNetwork([jnp.ones((3, 4)), jnp.ones((2, 5))])
