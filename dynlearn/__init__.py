@@ -6,6 +6,9 @@ The engine: `AbstractDynamics` (a system), stimuli, `simulate` (integrate over a
 
 from . import analysis as analysis
 from . import plot as plot
+from . import validation as validation
+from ._checkpoint import load_checkpoint as load_checkpoint
+from ._checkpoint import save_checkpoint as save_checkpoint
 from ._dataset import config_of as config_of
 from ._dataset import load_netcdf as load_netcdf
 from ._dataset import save_netcdf as save_netcdf
@@ -16,6 +19,13 @@ from ._dynamics import gradient_flow as gradient_flow
 from ._equilibrate import Equilibrium as Equilibrium
 from ._equilibrate import equilibrate as equilibrate
 from ._equilibrate import tree_norm as tree_norm
+from ._fit import FitResult as FitResult
+from ._fit import evaluate as evaluate
+from ._fit import fit as fit
+from ._learner import AbstractLearner as AbstractLearner
+from ._learner import AbstractMode as AbstractMode
+from ._learner import AlwaysOn as AlwaysOn
+from ._learner import SettleThenUpdate as SettleThenUpdate
 from ._simulate import Trajectory as Trajectory
 from ._simulate import select as select
 from ._simulate import simulate as simulate

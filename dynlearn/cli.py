@@ -1,9 +1,12 @@
-"""The `dynlearn` command (typer + rich)."""
+"""The `dynlearn` command (typer + rich).
+
+Demos, experiments, theory checks and benchmarks register themselves as entry points (see
+`dynlearn.registry`); this module imports none of them.
+"""
 
 from __future__ import annotations
 
 import datetime as _dt
-import sys
 import time
 from pathlib import Path
 
@@ -18,14 +21,37 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+data_app = typer.Typer(help="Datasets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
 console = Console()
+PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
-def _run_dir(root: Path, name: str) -> Path:
+def run_folder(root: Path, name: str) -> Path:
+    """A new folder `root/name-YYYYmmdd-HHMMSS` (suffixed if it exists)."""
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    path = root / f"{name}-{stamp}"
-    path.mkdir(parents=True, exist_ok=True)
+    path, i = root / f"{name}-{stamp}", 1
+    while path.exists():
+        path, i = root / f"{name}-{stamp}-{i}", i + 1
+    path.mkdir(parents=True)
     return path
+
+
+def _load(group: str, name: str):
+    try:
+        return registry.load(group, name)
+    except ValueError as err:
+        console.print(f"[red]{err}")
+        raise typer.Exit(2) from None
+
+
+def _listing(group: str, title: str) -> None:
+    table = Table(title=title)
+    table.add_column("name")
+    table.add_column("module")
+    for name, entry in sorted(registry.entries(group).items()):
+        table.add_row(name, entry.value)
+    console.print(table)
 
 
 @app.command()
@@ -34,11 +60,11 @@ def demo(
     runs: Path = typer.Option(Path("runs"), help="Folder for run folders."),
 ) -> None:
     """Run every registered demo; print one table and where Datasets and figures went."""
-    run_dir = _run_dir(runs, "demo")
     demos = registry.entries("demos")
     if not demos:
         console.print("[red]No demos registered: install the package with `pip install .`.")
         raise typer.Exit(1)
+    run_dir = run_folder(runs, "demo")
     table = Table(title="dynlearn demo")
     for column in ("demo", "what", "result", "seconds"):
         table.add_column(column)
@@ -50,23 +76,72 @@ def demo(
             table.add_row(row["demo"], row["what"], row["result"], f"{row['seconds']:.2f}")
     console.print(table)
     console.print(
-        f"total {time.perf_counter() - start:.1f} s; Datasets and figures in [bold]{run_dir}[/bold]"
+        f"total {time.perf_counter() - start:.1f} s; Datasets and figures in [bold]{run_dir}"
     )
 
 
-@app.command()
+@app.command(context_settings=PASS_THROUGH)
+def run(
+    ctx: typer.Context,
+    experiment: str = typer.Argument(None, help="Registered experiment; omit to list them."),
+) -> None:
+    """Run an experiment; options after its name go to it (`dynlearn run bp --help`)."""
+    if experiment is None:
+        _listing("experiments", "experiments")
+        return
+    raise typer.Exit(_load("experiments", experiment)(list(ctx.args)))
+
+
+@app.command(context_settings=PASS_THROUGH)
+def check(
+    ctx: typer.Context,
+    names: list[str] = typer.Argument(None, help="Theory checks to run, or 'all'."),
+    fast: bool = typer.Option(False, help="The fast versions (as in the test suite)."),
+) -> None:
+    """Run theory validations; print PASS/FAIL; exit non-zero if any claim fails."""
+    known = registry.entries("checks")
+    if not names:
+        _listing("checks", "theory checks")
+        return
+    chosen = sorted(known) if names == ["all"] else names
+    table = Table(title="theory checks")
+    for column in ("check", "result", "seconds"):
+        table.add_column(column)
+    failed = 0
+    for name in chosen:
+        main = _load("checks", name)
+        tic = time.perf_counter()
+        code = main((["--fast"] if fast else []) + list(ctx.args))
+        failed += code != 0
+        verdict = "[green]PASS" if code == 0 else "[red]FAIL"
+        table.add_row(name, verdict, f"{time.perf_counter() - tic:.1f}")
+    console.print(table)
+    raise typer.Exit(1 if failed else 0)
+
+
+@app.command(context_settings=PASS_THROUGH)
 def bench(
-    name: str = typer.Argument(..., help="Registered benchmark, e.g. 'engine'."),
+    ctx: typer.Context,
+    name: str = typer.Argument(None, help="Registered benchmark; omit to list them."),
     quick: bool = typer.Option(False, help="Fewer steps, for a smoke test."),
 ) -> None:
-    """Run a registered benchmark (prints ratios measured in one run)."""
-    try:
-        main = registry.load("benchmarks", name)
-    except ValueError as err:
-        console.print(f"[red]{err}")
-        raise typer.Exit(2) from None
-    raise typer.Exit(main(["--quick"] if quick else []))
+    """Run a benchmark (prints ratios measured in one run)."""
+    if name is None:
+        _listing("benchmarks", "benchmarks")
+        return
+    main = _load("benchmarks", name)
+    raise typer.Exit(main((["--quick"] if quick else []) + list(ctx.args)))
 
 
-def main() -> None:  # pragma: no cover - console entry
-    sys.exit(app())
+@data_app.command("list")
+def data_list() -> None:
+    """Known datasets: sizes, features, classes, where they come from."""
+    from . import data
+
+    table = Table(title="datasets")
+    rows = data.describe()
+    for column in rows[0]:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(str(v) for v in row.values()))
+    console.print(table)

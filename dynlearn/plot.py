@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import xarray as xr  # noqa: E402
 
-__all__ = ["trajectory"]
+__all__ = ["trajectory", "learning_curves", "alignment"]
 
 
 def trajectory(
@@ -39,6 +39,39 @@ def trajectory(
             ax.plot(da.time, da.values, lw=1.5)
         ax.set_ylabel(name)
     axes[-1, 0].set_xlabel(f"time ({ds.time.attrs.get('units', '')})")
+    return _save(fig, path)
+
+
+def learning_curves(metrics: xr.Dataset | dict[str, xr.Dataset], path: str | Path) -> Path:
+    """Loss and accuracies per epoch from `fit` metrics (one Dataset, or several by name)."""
+    runs = metrics if isinstance(metrics, dict) else {"": metrics}
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.2))
+    for name, ds in runs.items():
+        prefix = f"{name} " if name else ""
+        ax_loss.plot(ds.epoch, ds.train_loss, marker="o", label=f"{prefix}train")
+        ax_acc.plot(ds.epoch, ds.train_accuracy, marker="o", ls="--", label=f"{prefix}train")
+        ax_acc.plot(ds.epoch, ds.test_accuracy, marker="o", label=f"{prefix}test")
+    ax_loss.set(xlabel="epoch", ylabel="train loss")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy")
+    ax_acc.legend(fontsize="small")
+    return _save(fig, path)
+
+
+def alignment(ds: xr.Dataset, variables: Sequence[str], path: str | Path) -> Path:
+    """Angles (degrees) over time, e.g. between feedback weights and W^T; 90 = unaligned."""
+    missing = [v for v in variables if v not in ds]
+    if missing:
+        raise ValueError(f"variables: {missing} not in the Dataset; it has {sorted(ds.data_vars)}.")
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    for name in variables:
+        ax.plot(ds.time, ds[name], label=name)
+    ax.axhline(90.0, color="grey", lw=0.8, ls=":")
+    ax.set(xlabel=f"time ({ds.time.attrs.get('units', '')})", ylabel="angle (deg)", ylim=(0, 180))
+    ax.legend(fontsize="small")
+    return _save(fig, path)
+
+
+def _save(fig, path) -> Path:
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

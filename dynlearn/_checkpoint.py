@@ -1,0 +1,59 @@
+"""Atomic checkpoints: a crash or Ctrl-C mid-write never destroys the last good one."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import equinox as eqx
+
+__all__ = ["atomic_write", "save_checkpoint", "load_checkpoint"]
+
+CHECKPOINT = "checkpoint.eqx"
+INFO = "checkpoint.json"
+
+
+def atomic_write(path: Path, write) -> Path:
+    """Call `write(file)` on a temporary file beside `path`, then rename it over `path`.
+
+    The rename is atomic on POSIX file systems, so readers see the old file or the new one,
+    never a half-written one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def save_checkpoint(run_dir: Path, state: Any, info: dict) -> None:
+    """Write `state` (any pytree: model, optimizer state, ...) and a JSON `info`.
+
+    The `.eqx` file is the source of truth (it holds the epoch too); the JSON is written
+    after it, for people and for configuration checks.
+    """
+    atomic_write(Path(run_dir) / CHECKPOINT, lambda f: eqx.tree_serialise_leaves(f, state))
+    text = json.dumps(info, indent=2, sort_keys=True).encode()
+    atomic_write(Path(run_dir) / INFO, lambda f: f.write(text))
+
+
+def load_checkpoint(run_dir: Path, like: Any) -> tuple[Any, dict] | None:
+    """`(state, info)` from `run_dir`, with `like` giving the structure; None if absent."""
+    path = Path(run_dir) / CHECKPOINT
+    if not path.exists():
+        return None
+    state = eqx.tree_deserialise_leaves(path, like)
+    info_path = Path(run_dir) / INFO
+    info = json.loads(info_path.read_text()) if info_path.exists() else {}
+    return state, info

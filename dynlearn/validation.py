@@ -1,0 +1,50 @@
+"""Plumbing for theory-validation scripts (`theory/`): one claim, measured, pass or fail.
+
+A script defines `run(fast) -> (Dataset, passed)` (the numbers, and whether the claim
+holds at its stated tolerance) and `plot(ds, path)`, and gets its command-line entry from
+`script_main`: `--fast` (the version pytest runs), `--run-dir`; it prints the Dataset's
+table, writes `<name>.nc` and `<name>.png`, and exits 0 only if the claim holds.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+
+import xarray as xr
+
+from ._dataset import save_netcdf
+
+__all__ = ["script_main"]
+
+
+def script_main(
+    name: str,
+    claim: str,
+    run: Callable[[bool], tuple[xr.Dataset, bool]],
+    plot: Callable[[xr.Dataset, Path], object] | None = None,
+) -> Callable[[list[str] | None], int]:
+    """The `main(argv) -> exit code` of a theory script."""
+
+    def main(argv: list[str] | None = None) -> int:
+        parser = argparse.ArgumentParser(prog=f"dynlearn check {name}", description=claim)
+        parser.add_argument("--fast", action="store_true", help="small version (pytest)")
+        parser.add_argument("--run-dir", type=Path, default=None, help="default runs/<name>-<time>")
+        opts = parser.parse_args(argv)
+        ds, passed = run(opts.fast)
+        ds.attrs.update({"claim": claim, "passed": int(passed), "fast": int(opts.fast)})
+        run_dir = opts.run_dir
+        if run_dir is None:
+            from .cli import run_folder
+
+            run_dir = run_folder(Path("runs"), name)
+        save_netcdf(ds, Path(run_dir) / f"{name}.nc")
+        if plot is not None:
+            plot(ds, Path(run_dir) / f"{name}.png")
+        print(f"{name}: {claim}")
+        print(ds.to_dataframe().to_string() if ds.data_vars else ds)
+        print(f"{'PASS' if passed else 'FAIL'} ({run_dir})")
+        return 0 if passed else 1
+
+    return main

@@ -1,0 +1,130 @@
+"""fit: both learning modes, metrics, atomic checkpoints, resume, bad input."""
+
+import types
+
+import equinox as eqx
+import jax
+import numpy as np
+import optax
+import pytest
+from sklearn.datasets import load_digits
+
+import dynlearn
+from circuits.backprop import BackpropMLP
+from circuits.delta import DeltaRule
+
+
+@pytest.fixture(scope="module")
+def digits():
+    d = load_digits()
+    x = (d.data / 16).astype(np.float32)
+    rng = np.random.default_rng(0)
+    order = rng.permutation(len(x))
+    x, y = x[order], d.target[order]
+    return types.SimpleNamespace(
+        x_train=x[:1200],
+        y_train=y[:1200],
+        x_test=x[1200:],
+        y_test=y[1200:],
+        n_classes=10,
+        name="digits-test",
+    )
+
+
+def bp(seed=0):
+    return BackpropMLP([64, 32, 10], jax.random.key(seed))
+
+
+def leaves_equal(a, b):
+    la, lb = (
+        jax.tree.leaves(eqx.filter(a, eqx.is_array)),
+        jax.tree.leaves(eqx.filter(b, eqx.is_array)),
+    )
+    return len(la) == len(lb) and all(np.array_equal(x, y) for x, y in zip(la, lb))
+
+
+def test_settle_then_update_learns_and_logs(digits, tmp_path):
+    result = dynlearn.fit(
+        bp(),
+        digits,
+        optimizer=optax.adam(3e-3),
+        epochs=3,
+        batch_size=32,
+        run_dir=tmp_path,
+        progress=False,
+    )
+    m = result.metrics
+    assert list(m.epoch.values) == [1, 2, 3]
+    assert set(m.data_vars) == {"train_loss", "train_accuracy", "test_accuracy", "wall_time"}
+    assert float(m.train_loss[-1]) < float(m.train_loss[0])
+    assert float(m.test_accuracy[-1]) > 0.85
+    on_disk = dynlearn.load_netcdf(tmp_path / "metrics.nc")
+    np.testing.assert_array_equal(on_disk.test_accuracy, m.test_accuracy)
+    assert (tmp_path / "checkpoint.eqx").exists() and (tmp_path / "checkpoint.json").exists()
+
+
+def test_always_on_mode_learns(digits):
+    net = DeltaRule(64, 10, jax.random.key(0), eta=0.05)
+    result = dynlearn.fit(
+        net, digits, mode=dynlearn.AlwaysOn(), epochs=2, batch_size=20, progress=False
+    )
+    assert float(result.metrics.test_accuracy[-1]) > 0.8
+    assert not np.array_equal(result.learner.weights, net.weights)
+
+
+def test_resume_equals_uninterrupted(digits, tmp_path):
+    kwargs = dict(optimizer=optax.adam(1e-3), batch_size=50, seed=3, progress=False)
+    straight = dynlearn.fit(bp(), digits, epochs=2, run_dir=tmp_path / "a", **kwargs)
+    dynlearn.fit(bp(), digits, epochs=1, run_dir=tmp_path / "b", **kwargs)
+    resumed = dynlearn.fit(bp(), digits, epochs=2, run_dir=tmp_path / "b", resume=True, **kwargs)
+    for name in ("train_loss", "train_accuracy", "test_accuracy"):
+        np.testing.assert_array_equal(resumed.metrics[name], straight.metrics[name])
+    assert leaves_equal(resumed.learner, straight.learner)
+    assert leaves_equal(resumed.opt_state, straight.opt_state)
+
+
+def test_existing_checkpoint_is_not_overwritten_without_resume(digits, tmp_path):
+    kwargs = dict(optimizer=optax.sgd(0.1), batch_size=100, progress=False, run_dir=tmp_path)
+    dynlearn.fit(bp(), digits, epochs=1, **kwargs)
+    with pytest.raises(ValueError, match="resume=True"):
+        dynlearn.fit(bp(), digits, epochs=2, **kwargs)
+    with pytest.raises(ValueError, match="batch_size=100"):
+        dynlearn.fit(bp(), digits, epochs=2, resume=True, **{**kwargs, "batch_size": 50})
+
+
+def test_interrupted_checkpoint_write_keeps_previous(digits, tmp_path, monkeypatch):
+    kwargs = dict(optimizer=optax.sgd(0.1), batch_size=100, progress=False, run_dir=tmp_path)
+    first = dynlearn.fit(bp(), digits, epochs=1, **kwargs)
+    before = (tmp_path / "checkpoint.eqx").read_bytes()
+
+    def crash_midway(f, tree):  # write some bytes, then die like a killed process
+        f.write(b"partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(eqx, "tree_serialise_leaves", crash_midway)
+    with pytest.raises(KeyboardInterrupt):
+        dynlearn.fit(bp(), digits, epochs=2, resume=True, **kwargs)
+    monkeypatch.undo()
+    assert (tmp_path / "checkpoint.eqx").read_bytes() == before
+    assert not list(tmp_path.glob(".*.tmp"))
+    like = (bp(), optax.sgd(0.1).init(eqx.filter(bp(), eqx.is_inexact_array)), jax.numpy.asarray(0))
+    (learner, _, epoch), info = dynlearn.load_checkpoint(tmp_path, like)
+    assert int(epoch) == 1 and info["epoch"] == 1
+    assert leaves_equal(learner, first.learner)
+
+
+def test_bad_arguments(digits):
+    with pytest.raises(ValueError, match="optimizer: expected an optax"):
+        dynlearn.fit(bp(), digits, optimizer="adam")
+    with pytest.raises(ValueError, match="optimizer: SettleThenUpdate needs one"):
+        dynlearn.fit(bp(), digits)
+    with pytest.raises(ValueError, match=r"batch_size must be .* \(1200\); got 5000"):
+        dynlearn.fit(bp(), digits, optimizer=optax.sgd(0.1), batch_size=5000)
+    with pytest.raises(ValueError, match="epochs must be"):
+        dynlearn.fit(bp(), digits, optimizer=optax.sgd(0.1), epochs=0)
+    with pytest.raises(ValueError, match="learner: expected"):
+        dynlearn.fit(object(), digits, optimizer=optax.sgd(0.1))
+    with pytest.raises(ValueError, match="x: expected 64 input features"):
+        bp().predict(np.ones((2, 5), np.float32))
+    with pytest.raises(ValueError, match="activation: unknown name 'swish'"):
+        BackpropMLP([4, 2], jax.random.key(0), activation="swish")
