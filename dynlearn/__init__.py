@@ -5,6 +5,7 @@ The engine: `AbstractDynamics` (a system), stimuli, `simulate` (integrate over a
 """
 
 from . import analysis as analysis
+from . import data as data
 from . import plot as plot
 from . import validation as validation
 from ._checkpoint import load_checkpoint as load_checkpoint

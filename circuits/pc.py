@@ -1,0 +1,385 @@
+"""Predictive coding (PC) as inference dynamics on an energy.
+
+Layers x_0 ... x_L; predictions mu_l = W_l r_{l-1} + b_l with r_0 = x_0 (the input enters
+linearly, as in `BackpropMLP`) and r_l = f(x_l) for hidden layers; the output x_L is linear.
+Energy (Rao & Ballard 1999; Whittington & Bogacz 2017):
+
+    F = sum_l 1/(2 s_l) |x_l - mu_l|^2   [+ beta/2 |x_L - y|^2 when the output is nudged]
+
+Inference is the gradient flow dx/dt = -dF/dx on the free layers, derived from F by
+`dynlearn.AbstractEnergyDynamics`; at equilibrium the local update dW_l ∝ eps_l r_{l-1}^T,
+eps_l = (x_l - mu_l)/s_l, is minus dF/dW_l, also taken from F with `jax.grad`.
+
+Modes (which layers are clamped):
+- supervised (`beta=None`): input clamped, output clamped to the target while learning. At
+  test time the output is free and the feed-forward pass is already the minimum of F (all
+  errors zero), so `predict` runs no inference.
+- nudged (`beta > 0`): output free with the cost beta/2 |x_L - y|^2; as beta -> 0 the update
+  divided by beta tends to BP's gradient (Millidge et al. 2022; `theory/pc_vs_bp.py`).
+- generative (`generative=True`): data clamped at the output (the bottom of the generative
+  hierarchy), the top x_0 free with a unit Gaussian prior 1/2 |x_0|^2.
+
+Learning: settle-then-update (`updates`), Z-IL/exact backprop (`rule="zil"`, Song et al.
+2020), and always-on in continuous time (`learn_online` with `online=Streaming(...)`:
+weights are state with a slower time constant) or incremental PC (`online=Incremental(...)`,
+Salvatori et al. 2024: weights updated at every inference step).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, PRNGKeyArray
+
+import dynlearn
+from circuits.backprop import ACTIVATIONS, init_layers
+
+__all__ = [
+    "PCNetwork",
+    "PCDrive",
+    "EulerInference",
+    "SteadyStateInference",
+    "Streaming",
+    "Incremental",
+    "RULES",
+]
+
+RULES = ("equilibrium", "zil")
+
+
+class PCDrive(eqx.Module):
+    """What drives a PC network: the input x_0 (None: free, generative) and target y."""
+
+    x: Array | None
+    y: Array | None
+
+
+class EulerInference(eqx.Module):
+    """A fixed number of Euler steps (the literature's setting: 20-100 steps of 0.1)."""
+
+    n_steps: int = eqx.field(static=True, default=20)
+    dt: float = eqx.field(static=True, default=0.1)
+
+
+class SteadyStateInference(eqx.Module):
+    """Adaptive integration to a steady state (`dynlearn.equilibrate`; jpc's choice is Heun
+    with rtol = atol = 1e-3)."""
+
+    rtol: float = eqx.field(static=True, default=1e-3)
+    atol: float = eqx.field(static=True, default=1e-3)
+    solver: str = eqx.field(static=True, default="heun")
+    max_time: float = eqx.field(static=True, default=1e3)
+
+
+class Streaming(eqx.Module):
+    """Always-on learning on a stream: each sample shown for `t_pres`, weights move with
+    `tau_w dtheta/dt = -dF/dtheta` (tau_w >> 1: slower than inference), Euler step `dt`."""
+
+    t_pres: float = eqx.field(static=True, default=2.0)
+    tau_w: float = eqx.field(static=True, default=100.0)
+    dt: float = eqx.field(static=True, default=0.1)
+
+
+class Incremental(eqx.Module):
+    """Incremental PC: on a whole batch, `n_steps` Euler steps of the joint flow in which
+    activities (step dt) and weights (step `lr`) descend F together."""
+
+    n_steps: int = eqx.field(static=True, default=20)
+    dt: float = eqx.field(static=True, default=0.1)
+    lr: float = eqx.field(static=True, default=1e-3)
+
+
+class PCNetwork(dynlearn.AbstractEnergyDynamics, dynlearn.AbstractLearner):
+    """Layered predictive-coding network (state: `{"hidden<l>": {"x"}, ..., "output"}`).
+
+    **Arguments:**
+    - `sizes`: `(n_0, n_1, ..., n_L)`; `key`: initialisation (as `BackpropMLP`).
+    - `activation`: f for hidden layers, a name in `ACTIVATIONS` (linear, tanh, relu,
+      sigmoid, hard_sigmoid).
+    - `variances`: s_1..s_L (default all 1).
+    - `beta`: None (output clamped while learning) or the nudging strength > 0.
+    - `generative`: top (input) layer free with a unit Gaussian prior.
+    - `inference`: `EulerInference(...)` or `SteadyStateInference(...)`.
+    - `rule`: `"equilibrium"` (settle, then dF/dtheta) or `"zil"` (exact backprop).
+    - `online`: `Streaming(...)` or `Incremental(...)`, the always-on variant used by
+      `learn_online` (`fit(..., mode=AlwaysOn())`).
+    """
+
+    weights: list[Array]
+    biases: list[Array]
+    activation_name: str = eqx.field(static=True)
+    variances: tuple[float, ...] = eqx.field(static=True)
+    beta: float | None = eqx.field(static=True)
+    generative: bool = eqx.field(static=True)
+    inference: EulerInference | SteadyStateInference = eqx.field(static=True)
+    rule: str = eqx.field(static=True)
+    online: Streaming | Incremental = eqx.field(static=True)
+    tau: float = eqx.field(static=True, default=1.0)
+
+    def __init__(
+        self,
+        sizes: Sequence[int],
+        key: PRNGKeyArray,
+        *,
+        activation: str = "tanh",
+        variances: Sequence[float] | None = None,
+        beta: float | None = None,
+        generative: bool = False,
+        inference=EulerInference(),
+        rule: str = "equilibrium",
+        online=Streaming(),
+    ):
+        if activation not in ACTIVATIONS:
+            raise ValueError(
+                f"activation: unknown name {activation!r}; known: {sorted(ACTIVATIONS)}."
+            )
+        if beta is not None and not beta > 0:
+            raise ValueError(
+                f"beta must be > 0 (a nudging strength) or None (output clamped); got {beta}."
+            )
+        if rule not in RULES:
+            raise ValueError(f"rule: unknown {rule!r}; known: {list(RULES)}.")
+        if rule == "zil" and (beta is not None or generative):
+            raise ValueError("rule='zil' needs the supervised mode (beta=None, generative=False).")
+        self.weights, self.biases = init_layers(sizes, key)
+        n_layers = len(self.weights)
+        variances = (1.0,) * n_layers if variances is None else tuple(map(float, variances))
+        if len(variances) != n_layers or min(variances) <= 0:
+            raise ValueError(
+                f"variances: need {n_layers} positive values (one per layer above the input); "
+                f"got {variances}."
+            )
+        self.activation_name = activation
+        self.variances = variances
+        self.beta = None if beta is None else float(beta)
+        self.generative = generative
+        self.inference = inference
+        self.rule = rule
+        self.online = online
+
+    # ----------------------------------------------------------------- structure
+    @property
+    def sizes(self) -> list[int]:
+        return [self.weights[0].shape[1]] + [w.shape[0] for w in self.weights]
+
+    @property
+    def layer_names(self) -> list[str]:
+        """Names of x_1..x_L."""
+        return [f"hidden{i}" for i in range(1, len(self.weights))] + ["output"]
+
+    def activation(self, x):
+        return ACTIVATIONS[self.activation_name](x)
+
+    def free_layers(self) -> list[str]:
+        """State variables: hidden layers, the output if nudged, the top if generative."""
+        names = self.layer_names[:-1]
+        if self.beta is not None:
+            names = names + ["output"]
+        if self.generative:
+            names = ["input"] + names
+        return names
+
+    def feedforward(self, x0) -> list[Array]:
+        """x_1..x_L of the feed-forward pass (every error zero)."""
+        xs, r = [], x0
+        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            x = w @ r + b
+            xs.append(x)
+            r = self.activation(x) if i < len(self.weights) - 1 else x
+        return xs
+
+    def init_state(self, x0=None) -> dict:
+        """The feed-forward state for input `x0` (zeros if None) restricted to free layers."""
+        x0 = jnp.zeros(self.sizes[0]) if x0 is None else x0
+        values = dict(zip(self.layer_names, self.feedforward(x0)))
+        values["input"] = x0
+        return {name: {"x": values[name]} for name in self.free_layers()}
+
+    # ----------------------------------------------------------------- energy
+    def energy(self, state, drive: PCDrive):
+        """F for one sample (see the module docstring)."""
+        x_prev = state["input"]["x"] if self.generative else drive.x
+        total = 0.5 * jnp.sum(x_prev**2) if self.generative else 0.0
+        r = x_prev
+        last = len(self.weights) - 1
+        for i, (name, w, b, s) in enumerate(
+            zip(self.layer_names, self.weights, self.biases, self.variances)
+        ):
+            x = state[name]["x"] if name in state else drive.y
+            total = total + jnp.sum((x - (w @ r + b)) ** 2) / (2 * s)
+            r = self.activation(x) if i < last else x
+        if self.beta is not None:
+            total = total + 0.5 * self.beta * jnp.sum((state["output"]["x"] - drive.y) ** 2)
+        return total
+
+    def errors(self, state, drive: PCDrive) -> dict:
+        """eps_l = (x_l - mu_l)/s_l per layer (for analysis; learning uses jax.grad of F)."""
+        r = state["input"]["x"] if self.generative else drive.x
+        out, last = {}, len(self.weights) - 1
+        for i, (name, w, b, s) in enumerate(
+            zip(self.layer_names, self.weights, self.biases, self.variances)
+        ):
+            x = state[name]["x"] if name in state else drive.y
+            out[name] = (x - (w @ r + b)) / s
+            r = self.activation(x) if i < last else x
+        return out
+
+    # ----------------------------------------------------------------- inference
+    def settle(self, x0, y, state0=None):
+        """Inference for one sample from the feed-forward state; returns the settled state."""
+        drive = PCDrive(None if self.generative else x0, y)
+        state0 = self.init_state(x0) if state0 is None else state0
+        if isinstance(self.inference, EulerInference):
+            n, dt = self.inference.n_steps, self.inference.dt
+            return dynlearn.simulate(self, state0, 0.0, n * dt, args=drive, dt=dt, check=False).y1
+        inf = self.inference
+        eq = dynlearn.equilibrate(
+            self, state0, drive, solver=inf.solver, rtol=inf.rtol, atol=inf.atol,
+            max_time=inf.max_time, check=False,
+        )
+        return eq.y
+
+    # ----------------------------------------------------------------- learning
+    def predict(self, x):
+        """Outputs for a batch: the feed-forward pass (the free output's energy minimum)."""
+        self._check_input(x)
+        return jax.vmap(lambda xi: self.feedforward(xi)[-1])(x)
+
+    def loss(self, x, y):
+        """Squared error 1/2 |y - x_L^ff|^2, averaged over the batch (PC's implied loss)."""
+        return 0.5 * jnp.mean(jnp.sum((y - self.predict(x)) ** 2, axis=-1))
+
+    def params(self):
+        return (self.weights, self.biases)
+
+    def with_params(self, params) -> PCNetwork:
+        return eqx.tree_at(lambda m: (m.weights, m.biases), self, params)
+
+    def energy_grad(self, state, drive) -> PCNetwork:
+        """dF/dtheta at a state, as a pytree shaped like the network (zeros elsewhere)."""
+        grads = jax.grad(lambda p: self.with_params(p).energy(state, drive))(self.params())
+        return self.with_params(grads)
+
+    def updates(self, x, y, key):
+        """Settle each sample, return the batch-mean dF/dtheta (divided by beta if nudged).
+
+        Generative mode: `x` are the data (clamped at the output) and `y` is ignored.
+        """
+        self._check_input(x)
+        if self.rule == "zil":
+            grads = jax.vmap(self.zil_updates)(x, y)
+        else:
+            grads = jax.vmap(self._settled_grad)(x, y)
+        grads = jax.tree.map(lambda g: jnp.mean(g, axis=0), eqx.filter(grads, eqx.is_array))
+        if self.beta is not None:
+            grads = jax.tree.map(lambda g: g / self.beta, grads)
+        output = self.predict(x) if not self.generative else None
+        loss = self.loss(x, y) if not self.generative else jnp.mean(
+            jax.vmap(lambda xi: self.energy(self.settle(None, xi), PCDrive(None, xi)))(x)
+        )
+        metrics = {"loss": loss}
+        if output is not None:
+            metrics["output"] = output
+        return grads, metrics
+
+    def _settled_grad(self, x0, y):
+        if self.generative:
+            state = self.settle(None, x0)
+            return self.energy_grad(state, PCDrive(None, x0))
+        state = self.settle(x0, y)
+        return self.energy_grad(state, PCDrive(x0, y))
+
+    def zil_updates(self, x0, y) -> PCNetwork:
+        """Z-IL (Song et al. 2020): from the feed-forward state, Euler steps of size 1 with the
+        output clamped; layer l's update is dF/dW_l read at inference step L - l.
+
+        At that step the error of layer l is exactly BP's delta, so the updates equal BP's
+        gradient of 1/2 |y - x_L|^2 (requires unit variances).
+        """
+        if any(s != 1.0 for s in self.variances):
+            raise ValueError("rule='zil' requires unit variances (inference rate 1).")
+        n_layers = len(self.weights)
+        drive = PCDrive(x0, y)
+        states = [self.init_state(x0)]
+        for _ in range(n_layers - 1):
+            flow = self.vector_field(0.0, states[-1], drive)
+            states.append(jax.tree.map(lambda s, f: s + f, states[-1], flow))
+        per_step = [self.energy_grad(state, drive) for state in states]
+        weights = [per_step[n_layers - 1 - i].weights[i] for i in range(n_layers)]
+        biases = [per_step[n_layers - 1 - i].biases[i] for i in range(n_layers)]
+        return self.with_params((weights, biases))
+
+    def learn_online(self, x, y, key):
+        """Always-on learning on the batch (see `Streaming` and `Incremental`)."""
+        self._check_input(x)
+        output = self.predict(x)
+        loss = self.loss(x, y)
+        if isinstance(self.online, Incremental):
+            learned = self._incremental(x, y)
+        else:
+            learned = self._streaming(x, y)
+        return learned, {"loss": loss, "output": output}
+
+    def _incremental(self, x, y):
+        """Euler steps of the joint flow on the batch: activities and weights together."""
+        inc = self.online
+        states = jax.vmap(self.init_state)(x)
+        drives = PCDrive(None if self.generative else x, y if not self.generative else x)
+
+        def batch_energy(params, states):
+            net = self.with_params(params)
+            return jnp.sum(jax.vmap(net.energy)(states, drives))
+
+        def step(carry, _):
+            params, states = carry
+            g_params, g_states = jax.grad(batch_energy, argnums=(0, 1))(params, states)
+            n = x.shape[0]
+            params = jax.tree.map(lambda p, g: p - inc.lr * g / n, params, g_params)
+            states = jax.tree.map(lambda s, g: s - inc.dt * g / self.tau, states, g_states)
+            return (params, states), None
+
+        (params, _), _ = jax.lax.scan(step, (self.params(), states), length=inc.n_steps)
+        return self.with_params(params)
+
+    def _streaming(self, x, y):
+        """One simulation over the batch streamed sample by sample; weights are state."""
+        stream = dynlearn.StimulusStream(x, t_pres=self.online.t_pres, targets=y)
+        system = _AlwaysOnPC(self, self.online.tau_w)
+        state0 = {"layers": self.init_state(x[0]), "params": self.params()}
+        end = dynlearn.simulate(system, state0, 0.0, stream.t1, args=stream,
+                                dt=self.online.dt, check=False).y1
+        return self.with_params(end["params"])
+
+    def _check_input(self, x):
+        if x.ndim != 2 or x.shape[-1] != (self.sizes[-1] if self.generative else self.sizes[0]):
+            expected = self.sizes[-1] if self.generative else self.sizes[0]
+            raise ValueError(
+                f"x: expected a batch (batch, {expected}) for layer sizes {self.sizes}; got "
+                f"shape {x.shape}."
+            )
+
+
+class _AlwaysOnPC(dynlearn.AbstractDynamics):
+    """Joint gradient flow of activities (time constant tau) and parameters (tau_w) on a
+    stream: `tau dx/dt = -dF/dx`, `tau_w dtheta/dt = -dF/dtheta`.
+
+    Nothing is reset between samples: activities settle from where the previous sample left
+    them, and the weights integrate the local rule throughout.
+    """
+
+    network: PCNetwork
+    tau_w: float = eqx.field(static=True)
+
+    def vector_field(self, t, state, stream):
+        x = stream.input(t)
+        generative = self.network.generative
+        drive = PCDrive(None if generative else x, x if generative else stream.target(t))
+
+        def energy(s, drive):
+            return self.network.with_params(s["params"]).energy(s["layers"], drive)
+
+        tau = {"layers": self.network.tau, "params": self.tau_w}
+        return dynlearn.gradient_flow(energy, state, drive, tau=tau)
