@@ -51,10 +51,16 @@ RULES = ("equilibrium", "zil")
 
 
 class PCDrive(eqx.Module):
-    """What drives a PC network: the input x_0 (None: free, generative) and target y."""
+    """What drives a PC network: the input x_0 (None: free, generative) and target y.
+
+    `input_prediction` optionally holds mu_1 = W_1 x_0 + b_1, which is constant while the
+    input is clamped; inference passes it so the largest product is not recomputed at every
+    step (learning, which differentiates with respect to W_1, does not).
+    """
 
     x: Array | None
     y: Array | None
+    input_prediction: Array | None = None
 
 
 class EulerInference(eqx.Module):
@@ -192,7 +198,8 @@ class PCNetwork(dynlearn.AbstractEnergyDynamics, dynlearn.AbstractLearner):
         return xs
 
     def init_state(self, x0=None) -> dict:
-        """The feed-forward state for input `x0` (zeros if None) restricted to free layers."""
+        """The feed-forward state for input `x0` (zeros if None) restricted to free layers
+        (in generative mode: the top at zero, its prior mean, and its feed-forward values)."""
         x0 = jnp.zeros(self.sizes[0]) if x0 is None else x0
         values = dict(zip(self.layer_names, self.feedforward(x0)))
         values["input"] = x0
@@ -209,7 +216,12 @@ class PCNetwork(dynlearn.AbstractEnergyDynamics, dynlearn.AbstractLearner):
             zip(self.layer_names, self.weights, self.biases, self.variances)
         ):
             x = state[name]["x"] if name in state else drive.y
-            total = total + jnp.sum((x - (w @ r + b)) ** 2) / (2 * s)
+            mu = (
+                drive.input_prediction
+                if i == 0 and drive.input_prediction is not None
+                else (w @ r + b)
+            )
+            total = total + jnp.sum((x - mu) ** 2) / (2 * s)
             r = self.activation(x) if i < last else x
         if self.beta is not None:
             total = total + 0.5 * self.beta * jnp.sum((state["output"]["x"] - drive.y) ** 2)
@@ -229,23 +241,39 @@ class PCNetwork(dynlearn.AbstractEnergyDynamics, dynlearn.AbstractLearner):
 
     # ----------------------------------------------------------------- inference
     def settle(self, x0, y, state0=None):
-        """Inference for one sample from the feed-forward state; returns the settled state."""
-        drive = PCDrive(None if self.generative else x0, y)
+        """Inference for one sample from the feed-forward state; returns the settled state.
+
+        Generative mode: `x0` is ignored (the top is free) and `y` are the clamped data.
+        """
+        if self.generative:
+            drive = PCDrive(None, y)
+        else:
+            drive = PCDrive(x0, y, self.weights[0] @ x0 + self.biases[0])
         state0 = self.init_state(x0) if state0 is None else state0
         if isinstance(self.inference, EulerInference):
             n, dt = self.inference.n_steps, self.inference.dt
             return dynlearn.simulate(self, state0, 0.0, n * dt, args=drive, dt=dt, check=False).y1
         inf = self.inference
         eq = dynlearn.equilibrate(
-            self, state0, drive, solver=inf.solver, rtol=inf.rtol, atol=inf.atol,
-            max_time=inf.max_time, check=False,
+            self,
+            state0,
+            drive,
+            solver=inf.solver,
+            rtol=inf.rtol,
+            atol=inf.atol,
+            max_time=inf.max_time,
+            check=False,
         )
         return eq.y
 
     # ----------------------------------------------------------------- learning
     def predict(self, x):
         """Outputs for a batch: the feed-forward pass (the free output's energy minimum)."""
-        self._check_input(x)
+        if x.ndim != 2 or x.shape[-1] != self.sizes[0]:
+            raise ValueError(
+                f"x: expected a batch (batch, {self.sizes[0]}) for layer sizes {self.sizes}; "
+                f"got shape {x.shape}."
+            )
         return jax.vmap(lambda xi: self.feedforward(xi)[-1])(x)
 
     def loss(self, x, y):
@@ -258,63 +286,70 @@ class PCNetwork(dynlearn.AbstractEnergyDynamics, dynlearn.AbstractLearner):
     def with_params(self, params) -> PCNetwork:
         return eqx.tree_at(lambda m: (m.weights, m.biases), self, params)
 
-    def energy_grad(self, state, drive) -> PCNetwork:
-        """dF/dtheta at a state, as a pytree shaped like the network (zeros elsewhere)."""
-        grads = jax.grad(lambda p: self.with_params(p).energy(state, drive))(self.params())
-        return self.with_params(grads)
+    def energy_grad(self, states, drives) -> PCNetwork:
+        """Batch mean of dF/dtheta at settled `states` (leading batch axis), shaped like
+        the network. Differentiating the batch-summed energy yields the local products
+        eps_l r_{l-1}^T summed over the batch, never per-sample weight gradients."""
+
+        def mean_energy(params):
+            return jnp.mean(jax.vmap(self.with_params(params).energy)(states, drives))
+
+        return self.with_params(jax.grad(mean_energy)(self.params()))
 
     def updates(self, x, y, key):
         """Settle each sample, return the batch-mean dF/dtheta (divided by beta if nudged).
 
-        Generative mode: `x` are the data (clamped at the output) and `y` is ignored.
+        Generative mode: `x` are the data (clamped at the output) and `y` is ignored; the
+        reported loss is then the mean settled energy.
         """
-        self._check_input(x)
-        if self.rule == "zil":
-            grads = jax.vmap(self.zil_updates)(x, y)
+        x, y = self._check_batch(x, y)
+        if self.generative:
+            drives = PCDrive(None, x)
+            states = jax.vmap(lambda d: self.settle(None, d, self.init_state()))(x)
+            grads = self.energy_grad(states, drives)
+            metrics = {"loss": jnp.mean(jax.vmap(self.energy)(states, drives))}
+        elif self.rule == "zil":
+            grads = self.zil_updates(x, y)
+            metrics = self._supervised_metrics(self.predict(x), y)
         else:
-            grads = jax.vmap(self._settled_grad)(x, y)
-        grads = jax.tree.map(lambda g: jnp.mean(g, axis=0), eqx.filter(grads, eqx.is_array))
+            feedforward = jax.vmap(self.feedforward)(x)
+            states0 = {name: {"x": feedforward[i]} for i, name in enumerate(self.layer_names)}
+            states0 = {name: states0[name] for name in self.free_layers()}
+            states = jax.vmap(self.settle)(x, y, states0)
+            grads = self.energy_grad(states, PCDrive(x, y))
+            metrics = self._supervised_metrics(feedforward[-1], y)
         if self.beta is not None:
-            grads = jax.tree.map(lambda g: g / self.beta, grads)
-        output = self.predict(x) if not self.generative else None
-        loss = self.loss(x, y) if not self.generative else jnp.mean(
-            jax.vmap(lambda xi: self.energy(self.settle(None, xi), PCDrive(None, xi)))(x)
-        )
-        metrics = {"loss": loss}
-        if output is not None:
-            metrics["output"] = output
+            grads = jax.tree.map(lambda g: g / self.beta, eqx.filter(grads, eqx.is_array))
         return grads, metrics
 
-    def _settled_grad(self, x0, y):
-        if self.generative:
-            state = self.settle(None, x0)
-            return self.energy_grad(state, PCDrive(None, x0))
-        state = self.settle(x0, y)
-        return self.energy_grad(state, PCDrive(x0, y))
+    @staticmethod
+    def _supervised_metrics(output, y):
+        return {"loss": 0.5 * jnp.mean(jnp.sum((y - output) ** 2, -1)), "output": output}
 
-    def zil_updates(self, x0, y) -> PCNetwork:
-        """Z-IL (Song et al. 2020): from the feed-forward state, Euler steps of size 1 with the
-        output clamped; layer l's update is dF/dW_l read at inference step L - l.
+    def zil_updates(self, x, y) -> PCNetwork:
+        """Z-IL (Song et al. 2020) on a batch: from the feed-forward state, Euler steps of
+        size 1 with the output clamped; layer l's update is dF/dW_l read at inference step
+        L - l.
 
         At that step the error of layer l is exactly BP's delta, so the updates equal BP's
-        gradient of 1/2 |y - x_L|^2 (requires unit variances).
+        gradient of 1/2 |y - x_L|^2, averaged over the batch (requires unit variances).
         """
         if any(s != 1.0 for s in self.variances):
             raise ValueError("rule='zil' requires unit variances (inference rate 1).")
         n_layers = len(self.weights)
-        drive = PCDrive(x0, y)
-        states = [self.init_state(x0)]
+        drives = PCDrive(x, y)
+        states = [jax.vmap(self.init_state)(x)]
+        step = jax.vmap(lambda s, d: self.vector_field(0.0, s, d))
         for _ in range(n_layers - 1):
-            flow = self.vector_field(0.0, states[-1], drive)
-            states.append(jax.tree.map(lambda s, f: s + f, states[-1], flow))
-        per_step = [self.energy_grad(state, drive) for state in states]
+            states.append(jax.tree.map(lambda s, f: s + f, states[-1], step(states[-1], drives)))
+        per_step = [self.energy_grad(state, drives) for state in states]
         weights = [per_step[n_layers - 1 - i].weights[i] for i in range(n_layers)]
         biases = [per_step[n_layers - 1 - i].biases[i] for i in range(n_layers)]
         return self.with_params((weights, biases))
 
     def learn_online(self, x, y, key):
         """Always-on learning on the batch (see `Streaming` and `Incremental`)."""
-        self._check_input(x)
+        x, y = self._check_batch(x, y)
         output = self.predict(x)
         loss = self.loss(x, y)
         if isinstance(self.online, Incremental):
@@ -349,17 +384,25 @@ class PCNetwork(dynlearn.AbstractEnergyDynamics, dynlearn.AbstractLearner):
         stream = dynlearn.StimulusStream(x, t_pres=self.online.t_pres, targets=y)
         system = _AlwaysOnPC(self, self.online.tau_w)
         state0 = {"layers": self.init_state(x[0]), "params": self.params()}
-        end = dynlearn.simulate(system, state0, 0.0, stream.t1, args=stream,
-                                dt=self.online.dt, check=False).y1
+        end = dynlearn.simulate(
+            system, state0, 0.0, stream.t1, args=stream, dt=self.online.dt, check=False
+        ).y1
         return self.with_params(end["params"])
 
-    def _check_input(self, x):
-        if x.ndim != 2 or x.shape[-1] != (self.sizes[-1] if self.generative else self.sizes[0]):
-            expected = self.sizes[-1] if self.generative else self.sizes[0]
+    def _check_batch(self, x, y=None):
+        """Shapes at trace time, finiteness at run time (errors name the argument)."""
+        expected = self.sizes[-1] if self.generative else self.sizes[0]
+        if x.ndim != 2 or x.shape[-1] != expected:
             raise ValueError(
                 f"x: expected a batch (batch, {expected}) for layer sizes {self.sizes}; got "
                 f"shape {x.shape}."
             )
+        if y is not None and not self.generative and y.shape != (x.shape[0], self.sizes[-1]):
+            raise ValueError(
+                f"y: expected targets of shape ({x.shape[0]}, {self.sizes[-1]}) for output "
+                f"width {self.sizes[-1]}; got {y.shape}."
+            )
+        return dynlearn.check_finite((x, y), "inputs (x, y)")
 
 
 class _AlwaysOnPC(dynlearn.AbstractDynamics):

@@ -31,6 +31,7 @@ from ._simulate import Trajectory as Trajectory
 from ._simulate import select as select
 from ._simulate import simulate as simulate
 from ._solvers import SOLVERS as SOLVERS
+from ._solvers import check_finite as check_finite
 from ._stimulus import AbstractStimulus as AbstractStimulus
 from ._stimulus import Constant as Constant
 from ._stimulus import StimulusStream as StimulusStream

@@ -43,7 +43,8 @@ def script_main(
         if plot is not None:
             plot(ds, Path(run_dir) / f"{name}.png")
         print(f"{name}: {claim}")
-        print(ds.to_dataframe().to_string() if ds.data_vars else ds)
+        summary = [name for name in ds.data_vars if ds[name].size <= 200]
+        print(ds[summary].to_dataframe().to_string() if summary else ds)
         print(f"{'PASS' if passed else 'FAIL'} ({run_dir})")
         return 0 if passed else 1
 

@@ -1,0 +1,152 @@
+"""Predictive coding: the gradient flow, modes, learning variants, bad input."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import dynlearn
+from circuits.backprop import BackpropMLP
+from circuits.pc import (
+    EulerInference,
+    Incremental,
+    PCDrive,
+    PCNetwork,
+    SteadyStateInference,
+    Streaming,
+)
+
+SIZES = [5, 4, 3, 2]
+
+
+def random_state(net, key):
+    keys = jax.random.split(key, len(net.free_layers()))
+    return {
+        name: {"x": jax.random.normal(k, (net.sizes[net.layer_names.index(name) + 1],))}
+        for k, name in zip(keys, net.free_layers())
+    }
+
+
+def test_gradient_flow_equals_the_hand_derived_equations(x64):
+    """dx_l/dt = -eps_l + f'(x_l) * W_{l+1}^T eps_{l+1} (SCIENCE.md §1), variances 2 and 0.5."""
+    net = PCNetwork(SIZES, jax.random.key(0), variances=[1.0, 2.0, 0.5])
+    state = random_state(net, jax.random.key(1))
+    x0, y = jnp.linspace(-1, 1, 5), jnp.array([0.3, -0.7])
+    flow = net.vector_field(0.0, state, PCDrive(x0, y))
+    eps = net.errors(state, PCDrive(x0, y))
+    for i, name in enumerate(["hidden1", "hidden2"]):
+        above = net.layer_names[i + 1]
+        f_prime = 1 - jnp.tanh(state[name]["x"]) ** 2
+        expected = -eps[name] + f_prime * (net.weights[i + 1].T @ eps[above])
+        np.testing.assert_allclose(flow[name]["x"], expected, rtol=1e-12)
+    # The precomputed input prediction changes nothing.
+    fast = net.vector_field(0.0, state, PCDrive(x0, y, net.weights[0] @ x0 + net.biases[0]))
+    for a, b in zip(jax.tree.leaves(flow), jax.tree.leaves(fast)):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+def test_local_update_is_eps_times_presynaptic_rate(x64):
+    net = PCNetwork(SIZES, jax.random.key(0))
+    x0, y = jnp.linspace(-1, 1, 5), jnp.array([0.3, -0.7])
+    state = net.settle(x0, y)
+    grads = net.energy_grad(jax.tree.map(lambda a: a[None], state), PCDrive(x0[None], y[None]))
+    eps = net.errors(state, PCDrive(x0, y))
+    rates = [x0, jnp.tanh(state["hidden1"]["x"]), jnp.tanh(state["hidden2"]["x"])]
+    for i, name in enumerate(net.layer_names):
+        np.testing.assert_allclose(
+            grads.weights[i], -jnp.outer(eps[name], rates[i]), rtol=1e-10, atol=1e-14
+        )
+
+
+def test_feedforward_pass_is_the_free_energy_minimum(x64):
+    net = PCNetwork(SIZES, jax.random.key(0), beta=1e-9)  # output free
+    x0 = jnp.linspace(-1, 1, 5)
+    state = net.init_state(x0)
+    flow = net.vector_field(0.0, state, PCDrive(x0, net.feedforward(x0)[-1]))
+    assert max(float(jnp.abs(f).max()) for f in jax.tree.leaves(flow)) < 1e-12
+
+
+def test_euler_and_steady_state_inference_agree(x64):
+    x0, y = jnp.linspace(-1, 1, 5), jnp.array([0.3, -0.7])
+    euler = PCNetwork(SIZES, jax.random.key(0), inference=EulerInference(400, 0.1))
+    steady = PCNetwork(
+        SIZES,
+        jax.random.key(0),
+        inference=SteadyStateInference(rtol=1e-10, atol=1e-12, solver="tsit5"),
+    )
+    a, b = euler.settle(x0, y), steady.settle(x0, y)
+    for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_allclose(u, v, atol=1e-8)
+
+
+def test_zil_matches_backprop_fast(x64):
+    x = jax.random.normal(jax.random.key(1), (3, 5))
+    y = jax.random.normal(jax.random.key(2), (3, 2))
+    bp = BackpropMLP(SIZES, jax.random.key(0), loss="squared_error")
+    ref = eqx.filter_grad(lambda m: m.loss(x, y))(bp)
+    grads, _ = PCNetwork(SIZES, jax.random.key(0), rule="zil").updates(x, y, None)
+    assert (
+        float(dynlearn.analysis.relative_error(grads.params(), (ref.weights, ref.biases))) < 1e-10
+    )
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return dynlearn.data.load("digits")
+
+
+@pytest.mark.parametrize(
+    "kwargs, mode, bar",
+    [
+        ({}, "settle", 0.85),
+        ({"online": Streaming(t_pres=2.0, tau_w=50.0, dt=0.1)}, "online", 0.8),
+        ({"online": Incremental(n_steps=20, dt=0.1, lr=0.05)}, "online", 0.85),
+    ],
+    ids=["settle-then-update", "always-on-stream", "incremental"],
+)
+def test_pc_learns_digits(digits, kwargs, mode, bar):
+    net = PCNetwork([64, 64, 10], jax.random.key(0), **kwargs)
+    if mode == "settle":
+        result = dynlearn.fit(
+            net, digits, optimizer=optax.adam(1e-3), epochs=3, batch_size=32, progress=False
+        )
+    else:
+        result = dynlearn.fit(
+            net, digits, mode=dynlearn.AlwaysOn(), epochs=3, batch_size=32, progress=False
+        )
+    assert float(result.metrics.test_accuracy[-1]) > bar
+
+
+def test_generative_mode_lowers_the_energy_of_data(digits):
+    net = PCNetwork(
+        [8, 32, 64], jax.random.key(0), generative=True, inference=EulerInference(50, 0.1)
+    )
+    x = jnp.asarray(digits.x_train[:256])
+    before = float(net.updates(x, None, None)[1]["loss"])
+    optimizer = optax.adam(3e-3)
+    state = optimizer.init(eqx.filter(net, eqx.is_inexact_array))
+    for _ in range(30):
+        net, state, _ = dynlearn.SettleThenUpdate().step(net, state, optimizer, x, None, None)
+    after = float(net.updates(x, None, None)[1]["loss"])
+    assert after < 0.5 * before
+
+
+def test_bad_input():
+    net = PCNetwork(SIZES, jax.random.key(0))
+    with pytest.raises(ValueError, match=r"x: expected a batch \(batch, 5\)"):
+        net.updates(jnp.ones((3, 6)), jnp.ones((3, 2)), None)
+    with pytest.raises(ValueError, match=r"y: expected targets of shape \(3, 2\)"):
+        net.updates(jnp.ones((3, 5)), jnp.ones((3, 4)), None)
+    with pytest.raises(ValueError, match=r"inputs \(x, y\) contains NaN"):
+        net.updates(jnp.full((3, 5), jnp.nan), jnp.ones((3, 2)), None)
+    with pytest.raises(ValueError, match="beta must be > 0"):
+        PCNetwork(SIZES, jax.random.key(0), beta=-0.1)
+    with pytest.raises(ValueError, match="activation: unknown name"):
+        PCNetwork(SIZES, jax.random.key(0), activation="gelu")
+    with pytest.raises(ValueError, match="variances: need 3 positive"):
+        PCNetwork(SIZES, jax.random.key(0), variances=[1.0, 0.0, 1.0])
+    slow = PCNetwork(SIZES, jax.random.key(0), inference=SteadyStateInference(max_time=0.1))
+    with pytest.raises(ValueError, match="no steady state"):
+        slow.settle(jnp.ones(5), jnp.ones(2))
