@@ -97,9 +97,13 @@ def gradient_flow(
     - `free`: `None` (all free) or a pytree prefix of `y` whose leaves are bools or arrays
       broadcastable to the state (1 = free, 0 = clamped).
 
+    Complex states (e.g. holomorphic equilibrium propagation, Laborieux & Zenke 2022) need a
+    holomorphic energy; the flow is then `-E'(y)/tau` with the complex derivative.
+
     **Returns:** `dy/dt`, a pytree like `y`.
     """
-    grad = jax.grad(energy)(y, args)
+    holomorphic = any(jnp.iscomplexobj(leaf) for leaf in jax.tree.leaves(y))
+    grad = jax.grad(energy, holomorphic=holomorphic)(y, args)
     flow = _broadcast_map(lambda g, tau_: -g / tau_, grad, tau)
     if free is None:
         return flow

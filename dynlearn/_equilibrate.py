@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import diffrax
@@ -38,6 +39,14 @@ def tree_norm(tree: PyTree) -> Array:
     leaves = jax.tree.leaves(tree)
     total = sum(jnp.sum(jnp.abs(x) ** 2) for x in leaves)
     return jnp.sqrt(total / sum(jnp.size(x) for x in leaves))
+
+
+@functools.lru_cache(maxsize=64)
+def _steady_state_event(rtol: float, atol: float) -> diffrax.Event:
+    """One Event object per tolerance pair: diffrax's compiled solve is cached on its
+    static arguments, and a fresh condition function would force a recompilation on every
+    eager call."""
+    return diffrax.Event(diffrax.steady_state_event(rtol=rtol, atol=atol, norm=tree_norm))
 
 
 def equilibrate(
@@ -86,7 +95,7 @@ def equilibrate(
         controller = diffrax.ConstantStepSize()
     else:
         controller = diffrax.PIDController(rtol=rtol, atol=atol)
-    event = diffrax.Event(diffrax.steady_state_event(rtol=rtol, atol=atol, norm=tree_norm))
+    event = _steady_state_event(rtol, atol)
     sol = diffrax.diffeqsolve(
         diffrax.ODETerm(drift),
         solver,

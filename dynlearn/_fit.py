@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
@@ -93,7 +94,7 @@ def fit(
             run_dir, resume, learner, opt_state, config
         )
 
-    train_chunk = _make_train_chunk(mode, optimizer)
+    train_chunk = functools.partial(_train_chunk, mode, optimizer)
     train = (x_train, targets_train, labels_train)
     n_batches = len(x_train) // batch_size
     saved_epoch = start_epoch
@@ -186,29 +187,28 @@ def _predict_classes(learner, xs):
     return jax.lax.map(lambda x: jnp.argmax(learner.predict(x), axis=-1), xs)
 
 
-def _make_train_chunk(mode: AbstractMode, optimizer):
-    """A compiled scan of `mode.step` over a chunk of batches."""
+@eqx.filter_jit
+def _train_chunk(mode, optimizer, learner, opt_state, xs, ys, labels, keys):
+    """A compiled scan of `mode.step` over a chunk of batches.
 
-    @eqx.filter_jit
-    def train_chunk(learner, opt_state, xs, ys, labels, keys):
-        params, static = eqx.partition((learner, opt_state), eqx.is_array)
+    Module-level, so repeated `fit` calls with the same mode, optimizer object and shapes
+    reuse the compiled program.
+    """
+    params, static = eqx.partition((learner, opt_state), eqx.is_array)
 
-        def body(carry, batch):
-            learner, opt_state = eqx.combine(carry, static)
-            x, y, label, key = batch
-            learner, opt_state, metrics = mode.step(learner, opt_state, optimizer, x, y, key)
-            output = metrics.get("output")
-            if output is None:
-                output = learner.predict(x)
-            n_ok = jnp.sum(jnp.argmax(output, axis=-1) == label)
-            carry = eqx.filter((learner, opt_state), eqx.is_array)
-            return carry, (metrics["loss"], n_ok)
+    def body(carry, batch):
+        learner, opt_state = eqx.combine(carry, static)
+        x, y, label, key = batch
+        learner, opt_state, metrics = mode.step(learner, opt_state, optimizer, x, y, key)
+        output = metrics.get("output")
+        if output is None:
+            output = learner.predict(x)
+        n_ok = jnp.sum(jnp.argmax(output, axis=-1) == label)
+        return eqx.filter((learner, opt_state), eqx.is_array), (metrics["loss"], n_ok)
 
-        params, (loss, n_ok) = jax.lax.scan(body, params, (xs, ys, labels, keys))
-        learner, opt_state = eqx.combine(params, static)
-        return learner, opt_state, loss, jnp.sum(n_ok)
-
-    return train_chunk
+    params, (loss, n_ok) = jax.lax.scan(body, params, (xs, ys, labels, keys))
+    learner, opt_state = eqx.combine(params, static)
+    return learner, opt_state, loss, jnp.sum(n_ok)
 
 
 def _check_fit_args(learner, data, optimizer, mode, epochs, batch_size) -> None:

@@ -92,11 +92,11 @@ def run(
     raise typer.Exit(_load("experiments", experiment)(list(ctx.args)))
 
 
-@app.command(context_settings=PASS_THROUGH)
+@app.command()
 def check(
-    ctx: typer.Context,
     names: list[str] = typer.Argument(None, help="Theory checks to run, or 'all'."),
     fast: bool = typer.Option(False, help="The fast versions (as in the test suite)."),
+    run_dir: Path = typer.Option(None, help="Folder for the checks' Datasets and figures."),
 ) -> None:
     """Run theory validations; print PASS/FAIL; exit non-zero if any claim fails."""
     known = registry.entries("checks")
@@ -111,7 +111,8 @@ def check(
     for name in chosen:
         main = _load("checks", name)
         tic = time.perf_counter()
-        code = main((["--fast"] if fast else []) + list(ctx.args))
+        args = (["--fast"] if fast else []) + (["--run-dir", str(run_dir)] if run_dir else [])
+        code = main(args)
         failed += code != 0
         verdict = "[green]PASS" if code == 0 else "[red]FAIL"
         table.add_row(name, verdict, f"{time.perf_counter() - tic:.1f}")

@@ -128,3 +128,13 @@ def test_bad_arguments(digits):
         bp().predict(np.ones((2, 5), np.float32))
     with pytest.raises(ValueError, match="activation: unknown name 'swish'"):
         BackpropMLP([4, 2], jax.random.key(0), activation="swish")
+
+
+def test_bp_baseline_on_mnist5k_end_to_end():
+    """784-128-10 through fit on real MNIST digits; the 5-epoch figure is in the README."""
+    data = dynlearn.data.load("mnist5k")
+    net = BackpropMLP([784, 128, 10], jax.random.key(0))
+    result = dynlearn.fit(
+        net, data, optimizer=optax.adam(1e-3), epochs=2, batch_size=64, progress=False
+    )
+    assert float(result.metrics.test_accuracy[-1]) >= 0.85
