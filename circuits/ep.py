@@ -90,8 +90,8 @@ class ContinualEP(eqx.Module):
 
     t_free: float = eqx.field(static=True, default=15.0)
     t_nudge: float = eqx.field(static=True, default=5.0)
-    dt: float = eqx.field(static=True, default=0.5)
-    eta: float = eqx.field(static=True, default=0.05)
+    dt: float = eqx.field(static=True, default=1.0)
+    eta: float = eqx.field(static=True, default=0.002)
 
 
 class EPNetwork(dynlearn.AbstractEnergyDynamics, dynlearn.AbstractLearner):
@@ -211,33 +211,53 @@ class EPNetwork(dynlearn.AbstractEnergyDynamics, dynlearn.AbstractLearner):
         )
 
     # ----------------------------------------------------------------- energy
-    def hopfield_energy(self, state, x):
-        """E(u) (holomorphic in u: squares, not absolute squares)."""
+    def hopfield_energy(self, state, x, rho=None):
+        """E(u) (holomorphic in u: squares, not absolute squares); `rho` overrides the
+        activation."""
+        rho_fn = rho or self.rho
         total, r = 0.0, x
         for name, w, b in zip(self.layer_names, self.weights, self.biases):
             u = state[name]["u"]
-            rho = self.rho(u)
+            rho = rho_fn(u)
             total = total + 0.5 * jnp.sum(u * u) - jnp.sum(rho * (w @ r + b))
             r = rho
         return total
 
-    def output(self, state):
+    def output(self, state, rho=None):
         """rho(u_L) (squared error) or the read-out logits (cross-entropy)."""
-        r = self.rho(state[self.layer_names[-1]]["u"])
+        r = (rho or self.rho)(state[self.layer_names[-1]]["u"])
         if self.readout == "cross_entropy":
             return self.readout_weights @ r + self.readout_bias
         return r
 
-    def cost(self, state, y):
-        out = self.output(state)
+    def cost(self, state, y, rho=None):
+        out = self.output(state, rho)
         if self.readout == "cross_entropy":
             return optax.softmax_cross_entropy(out, y)
         diff = y - out
         return 0.5 * jnp.sum(diff * diff)
 
-    def energy(self, state, drive: EPDrive):
+    def energy(self, state, drive: EPDrive, rho=None):
         """F = E + beta C."""
-        return self.hopfield_energy(state, drive.x) + drive.beta * self.cost(state, drive.y)
+        return self.hopfield_energy(state, drive.x, rho) + drive.beta * self.cost(
+            state, drive.y, rho
+        )
+
+    def vector_field(self, t, state, drive: EPDrive):
+        """-dF/du; for the hard sigmoid, the box-constrained flow on u in [0, 1].
+
+        With the hard sigmoid the plain flow -u + rho'(u)(...) is discontinuous at 0 and 1:
+        units whose input exceeds 1 rest on the kink and explicit steps chatter around it,
+        which the 1/beta of EP amplifies into noise. As in Scellier & Bengio (2017), who
+        keep u in [0, 1], the state is confined to the box, where rho(u) = u: the flow is
+        clip(u - dF~/du, 0, 1) - u with F~ the energy at rho = identity. Its fixed points
+        are the box-constrained minima u = clip(dPhi/du) of the primitive form (Ernoult et
+        al. 2019), and Euler with dt = 1 is exactly that form's iteration.
+        """
+        if self.activation_name != "hard_sigmoid":
+            return super().vector_field(t, state, drive)
+        grad = jax.grad(lambda s: self.energy(s, drive, rho=lambda u: u))(state)
+        return jax.tree.map(lambda u, g: (jnp.clip(u - g, 0.0, 1.0) - u) / self.tau, state, grad)
 
     # ----------------------------------------------------------------- phases
     def relax(self, state, drive: EPDrive, n_steps: int | None = None):
@@ -379,7 +399,7 @@ class ContinualEPDynamics(dynlearn.AbstractDynamics):
         net = self.network.with_params(state["params"])
         beta = ContinualDrive(stream, net.beta, self.t_free).nudge(t)
         drive = EPDrive(stream.input(t), stream.target(t), beta)
-        du = dynlearn.gradient_flow(net.energy, state["layers"], drive, tau=net.tau)
+        du = net.vector_field(t, state["layers"], drive)
 
         def param_grad(layers):
             return jax.grad(lambda p: net.with_params(p).energy(layers, drive))(net.params())

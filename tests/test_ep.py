@@ -1,0 +1,107 @@
+"""Equilibrium propagation: energy-derived dynamics, estimators, learning, bad input."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import dynlearn
+from circuits.ep import EPDrive, EPNetwork, EulerPhases, SteadyStatePhases
+
+
+def test_flow_is_the_energy_gradient_for_smooth_rho(x64):
+    net = EPNetwork([4, 5, 3], jax.random.key(0), activation="sigmoid")
+    state = {"hidden1": {"u": jnp.linspace(-1, 1, 5)}, "output": {"u": jnp.linspace(0, 1, 3)}}
+    drive = EPDrive(jnp.linspace(0, 1, 4), jnp.array([1.0, 0.0, 0.0]), 0.3)
+    flow = net.vector_field(0.0, state, drive)
+    s = jax.nn.sigmoid
+    u1, u2 = state["hidden1"]["u"], state["output"]["u"]
+    w1, w2 = net.weights
+    # -dF/du1 = -u1 + rho'(u1) (W1 x + b1 + W2^T rho(u2)); -dF/du2 adds beta (y - rho) rho'.
+    d1 = -u1 + s(u1) * (1 - s(u1)) * (w1 @ drive.x + net.biases[0] + w2.T @ s(u2))
+    d2 = -u2 + s(u2) * (1 - s(u2)) * (w2 @ s(u1) + net.biases[1] + 0.3 * (drive.y - s(u2)))
+    np.testing.assert_allclose(flow["hidden1"]["u"], d1, rtol=1e-12)
+    np.testing.assert_allclose(flow["output"]["u"], d2, rtol=1e-12)
+
+
+def test_hard_sigmoid_phase_is_the_primitive_form(x64):
+    """Euler with dt = 1 on the box-constrained flow is s <- clip(dPhi/ds) (Ernoult 2019)."""
+    net = EPNetwork([4, 5, 3], jax.random.key(0), phases=EulerPhases(1, 1, 1.0))
+    x = jnp.linspace(0, 1, 4)
+    state = {"hidden1": {"u": jnp.linspace(0, 1, 5)}, "output": {"u": jnp.full(3, 0.5)}}
+    drive = EPDrive(x, jnp.zeros(3), 0.0)
+    out = net.relax(state, drive, 1)
+    w1, w2 = net.weights
+    expected1 = jnp.clip(w1 @ x + net.biases[0] + w2.T @ state["output"]["u"], 0, 1)
+    np.testing.assert_allclose(out["hidden1"]["u"], expected1, rtol=1e-12)
+
+
+def test_estimators_agree_with_implicit_gradient(x64):
+    phases = SteadyStatePhases(rtol=1e-11, atol=1e-12, max_time=1e4)
+    net = EPNetwork([4, 5, 3], jax.random.key(0), activation="sigmoid", phases=phases)
+    net = eqx.tree_at(lambda m: m.weights, net, [3.0 * w for w in net.weights])
+    x = jax.random.uniform(jax.random.key(1), (3, 4))
+    y = jax.random.uniform(jax.random.key(2), (3, 3))
+
+    def loss(net):
+        def one(xi, yi):
+            eq = dynlearn.equilibrate(
+                net, net.init_state(), EPDrive(xi, yi, 0.0), rtol=1e-11, atol=1e-12, max_time=1e4
+            )
+            return net.cost(eq.y, yi)
+
+        return jnp.mean(jax.vmap(one)(x, y))
+
+    ref = eqx.filter_grad(loss)(net)
+    ref = (ref.weights, ref.biases)
+    errors = {}
+    for est in ("one_sided", "symmetric"):
+        g, metrics = net.estimate(x, y, estimator=est, beta=0.01)
+        errors[est] = float(dynlearn.analysis.relative_error((g.weights, g.biases), ref))
+    assert errors["one_sided"] < 0.02 and errors["symmetric"] < 1e-4
+    np.testing.assert_allclose(metrics["loss"], loss(net), rtol=1e-8)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return dynlearn.data.load("digits")
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"readout": "cross_entropy"}], ids=["se", "ce"])
+def test_ep_learns_digits(digits, kwargs):
+    net = EPNetwork([64, 64, 10], jax.random.key(0), **kwargs)
+    result = dynlearn.fit(
+        net, digits, optimizer=optax.adam(1e-3), epochs=3, batch_size=32, progress=False
+    )
+    assert float(result.metrics.test_accuracy[-1]) > 0.8
+
+
+def test_continual_ep_learns_digits(digits):
+    net = EPNetwork([64, 64, 10], jax.random.key(0))
+    result = dynlearn.fit(
+        net, digits, mode=dynlearn.AlwaysOn(), epochs=3, batch_size=32, progress=False
+    )
+    assert float(result.metrics.test_accuracy[-1]) > 0.85
+
+
+def test_bad_input():
+    net = EPNetwork([4, 5, 3], jax.random.key(0))
+    with pytest.raises(ValueError, match=r"x: expected a batch \(batch, 4\)"):
+        net.updates(jnp.ones((2, 5)), jnp.ones((2, 3)), None)
+    with pytest.raises(ValueError, match=r"y: expected targets of shape \(2, 3\)"):
+        net.updates(jnp.ones((2, 4)), jnp.ones((2, 2)), None)
+    with pytest.raises(ValueError, match=r"inputs \(x, y\) contains NaN"):
+        net.updates(jnp.full((2, 4), jnp.nan), jnp.ones((2, 3)), None)
+    with pytest.raises(ValueError, match="beta must be > 0"):
+        EPNetwork([4, 5, 3], jax.random.key(0), beta=0.0)
+    with pytest.raises(ValueError, match="holomorphic rho"):
+        EPNetwork([4, 5, 3], jax.random.key(0), estimator="holomorphic")
+    with pytest.raises(ValueError, match="estimator: unknown"):
+        EPNetwork([4, 5, 3], jax.random.key(0), estimator="two_sided")
+    slow = EPNetwork(
+        [4, 5, 3], jax.random.key(0), activation="sigmoid", phases=SteadyStatePhases(max_time=0.5)
+    )
+    with pytest.raises(ValueError, match="no steady state"):
+        slow.free_phase(jnp.ones(4), jnp.ones(3))
