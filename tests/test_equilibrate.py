@@ -120,3 +120,23 @@ def test_equilibrate_under_vmap_flags_each_element():
     scales = jnp.array([0.5, 1.0])
     eqs = jax.vmap(lambda s: dynlearn.equilibrate(net, y0, s * inputs, throw=False))(scales)
     assert eqs.settled.shape == (2,) and bool(jnp.all(eqs.settled))
+
+
+def test_repeated_eager_calls_do_not_recompile(caplog):
+    """Same shapes and options: the second eager equilibrate/simulate compiles nothing."""
+    import logging
+
+    net, y0, inputs = problem()
+
+    def calls():
+        dynlearn.equilibrate(net, y0, inputs)
+        dynlearn.simulate(
+            net, y0, 0.0, 1.0, args=inputs, dt=0.1, ts=jnp.linspace(0, 1, 3), variables=["neurons"]
+        )
+
+    calls()
+    with jax.log_compiles(), caplog.at_level(logging.WARNING):
+        caplog.clear()
+        calls()
+    compiled = [r.message for r in caplog.records if "Compiling" in r.message]
+    assert not compiled, compiled
