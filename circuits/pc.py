@@ -50,12 +50,37 @@ __all__ = [
 RULES = ("equilibrium", "zil")
 
 
+@jax.custom_vjp
+def _affine_known(w, b, r, value):
+    """`r @ w.T + b`, whose value is already known (the clamped input's prediction).
+
+    Forward returns `value` without the product; backward is that of the affine map, so
+    dF/dW_1 = -eps_1 r^T still comes out of `jax.grad`.
+    """
+    return value
+
+
+def _affine_known_fwd(w, b, r, value):
+    return value, (w, r)
+
+
+def _affine_known_bwd(res, g):
+    w, r = res
+    dw = jnp.einsum("...o,...i->oi", g, r)
+    db = jnp.sum(g.reshape(-1, g.shape[-1]), axis=0)
+    return dw, db, g @ w, jnp.zeros_like(g)
+
+
+_affine_known.defvjp(_affine_known_fwd, _affine_known_bwd)
+
+
 class PCDrive(eqx.Module):
     """What drives a PC network: the input x_0 (None: free, generative) and target y.
 
-    `input_prediction` optionally holds mu_1 = W_1 x_0 + b_1, which is constant while the
-    input is clamped; inference passes it so the largest product is not recomputed at every
-    step (learning, which differentiates with respect to W_1, does not).
+    `input_prediction` optionally holds mu_1 = W_1 x_0 + b_1 (e.g. from the feed-forward
+    pass), which is constant while the input is clamped: the largest product is then not
+    recomputed at every inference step nor for the weight update (`_affine_known` keeps
+    its gradient).
     """
 
     x: Array | None
@@ -192,7 +217,7 @@ class PCNetwork(dynlearn.AbstractEnergyDynamics, dynlearn.AbstractLearner):
         """x_1..x_L of the feed-forward pass (every error zero)."""
         xs, r = [], x0
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
-            x = w @ r + b
+            x = r @ w.T + b
             xs.append(x)
             r = self.activation(x) if i < len(self.weights) - 1 else x
         return xs
@@ -216,11 +241,10 @@ class PCNetwork(dynlearn.AbstractEnergyDynamics, dynlearn.AbstractLearner):
             zip(self.layer_names, self.weights, self.biases, self.variances)
         ):
             x = state[name]["x"] if name in state else drive.y
-            mu = (
-                drive.input_prediction
-                if i == 0 and drive.input_prediction is not None
-                else (w @ r + b)
-            )
+            if i == 0 and drive.input_prediction is not None:
+                mu = _affine_known(w, b, r, drive.input_prediction)
+            else:
+                mu = r @ w.T + b
             total = total + jnp.sum((x - mu) ** 2) / (2 * s)
             r = self.activation(x) if i < last else x
         if self.beta is not None:
@@ -235,20 +259,24 @@ class PCNetwork(dynlearn.AbstractEnergyDynamics, dynlearn.AbstractLearner):
             zip(self.layer_names, self.weights, self.biases, self.variances)
         ):
             x = state[name]["x"] if name in state else drive.y
-            out[name] = (x - (w @ r + b)) / s
+            out[name] = (x - (r @ w.T + b)) / s
             r = self.activation(x) if i < last else x
         return out
 
     # ----------------------------------------------------------------- inference
-    def settle(self, x0, y, state0=None):
-        """Inference for one sample from the feed-forward state; returns the settled state.
+    def settle(self, x0, y, state0=None, drive=None):
+        """Inference from the feed-forward state; returns the settled state.
 
-        Generative mode: `x0` is ignored (the top is free) and `y` are the clamped data.
+        Works on one sample or on a batch (leading axis; F is then the sum over samples,
+        and a steady-state stop applies to the batch as a whole). Generative mode: `x0` is
+        ignored (the top is free) and `y` are the clamped data.
         """
-        if self.generative:
+        if drive is not None:
+            pass
+        elif self.generative:
             drive = PCDrive(None, y)
         else:
-            drive = PCDrive(x0, y, self.weights[0] @ x0 + self.biases[0])
+            drive = PCDrive(x0, y, x0 @ self.weights[0].T + self.biases[0])
         state0 = self.init_state(x0) if state0 is None else state0
         if isinstance(self.inference, EulerInference):
             n, dt = self.inference.n_steps, self.inference.dt
@@ -312,11 +340,15 @@ class PCNetwork(dynlearn.AbstractEnergyDynamics, dynlearn.AbstractLearner):
             grads = self.zil_updates(x, y)
             metrics = self._supervised_metrics(self.predict(x), y)
         else:
-            feedforward = jax.vmap(self.feedforward)(x)
+            feedforward = self.feedforward(x)
             states0 = {name: {"x": feedforward[i]} for i, name in enumerate(self.layer_names)}
             states0 = {name: states0[name] for name in self.free_layers()}
-            states = jax.vmap(self.settle)(x, y, states0)
-            grads = self.energy_grad(states, PCDrive(x, y))
+            # The batch is settled as one system: F sums over samples, so every sample's
+            # flow is unchanged, and no vmap turns diffrax's while-loop into per-element
+            # selects at every step.
+            drive = PCDrive(x, y, feedforward[0])
+            states = self.settle(x, y, states0, drive)
+            grads = self.energy_grad(states, drive)
             metrics = self._supervised_metrics(feedforward[-1], y)
         if self.beta is not None:
             grads = jax.tree.map(lambda g: g / self.beta, eqx.filter(grads, eqx.is_array))
