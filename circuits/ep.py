@@ -372,7 +372,8 @@ class EPNetwork(dynlearn.AbstractEnergyDynamics, dynlearn.AbstractLearner):
             raise ValueError(
                 f"y: expected targets of shape ({x.shape[0]}, {self.sizes[-1]}); got {y.shape}."
             )
-        return dynlearn.check_finite((x, y), "inputs (x, y)")
+        # Inside fit the data set was checked once; here only eager calls are checked.
+        return dynlearn.check_finite((x, y), "inputs (x, y)", when_traced=False)
 
 
 class ContinualDrive(eqx.Module):

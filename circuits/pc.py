@@ -434,7 +434,8 @@ class PCNetwork(dynlearn.AbstractEnergyDynamics, dynlearn.AbstractLearner):
                 f"y: expected targets of shape ({x.shape[0]}, {self.sizes[-1]}) for output "
                 f"width {self.sizes[-1]}; got {y.shape}."
             )
-        return dynlearn.check_finite((x, y), "inputs (x, y)")
+        # Inside fit the data set was checked once; here only eager calls are checked.
+        return dynlearn.check_finite((x, y), "inputs (x, y)", when_traced=False)
 
 
 class _AlwaysOnPC(dynlearn.AbstractDynamics):

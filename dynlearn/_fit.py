@@ -21,7 +21,7 @@ from ._checkpoint import load_checkpoint, save_checkpoint
 from ._dataset import config_of, load_netcdf, save_netcdf
 from ._learner import AbstractLearner, AbstractMode, SettleThenUpdate
 
-__all__ = ["FitResult", "fit", "evaluate"]
+__all__ = ["FitResult", "fit", "evaluate", "epoch_batches"]
 
 METRICS = "metrics.nc"
 
@@ -143,6 +143,15 @@ def fit(
     return FitResult(learner, opt_state, _metrics_dataset(history, config), run_dir)
 
 
+def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> np.ndarray:
+    """Sample indices of every batch of one epoch, `(n // batch_size, batch_size)`: a
+    permutation seeded by `(seed, epoch)` (so a resumed run sees the same batches), the
+    last incomplete batch dropped."""
+    n_batches = n // batch_size
+    order = np.random.default_rng([seed, epoch]).permutation(n)
+    return order[: n_batches * batch_size].reshape(n_batches, batch_size)
+
+
 def _train_epoch(train_chunk, learner, opt_state, train, batch_size, seed, epoch, per_call, show):
     """One epoch: a seeded shuffle, then compiled scans over `per_call` batches at a time.
 
@@ -151,8 +160,7 @@ def _train_epoch(train_chunk, learner, opt_state, train, batch_size, seed, epoch
     """
     x, targets, labels = train
     n_batches = len(x) // batch_size
-    order = np.random.default_rng([seed, epoch]).permutation(len(x))
-    order = order[: n_batches * batch_size].reshape(n_batches, batch_size)
+    order = epoch_batches(len(x), batch_size, seed, epoch)
     keys = jax.random.split(jax.random.fold_in(jax.random.key(seed), epoch), n_batches)
     losses, correct = [], 0
     for lo in range(0, n_batches, per_call):
@@ -232,6 +240,10 @@ def _check_fit_args(learner, data, optimizer, mode, epochs, batch_size) -> None:
             raise ValueError(f"data: expected an object with {name} (see dynlearn.data.load).")
     if not (isinstance(epochs, int) and epochs >= 1):
         raise ValueError(f"epochs must be an integer >= 1; got {epochs!r}.")
+    for name in ("x_train", "x_test"):
+        values = np.asarray(getattr(data, name))
+        if np.issubdtype(values.dtype, np.floating) and not np.all(np.isfinite(values)):
+            raise ValueError(f"data: {name} contains NaN or inf; expected finite inputs.")
     n = len(data.x_train)
     if not (isinstance(batch_size, int) and 1 <= batch_size <= n):
         raise ValueError(

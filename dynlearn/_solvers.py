@@ -64,8 +64,15 @@ def _inexact_leaves_with_path(tree):
     ]
 
 
-def check_finite(tree, what: str):
-    """Raise (at run time, jit-safe) if any floating leaf of `tree` holds NaN or inf."""
+def check_finite(tree, what: str, *, when_traced: bool = True):
+    """Raise if any floating leaf of `tree` holds NaN or inf (jit-safe).
+
+    With `when_traced=False` the check runs only on concrete (eager) values: hot inner
+    steps whose inputs were validated once up front (as `fit` does for its data set) then
+    pay nothing inside `jit`.
+    """
+    if not when_traced and any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(tree)):
+        return tree
     for name, leaf in _inexact_leaves_with_path(tree):
         bad = jnp.logical_not(jnp.all(jnp.isfinite(leaf)))
         tree = raise_if(

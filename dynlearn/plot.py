@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import xarray as xr  # noqa: E402
 
-__all__ = ["trajectory", "learning_curves", "alignment"]
+__all__ = ["trajectory", "learning_curves", "alignment", "figure"]
 
 
 def trajectory(
@@ -69,6 +70,16 @@ def alignment(ds: xr.Dataset, variables: Sequence[str], path: str | Path) -> Pat
     ax.set(xlabel=f"time ({ds.time.attrs.get('units', '')})", ylabel="angle (deg)", ylim=(0, 180))
     ax.legend(fontsize="small")
     return _save(fig, path)
+
+
+@contextlib.contextmanager
+def figure(path: str | Path, *, figsize=(4.8, 3.4)):
+    """`with figure(path) as ax:` draw on one axes; the PNG is written on exit."""
+    fig, ax = plt.subplots(figsize=figsize)
+    try:
+        yield ax
+    finally:
+        _save(fig, path)
 
 
 def _save(fig, path) -> Path:

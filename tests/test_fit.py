@@ -122,6 +122,10 @@ def test_bad_arguments(digits):
         dynlearn.fit(bp(), digits, optimizer=optax.sgd(0.1), batch_size=5000)
     with pytest.raises(ValueError, match="epochs must be"):
         dynlearn.fit(bp(), digits, optimizer=optax.sgd(0.1), epochs=0)
+    bad = types.SimpleNamespace(**{**vars(digits), "x_train": digits.x_train.copy()})
+    bad.x_train[3, 5] = np.nan
+    with pytest.raises(ValueError, match="data: x_train contains NaN"):
+        dynlearn.fit(bp(), bad, optimizer=optax.sgd(0.1))
     with pytest.raises(ValueError, match="learner: expected"):
         dynlearn.fit(object(), digits, optimizer=optax.sgd(0.1))
     with pytest.raises(ValueError, match="x: expected 64 input features"):

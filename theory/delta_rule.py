@@ -60,21 +60,16 @@ def run(fast: bool) -> tuple[xr.Dataset, bool]:
 
 
 def plot(ds: xr.Dataset, path) -> None:
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(4.5, 3.2))
-    ax.loglog(ds.eta_T, ds.relative_error.mean("seed"), marker="o", label="measured")
-    ax.loglog(
-        ds.eta_T,
-        ds.eta_T * float(ds.relative_error[0].mean() / ds.eta_T[0]),
-        ls=":",
-        label="slope 1",
-    )
-    ax.set(xlabel="eta T", ylabel="relative error vs -dL/dW")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    with dynlearn.plot.figure(path, figsize=(4.5, 3.2)) as ax:
+        ax.loglog(ds.eta_T, ds.relative_error.mean("seed"), marker="o", label="measured")
+        ax.loglog(
+            ds.eta_T,
+            ds.eta_T * float(ds.relative_error[0].mean() / ds.eta_T[0]),
+            ls=":",
+            label="slope 1",
+        )
+        ax.set(xlabel="eta T", ylabel="relative error vs -dL/dW")
+        ax.legend()
 
 
 main = dynlearn.validation.script_main("delta_rule", CLAIM, run, plot)

@@ -82,21 +82,16 @@ def run(fast: bool) -> tuple[xr.Dataset, bool]:
 
 
 def plot(ds: xr.Dataset, path) -> None:
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(4.5, 3.2))
-    ax.loglog(ds.eta, ds.relative_error.mean("seed"), marker="o", label="measured")
-    ax.loglog(
-        ds.eta,
-        ds.eta * float(ds.relative_error.mean("seed")[0] / ds.eta[0]),
-        ls=":",
-        label="slope 1",
-    )
-    ax.set(xlabel="eta (learning rate)", ylabel="relative error vs one-shot EP")
-    ax.legend(fontsize="small")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    with dynlearn.plot.figure(path, figsize=(4.5, 3.2)) as ax:
+        ax.loglog(ds.eta, ds.relative_error.mean("seed"), marker="o", label="measured")
+        ax.loglog(
+            ds.eta,
+            ds.eta * float(ds.relative_error.mean("seed")[0] / ds.eta[0]),
+            ls=":",
+            label="slope 1",
+        )
+        ax.set(xlabel="eta (learning rate)", ylabel="relative error vs one-shot EP")
+        ax.legend(fontsize="small")
 
 
 main = dynlearn.validation.script_main("ep_continual", CLAIM, run, plot)

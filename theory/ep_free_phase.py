@@ -78,17 +78,12 @@ def run(fast: bool) -> tuple[xr.Dataset, bool]:
 
 
 def plot(ds: xr.Dataset, path) -> None:
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(4.8, 3.2))
-    for a in ds.activation.values:
-        e = ds.energy.sel(activation=a, seed=ds.seed[0])
-        ax.plot(e - e.min() + 1e-12, label=a)
-    ax.set(yscale="log", xlabel="Euler step (dt = 0.1)", ylabel="E - E*")
-    ax.legend(fontsize="small")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    with dynlearn.plot.figure(path, figsize=(4.8, 3.2)) as ax:
+        for a in ds.activation.values:
+            e = ds.energy.sel(activation=a, seed=ds.seed[0])
+            ax.plot(e - e.min() + 1e-12, label=a)
+        ax.set(yscale="log", xlabel="Euler step (dt = 0.1)", ylabel="E - E*")
+        ax.legend(fontsize="small")
 
 
 main = dynlearn.validation.script_main("ep_free_phase", CLAIM, run, plot)

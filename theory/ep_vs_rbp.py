@@ -119,16 +119,13 @@ def run(fast: bool) -> tuple[xr.Dataset, bool]:
 
 
 def plot(ds: xr.Dataset, path) -> None:
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    for e in ds.estimator.values:
-        ax.loglog(ds.beta, ds.relative_error.sel(estimator=e).mean("network"), marker="o", label=e)
-    ax.set(xlabel="beta", ylabel="relative error vs recurrent backprop")
-    ax.legend(fontsize="small")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    with dynlearn.plot.figure(path, figsize=(5, 3.5)) as ax:
+        for e in ds.estimator.values:
+            ax.loglog(
+                ds.beta, ds.relative_error.sel(estimator=e).mean("network"), marker="o", label=e
+            )
+        ax.set(xlabel="beta", ylabel="relative error vs recurrent backprop")
+        ax.legend(fontsize="small")
 
 
 main = dynlearn.validation.script_main("ep_vs_rbp", CLAIM, run, plot)

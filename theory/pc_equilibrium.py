@@ -72,16 +72,11 @@ def run(fast: bool) -> tuple[xr.Dataset, bool]:
 
 
 def plot(ds: xr.Dataset, path) -> None:
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(4.8, 3.2))
-    for depth in ds.depth.values:
-        ax.semilogy(ds.energy.sel(depth=depth, seed=ds.seed[0]), label=f"depth {depth}")
-    ax.set(xlabel="Euler step (dt = 0.05)", ylabel="energy F")
-    ax.legend(fontsize="small")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    with dynlearn.plot.figure(path, figsize=(4.8, 3.2)) as ax:
+        for depth in ds.depth.values:
+            ax.semilogy(ds.energy.sel(depth=depth, seed=ds.seed[0]), label=f"depth {depth}")
+        ax.set(xlabel="Euler step (dt = 0.05)", ylabel="energy F")
+        ax.legend(fontsize="small")
 
 
 main = dynlearn.validation.script_main("pc_equilibrium", CLAIM, run, plot)

@@ -68,22 +68,17 @@ def run(fast: bool) -> tuple[xr.Dataset, bool]:
 
 
 def plot(ds: xr.Dataset, path) -> None:
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(4.8, 3.4))
-    for depth in ds.depth.values:
-        ax.loglog(
-            ds.beta,
-            ds.relative_error.sel(depth=depth).mean("seed"),
-            marker="o",
-            label=f"depth {depth}",
-        )
-    ax.loglog(ds.beta, ds.beta, ls=":", color="grey", label="slope 1")
-    ax.set(xlabel="beta", ylabel="relative error of update vs BP")
-    ax.legend(fontsize="small")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    with dynlearn.plot.figure(path, figsize=(4.8, 3.4)) as ax:
+        for depth in ds.depth.values:
+            ax.loglog(
+                ds.beta,
+                ds.relative_error.sel(depth=depth).mean("seed"),
+                marker="o",
+                label=f"depth {depth}",
+            )
+        ax.loglog(ds.beta, ds.beta, ls=":", color="grey", label="slope 1")
+        ax.set(xlabel="beta", ylabel="relative error of update vs BP")
+        ax.legend(fontsize="small")
 
 
 main = dynlearn.validation.script_main("pc_infinitesimal", CLAIM, run, plot)

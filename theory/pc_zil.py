@@ -52,17 +52,12 @@ def run(fast: bool) -> tuple[xr.Dataset, bool]:
 
 
 def plot(ds: xr.Dataset, path) -> None:
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(4.8, 3.2))
-    for act in ds.activation.values:
-        ax.semilogy(ds.depth, ds.relative_error.sel(activation=act), marker="o", label=act)
-    ax.axhline(1e-6, color="grey", ls=":", label="tolerance")
-    ax.set(xlabel="depth (weight layers)", ylabel="relative error vs BP")
-    ax.legend(fontsize="small")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    with dynlearn.plot.figure(path, figsize=(4.8, 3.2)) as ax:
+        for act in ds.activation.values:
+            ax.semilogy(ds.depth, ds.relative_error.sel(activation=act), marker="o", label=act)
+        ax.axhline(1e-6, color="grey", ls=":", label="tolerance")
+        ax.set(xlabel="depth (weight layers)", ylabel="relative error vs BP")
+        ax.legend(fontsize="small")
 
 
 main = dynlearn.validation.script_main("pc_zil", CLAIM, run, plot)
