@@ -211,29 +211,37 @@ class EPNetwork(dynlearn.AbstractEnergyDynamics, dynlearn.AbstractLearner):
         )
 
     # ----------------------------------------------------------------- energy
-    def hopfield_energy(self, state, x, rho=None):
+    def hopfield_energy(self, state, x, rho=None, *, with_input=True):
         """E(u) (holomorphic in u: squares, not absolute squares); `rho` overrides the
-        activation."""
+        activation; `with_input=False` leaves out the input coupling -rho(u_1).(W_1 x + b_1)
+        (see `input_coupling`)."""
         rho_fn = rho or self.rho
         total, r = 0.0, x
-        for name, w, b in zip(self.layer_names, self.weights, self.biases):
+        for i, (name, w, b) in enumerate(zip(self.layer_names, self.weights, self.biases)):
             u = state[name]["u"]
             rho = rho_fn(u)
-            total = total + 0.5 * jnp.sum(u * u) - jnp.sum(rho * (w @ r + b))
+            total = total + 0.5 * jnp.sum(u * u)
+            if i > 0 or with_input:
+                total = total - jnp.sum(rho * (r @ w.T + b))
             r = rho
         return total
+
+    def input_coupling(self, rho_1, x):
+        """-rho_1.(W_1 x + b_1): linear in rho_1, so a weighted sum over states can be
+        taken before the largest product."""
+        return -jnp.sum(rho_1 * (x @ self.weights[0].T + self.biases[0]))
 
     def output(self, state, rho=None):
         """rho(u_L) (squared error) or the read-out logits (cross-entropy)."""
         r = (rho or self.rho)(state[self.layer_names[-1]]["u"])
         if self.readout == "cross_entropy":
-            return self.readout_weights @ r + self.readout_bias
+            return r @ self.readout_weights.T + self.readout_bias
         return r
 
     def cost(self, state, y, rho=None):
         out = self.output(state, rho)
         if self.readout == "cross_entropy":
-            return optax.softmax_cross_entropy(out, y)
+            return jnp.sum(optax.softmax_cross_entropy(out, y))
         diff = y - out
         return 0.5 * jnp.sum(diff * diff)
 
@@ -333,14 +341,19 @@ class EPNetwork(dynlearn.AbstractEnergyDynamics, dynlearn.AbstractLearner):
                 terms.append((nudged(free, x, y), beta, coef))
 
         def weighted_energy(params):
+            # F sums over samples, so one batched call gives the batch total and the weight
+            # gradients come out as matrix products over the batch (no per-sample outer
+            # products).
+            # The input coupling is linear in rho(u_1): its weighted sum over the states is
+            # formed first, so dF/dW_1 costs one product with x, not one per state.
             net = self.with_params(params)
-            total = 0.0
+            total, rho_1 = 0.0, 0.0
             for state, beta, coef in terms:
-                energies = jax.vmap(lambda s, xi, yi: net.energy(s, EPDrive(xi, yi, beta)))(
-                    state, x, y
-                )
-                total = total + coef * jnp.mean(energies)
-            return jnp.real(total)
+                rest = net.hopfield_energy(state, x, with_input=False)
+                total = total + coef * (rest + beta * net.cost(state, y))
+                rho_1 = rho_1 + coef * net.rho(state[net.layer_names[0]]["u"])
+            total = total + net.input_coupling(rho_1, x)
+            return jnp.real(total) / x.shape[0]
 
         grads = self.with_params(jax.grad(weighted_energy)(self.params()))
         output = jax.vmap(self.output)(free)

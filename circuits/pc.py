@@ -267,9 +267,9 @@ class PCNetwork(dynlearn.AbstractEnergyDynamics, dynlearn.AbstractLearner):
     def settle(self, x0, y, state0=None, drive=None):
         """Inference from the feed-forward state; returns the settled state.
 
-        Works on one sample or on a batch (leading axis; F is then the sum over samples,
-        and a steady-state stop applies to the batch as a whole). Generative mode: `x0` is
-        ignored (the top is free) and `y` are the clamped data.
+        Works on one sample (vmap it for batches) or on a batch as one system (F is then
+        the sum over samples and a steady-state stop applies to the whole batch).
+        Generative mode: `x0` is ignored (the top is free) and `y` are the clamped data.
         """
         if drive is not None:
             pass
@@ -319,8 +319,12 @@ class PCNetwork(dynlearn.AbstractEnergyDynamics, dynlearn.AbstractLearner):
         the network. Differentiating the batch-summed energy yields the local products
         eps_l r_{l-1}^T summed over the batch, never per-sample weight gradients."""
 
+        batch = jax.tree.leaves(states)[0].shape[0]
+
         def mean_energy(params):
-            return jnp.mean(jax.vmap(self.with_params(params).energy)(states, drives))
+            # F is a sum over samples, so the batched call is the batch total (and the
+            # products become matrix products over the batch).
+            return self.with_params(params).energy(states, drives) / batch
 
         return self.with_params(jax.grad(mean_energy)(self.params()))
 
@@ -343,11 +347,8 @@ class PCNetwork(dynlearn.AbstractEnergyDynamics, dynlearn.AbstractLearner):
             feedforward = self.feedforward(x)
             states0 = {name: {"x": feedforward[i]} for i, name in enumerate(self.layer_names)}
             states0 = {name: states0[name] for name in self.free_layers()}
-            # The batch is settled as one system: F sums over samples, so every sample's
-            # flow is unchanged, and no vmap turns diffrax's while-loop into per-element
-            # selects at every step.
             drive = PCDrive(x, y, feedforward[0])
-            states = self.settle(x, y, states0, drive)
+            states = jax.vmap(self.settle)(x, y, states0, drive)
             grads = self.energy_grad(states, drive)
             metrics = self._supervised_metrics(feedforward[-1], y)
         if self.beta is not None:

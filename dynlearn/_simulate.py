@@ -121,6 +121,7 @@ def simulate(
     **Returns:** a `Trajectory`.
     """
     check_system(system)
+    user_choices = (adjoint, max_steps)  # a solve configured by hand goes through diffrax
     adaptive = rtol is not None or atol is not None
     solver = resolve_solver(solver, adaptive=adaptive)
     _check_times(t0, t1, dt, adaptive)
@@ -158,6 +159,19 @@ def simulate(
         terms = diffrax.MultiTerm(terms, DiagonalNoise(brownian))
         if adjoint is None and not (adaptive or differentiable_noise):
             adjoint = diffrax.DirectAdjoint()
+    if _can_scan(adaptive, ts, *user_choices, (system, y0, args), t0, t1, dt):
+        n_steps = max(1, math.ceil((t1 - t0) / dt - 1e-9))
+        y_end = _scan_fixed_steps(terms, solver, t0, t1, n_steps, y0, (system, args))
+        if save_end:
+            y_end = _raise_if_diverged(y_end)
+        return Trajectory(
+            ts=None,
+            ys=None,
+            y1=y_end if save_end else None,
+            num_steps=jnp.asarray(n_steps),
+            solver=type(solver).__name__,
+            dt=dt,
+        )
     if adjoint is None:
         adjoint = diffrax.RecursiveCheckpointAdjoint()
 
@@ -242,6 +256,55 @@ def _fixed_step_count(t0, t1, dt) -> int:
     return math.ceil((t1 - t0) / dt * (1 + 1e-9)) + 1
 
 
+def _can_scan(adaptive, ts, adjoint, max_steps, inputs, t0, t1, dt) -> bool:
+    """Fixed steps, only the end saved, nobody differentiating: diffrax's solver stepped
+    by a `lax.fori_loop` (diffeqsolve's while-loop bookkeeping costs ~10 us a step, a large share of a
+    small network's step). Under `jax.grad` the general path keeps memory bounded by
+    recursive checkpointing, so any JVP tracer in the inputs selects it."""
+    if adaptive or ts is not None or adjoint is not None or max_steps is not None:
+        return False
+    if not all(isinstance(x, (int, float)) for x in (t0, t1, dt)):
+        return False
+    return not any(
+        isinstance(leaf, jax.interpreters.ad.JVPTracer) for leaf in jax.tree.leaves(inputs)
+    )
+
+
+def _scan_fixed_steps(terms, solver, t0, t1, n_steps, y0, args):
+    """`n_steps` equal steps of `solver` from t0 to t1, keeping only the state (the step
+    times are computed in the loop, so nothing grows with the number of steps)."""
+    span = t1 - t0
+
+    def time(i):
+        return t0 + span * i / n_steps
+
+    state = solver.init(terms, t0, time(1), y0, args)
+
+    def step(i, carry):
+        y, state = carry
+        y, _, _, state, _ = solver.step(
+            terms, time(i), time(i + 1), y, args, state, made_jump=False
+        )
+        return y, state
+
+    y, _ = jax.lax.fori_loop(0, n_steps, step, (y0, state))
+    return y
+
+
+def _raise_if_diverged(y):
+    leaves = [x for x in jax.tree.leaves(y) if jnp.issubdtype(x.dtype, jnp.inexact)]
+    if not leaves:
+        return y
+    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
+    return raise_if(y, ~finite, _DIVERGED)
+
+
+_DIVERGED = (
+    "simulate: the state became NaN or inf, the system diverged: reduce dt (it must be well "
+    "below the fastest time constant) or check the parameters for instability."
+)
+
+
 def _raise_on_failure(sol, out, checked, max_steps, t1):
     """Turn diffrax's result codes and a non-finite state into errors that teach the fix."""
     out = raise_if(
@@ -260,11 +323,5 @@ def _raise_on_failure(sol, out, checked, max_steps, t1):
     leaves = [x for x in jax.tree.leaves(checked) if jnp.issubdtype(x.dtype, jnp.inexact)]
     if leaves:
         finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
-        out = raise_if(
-            out,
-            ~finite,
-            "simulate: the state became NaN or inf, the system diverged: reduce dt (it must "
-            "be well below the fastest time constant) or check the parameters for "
-            "instability.",
-        )
+        out = raise_if(out, ~finite, _DIVERGED)
     return out

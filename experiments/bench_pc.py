@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     data = dynlearn.data.load("mnist5k")
     timed = 1 if opts.quick else 5
 
-    ours = run_dynlearn(data, 1 + timed, warm_up=False)
+    ours = run_dynlearn(data, 1 + timed)
     hand = run_hand(data, 1 + timed)
     t_ours = statistics.median(s for s, _ in ours[1:])
     t_hand = statistics.median(s for s, _ in hand[1:])
