@@ -96,7 +96,9 @@ def demo(run_dir: Path, quick: bool = False) -> list[dict]:
     ds["energy"] = ("time", np.asarray(energy))
     dynlearn.save_netcdf(ds, run_dir / "hopfield.nc")
     dynlearn.plot.trajectory(ds, ["energy", "neurons_u"], run_dir / "hopfield.png")
-    decreasing = bool(np.all(np.diff(np.asarray(energy)) <= 1e-6))
+    # float32: allow round-off relative to the energy's scale on the flat tail.
+    energy = np.asarray(energy)
+    decreasing = bool(np.all(np.diff(energy) <= 1e-6 * max(1.0, np.abs(energy).max())))
     return [
         {
             "demo": "hopfield",
