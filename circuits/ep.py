@@ -426,27 +426,26 @@ class ContinualEPDynamics(dynlearn.AbstractDynamics):
 
 def demo(run_dir, quick: bool = False) -> list[dict]:
     """Train EP (symmetric nudging, and continual EP) briefly on digits; report accuracy."""
-    import time
-
     data = dynlearn.data.load("digits")
     epochs = 1 if quick else 3
-    rows = []
-    for label, kwargs in [
-        ("symmetric nudging", {"optimizer": optax.adam(1e-3)}),
-        ("continual (always-on)", {"mode": dynlearn.AlwaysOn()}),
-    ]:
-        net = EPNetwork([64, 64, 10], jax.random.key(0))
-        tic = time.perf_counter()
-        metrics = dynlearn.fit(
-            net, data, epochs=epochs, batch_size=32, progress=False, **kwargs
-        ).metrics
-        dynlearn.save_netcdf(metrics, run_dir / f"ep-{label.split()[0]}-metrics.nc")
-        rows.append(
-            {
-                "demo": "ep",
-                "what": f"EP {label}, 64-64-10 hard sigmoid, digits, {epochs} epoch(s)",
-                "result": f"test accuracy {float(metrics.test_accuracy[-1]):.3f}",
-                "seconds": time.perf_counter() - tic,
-            }
-        )
-    return rows
+    net = EPNetwork([64, 64, 10], jax.random.key(0))
+    return [
+        dynlearn.demo_training(
+            "ep",
+            "symmetric nudging, 64-64-10 hard sigmoid",
+            net,
+            data,
+            run_dir,
+            epochs=epochs,
+            optimizer=optax.adam(1e-3),
+        ),
+        dynlearn.demo_training(
+            "ep",
+            "continual (always-on), 64-64-10 hard sigmoid",
+            net,
+            data,
+            run_dir,
+            epochs=epochs,
+            mode=dynlearn.AlwaysOn(),
+        ),
+    ]

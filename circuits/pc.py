@@ -464,37 +464,29 @@ class _AlwaysOnPC(dynlearn.AbstractDynamics):
 
 def demo(run_dir, quick: bool = False) -> list[dict]:
     """Train PC (settle-then-update and always-on) briefly on digits; report accuracy."""
-    import time
-
     import optax
 
     data = dynlearn.data.load("digits")
     epochs = 1 if quick else 3
-    rows = []
-    for label, net, kwargs in [
-        (
-            "settle-then-update",
-            PCNetwork([64, 64, 10], jax.random.key(0)),
-            {"optimizer": optax.adam(1e-3)},
+    settle = PCNetwork([64, 64, 10], jax.random.key(0))
+    stream = PCNetwork([64, 64, 10], jax.random.key(0), online=Streaming(t_pres=2.0, tau_w=50.0))
+    return [
+        dynlearn.demo_training(
+            "pc",
+            "settle-then-update, 64-64-10 tanh",
+            settle,
+            data,
+            run_dir,
+            epochs=epochs,
+            optimizer=optax.adam(1e-3),
         ),
-        (
-            "always-on stream",
-            PCNetwork([64, 64, 10], jax.random.key(0), online=Streaming(t_pres=2.0, tau_w=50.0)),
-            {"mode": dynlearn.AlwaysOn()},
+        dynlearn.demo_training(
+            "pc",
+            "always-on stream, 64-64-10 tanh",
+            stream,
+            data,
+            run_dir,
+            epochs=epochs,
+            mode=dynlearn.AlwaysOn(),
         ),
-    ]:
-        tic = time.perf_counter()
-        result = dynlearn.fit(
-            net, data, epochs=epochs, batch_size=32, progress=False, run_dir=None, **kwargs
-        )
-        metrics = result.metrics
-        dynlearn.save_netcdf(metrics, run_dir / f"pc-{label.split()[0]}-metrics.nc")
-        rows.append(
-            {
-                "demo": "pc",
-                "what": f"PC {label}, 64-64-10 tanh, digits, {epochs} epoch(s)",
-                "result": f"test accuracy {float(metrics.test_accuracy[-1]):.3f}",
-                "seconds": time.perf_counter() - tic,
-            }
-        )
-    return rows
+    ]

@@ -14,6 +14,7 @@ from ._dataset import config_of as config_of
 from ._dataset import load_netcdf as load_netcdf
 from ._dataset import save_netcdf as save_netcdf
 from ._dataset import to_dataset as to_dataset
+from ._demo import demo_training as demo_training
 from ._dynamics import AbstractDynamics as AbstractDynamics
 from ._dynamics import AbstractEnergyDynamics as AbstractEnergyDynamics
 from ._dynamics import gradient_flow as gradient_flow
