@@ -271,11 +271,9 @@ class PCNetwork(dynlearn.AbstractEnergyDynamics, dynlearn.AbstractLearner):
         the sum over samples and a steady-state stop applies to the whole batch).
         Generative mode: `x0` is ignored (the top is free) and `y` are the clamped data.
         """
-        if drive is not None:
-            pass
-        elif self.generative:
+        if drive is None and self.generative:
             drive = PCDrive(None, y)
-        else:
+        elif drive is None:
             drive = PCDrive(x0, y, x0 @ self.weights[0].T + self.biases[0])
         state0 = self.init_state(x0) if state0 is None else state0
         if isinstance(self.inference, EulerInference):

@@ -18,15 +18,14 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 import dynlearn
 from circuits.ep import EPDrive, EPNetwork, EulerPhases, SteadyStatePhases
+from experiments._timing import fit_curve, hand_curve
 
 SIZES = [784, 512, 10]
 BATCH, BETA, DT, N_FREE, N_NUDGED = 64, 0.1, 0.5, 30, 10
@@ -76,48 +75,22 @@ def hand_epoch_fn():
 
 
 def run_hand(data, epochs, seed=0):
+    """Per-epoch (seconds, test accuracy) of the hand-written version (same init, order)."""
     net = EPNetwork(SIZES, jax.random.key(seed), estimator="one_sided", beta=BETA)
     params = (net.weights, net.biases)
-    opt_state = OPTIMIZER.init(params)
     epoch_fn, accuracy = hand_epoch_fn()
-    targets = np.eye(10, dtype=np.float32)[data.y_train]
-    out = []
-    for epoch in range(epochs):
-        tic = time.perf_counter()
-        idx = dynlearn.epoch_batches(len(data.x_train), BATCH, seed, epoch)  # as in fit
-        params, opt_state = epoch_fn(
-            params,
-            opt_state,
-            jnp.asarray(data.x_train[idx]),
-            jnp.asarray(targets[idx]),
-            jnp.asarray(data.y_train[idx]),
-        )
-        acc = float(accuracy(params, data.x_test, data.y_test))
-        out.append((time.perf_counter() - tic, acc))
-    return out
+    return hand_curve(epoch_fn, accuracy, params, OPTIMIZER.init(params), data, epochs, BATCH, seed)
 
 
 def run_dynlearn(data, epochs, phases, seed=0):
     """Per-epoch (seconds, test accuracy) of `fit`, compiled beforehand by a 1-epoch run."""
 
-    def fit(n_epochs):
-        net = EPNetwork(
+    def make():
+        return EPNetwork(
             SIZES, jax.random.key(seed), estimator="one_sided", beta=BETA, phases=phases
         )
-        return dynlearn.fit(
-            net,
-            data,
-            optimizer=OPTIMIZER,
-            epochs=n_epochs,
-            batch_size=BATCH,
-            seed=seed,
-            progress=False,
-            updates_per_dispatch=len(data.x_train) // BATCH,
-        ).metrics
 
-    fit(1)
-    m = fit(epochs)
-    return list(zip(m.wall_time.values.tolist(), m.test_accuracy.values.tolist()))
+    return fit_curve(make, data, epochs, OPTIMIZER, BATCH, seed)
 
 
 def adaptive_steps(data, phases) -> float:

@@ -22,15 +22,14 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 import dynlearn
 from circuits.pc import EulerInference, PCNetwork
+from experiments._timing import fit_curve, hand_curve
 
 SIZES = [784, 128, 128, 10]
 BATCH = 64
@@ -96,23 +95,8 @@ def run_hand(data, epochs: int, n_steps=20, dt=0.1, seed=0):
     net = PCNetwork(SIZES, jax.random.key(seed))
     params = (net.weights, net.biases)
     optimizer = optax.adam(1e-3)
-    opt_state = optimizer.init(params)
     epoch_fn, accuracy = hand_epoch_fn(n_steps, dt, optimizer)
-    targets = np.eye(10, dtype=np.float32)[data.y_train]
-    out = []
-    for epoch in range(epochs):
-        tic = time.perf_counter()
-        idx = dynlearn.epoch_batches(len(data.x_train), BATCH, seed, epoch)  # as in fit
-        params, opt_state, _, _ = epoch_fn(
-            params,
-            opt_state,
-            jnp.asarray(data.x_train[idx]),
-            jnp.asarray(targets[idx]),
-            jnp.asarray(data.y_train[idx]),
-        )
-        acc = float(accuracy(params, data.x_test, data.y_test))
-        out.append((time.perf_counter() - tic, acc))
-    return out
+    return hand_curve(epoch_fn, accuracy, params, optimizer.init(params), data, epochs, BATCH, seed)
 
 
 OPTIMIZER = optax.adam(1e-3)  # one object, so fit's compiled epoch is reused across runs
@@ -120,24 +104,15 @@ OPTIMIZER = optax.adam(1e-3)  # one object, so fit's compiled epoch is reused ac
 
 def run_dynlearn(data, epochs: int, seed=0, warm_up=True, **kwargs):
     """Per-epoch (seconds, test accuracy) of `fit`; with `warm_up`, compiled beforehand."""
-
-    def fit(n_epochs):
-        net = PCNetwork(SIZES, jax.random.key(seed), **kwargs)
-        return dynlearn.fit(
-            net,
-            data,
-            optimizer=OPTIMIZER,
-            epochs=n_epochs,
-            batch_size=BATCH,
-            seed=seed,
-            progress=False,
-            updates_per_dispatch=len(data.x_train) // BATCH,
-        ).metrics
-
-    if warm_up:
-        fit(1)
-    m = fit(epochs)
-    return list(zip(m.wall_time.values.tolist(), m.test_accuracy.values.tolist()))
+    return fit_curve(
+        lambda: PCNetwork(SIZES, jax.random.key(seed), **kwargs),
+        data,
+        epochs,
+        OPTIMIZER,
+        BATCH,
+        seed,
+        warm_up,
+    )
 
 
 def time_to(curve, target: float) -> tuple[float, int | None]:
