@@ -36,7 +36,9 @@ from ._solvers import SOLVERS as SOLVERS
 from ._solvers import check_finite as check_finite
 from ._stimulus import AbstractStimulus as AbstractStimulus
 from ._stimulus import Constant as Constant
+from ._stimulus import Presentation as Presentation
 from ._stimulus import StimulusStream as StimulusStream
 from ._stimulus import as_stimulus as as_stimulus
+from ._stimulus import input_and_target as input_and_target
 
 __version__ = "0.1.0"

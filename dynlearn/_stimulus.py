@@ -13,7 +13,15 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, Int
 
-__all__ = ["AbstractStimulus", "Constant", "StimulusStream", "as_stimulus", "jump_times"]
+__all__ = [
+    "AbstractStimulus",
+    "Constant",
+    "StimulusStream",
+    "Presentation",
+    "as_stimulus",
+    "input_and_target",
+    "jump_times",
+]
 
 
 class AbstractStimulus(eqx.Module):
@@ -140,6 +148,61 @@ class StimulusStream(AbstractStimulus):
         return onsets
 
 
+class Presentation(eqx.Module):
+    """How an always-on circuit sees a batch: `streams` parallel streams of samples, each
+    sample on for `t_pres`, integrated with Euler steps of `dt`.
+
+    A batch of `n` samples becomes `streams` streams of `n / streams` consecutive samples
+    each (stream `s` shows samples `s m ... (s+1) m - 1`, `m = n / streams`); parallel
+    streams share the circuit's weights, whose updates are averaged over them.
+
+    **Arguments:**
+    - `t_pres`: presentation time of one sample (> 0).
+    - `dt`: Euler step (> 0, at most `t_pres`).
+    - `streams`: number of parallel streams (divides the batch size).
+    - `tau_filter`: optional low-pass time constant of input and target (see
+      `StimulusStream`).
+    """
+
+    t_pres: float = eqx.field(static=True, default=1.0)
+    dt: float = eqx.field(static=True, default=0.1)
+    streams: int = eqx.field(static=True, default=1)
+    tau_filter: float | None = eqx.field(static=True, default=None)
+
+    def __check_init__(self):
+        if not (self.dt > 0 and self.t_pres >= self.dt):
+            raise ValueError(
+                f"Presentation: need 0 < dt <= t_pres; got dt={self.dt}, t_pres={self.t_pres}."
+            )
+        if not (isinstance(self.streams, int) and self.streams >= 1):
+            raise ValueError(f"Presentation: streams must be an int >= 1; got {self.streams!r}.")
+
+    @property
+    def steps_per_sample(self) -> int:
+        return round(self.t_pres / self.dt)
+
+    def stream(self, x: Array, y: Array | None = None) -> StimulusStream:
+        """The batch `x` (and targets `y`), `(n, ...)`, as a stream of `(n / streams,
+        streams, ...)` samples."""
+        n = x.shape[0]
+        if n % self.streams:
+            raise ValueError(
+                f"Presentation: the batch of {n} samples does not split into {self.streams} "
+                "equal streams; choose a batch size that is a multiple of streams."
+            )
+
+        def parallel(a):
+            a = a.reshape((self.streams, n // self.streams) + a.shape[1:])
+            return jnp.swapaxes(a, 0, 1)
+
+        return StimulusStream(
+            parallel(x),
+            self.t_pres,
+            None if y is None else parallel(y),
+            tau_filter=self.tau_filter,
+        )
+
+
 def _filter_step(carry, x):
     f, decay = carry
     return (x + (f - x) * decay, decay), f
@@ -150,6 +213,15 @@ def as_stimulus(x) -> AbstractStimulus:
     if isinstance(x, AbstractStimulus) or callable(x):
         return x
     return Constant(x)
+
+
+def input_and_target(stimulus, t) -> tuple[Array, Array | None]:
+    """`(x(t), y(t))` from a drive: a `StimulusStream` with targets gives both; any other
+    stimulus (or array, see `as_stimulus`) gives the input and `None` (no teacher)."""
+    if isinstance(stimulus, StimulusStream):
+        target = None if stimulus.targets is None else stimulus.target(t)
+        return stimulus.input(t), target
+    return as_stimulus(stimulus)(t), None
 
 
 def jump_times(args) -> Array | None:

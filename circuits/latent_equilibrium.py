@@ -1,0 +1,270 @@
+"""Latent Equilibrium: prospective rate neurons that learn while the inputs stream in.
+
+Haider, Ellenberger, Kriener, Jordan, Senn & Petrovici 2021, "Latent Equilibrium: A unified
+learning theory for arbitrarily fast computation with arbitrarily slow neurons" (NeurIPS).
+Layers l = 1..L, input r_0 = x(t), target y(t):
+
+    tau du_l/dt = -u_l + W_l r_{l-1} + b_l + e_l
+    ubreve_l    = u_l + tau du_l/dt  = W_l r_{l-1} + b_l + e_l        (prospective voltage)
+    r_l         = phi_l(ubreve_l)              (ordinary neurons, prospective=False: phi_l(u_l))
+    e_l         = phi_l'(ubreve_l) * B_l (ubreve_{l+1} - W_{l+1} r_l - b_{l+1}),     l < L
+    e_L         = beta phi_L'(ubreve_L) (y - r_L)
+    dW_l/dt     = eta_l e_l r_{l-1}^T,    db_l/dt = eta_l e_l          (always on)
+
+B_l = W_{l+1}^T is LE as published; any feedback pathway (`circuits.feedback`) can replace
+it. With no error the prospective voltages are the feed-forward values W_l r_{l-1}(t) + b_l
+at every instant: the network answers at once, while ordinary leaky neurons lag by about
+tau per layer.
+
+The errors are defined implicitly (e_l enters ubreve_l, which enters e_l and e_{l-1}). Here
+the error neurons relax to their right-hand side with a fast time constant,
+`tau_error de_l/dt = -e_l + (...)`: Euler with `dt = tau_error` is the published scheme, in
+which the errors use the previous step's voltages, and tau_error -> 0 is the algebraic limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, PRNGKeyArray
+
+import dynlearn
+from circuits.backprop import ACTIVATIONS, init_layers
+from circuits.feedback import AbstractFeedback, WeightTransport
+
+__all__ = ["LENetwork", "feedforward_voltages", "slope", "demo"]
+
+
+def slope(phi, v: Array) -> Array:
+    """phi'(v) elementwise (forward-mode, fused with phi by XLA)."""
+    return jax.jvp(phi, (v,), (jnp.ones_like(v),))[1]
+
+
+def feedforward_voltages(weights, biases, phis, x) -> list[Array]:
+    """a_l = W_l phi_{l-1}(a_{l-1}) + b_l with a_0's rate x: the error-free steady state."""
+    voltages, rate = [], x
+    for w, b, phi in zip(weights, biases, phis):
+        voltages.append(rate @ w.T + b)
+        rate = phi(voltages[-1])
+    return voltages
+
+
+class LENetwork(dynlearn.AbstractDynamics, dynlearn.AbstractLearner):
+    """A layered Latent-Equilibrium network; weights learn always-on (`fit(mode=AlwaysOn())`).
+
+    State: `{"neurons": {name: {"u", "e"}}, "params": {"weights", "biases"}}`, every neuron
+    array `(streams, n_l)` (parallel streams share the weights; their updates are averaged).
+    Layer names `hidden1, ..., output`. `args` is the drive: a `StimulusStream` with targets
+    (learning) or any stimulus (no teacher).
+
+    **Arguments:**
+    - `sizes`: `(n_in, n_1, ..., n_L)`; `key`: initialisation.
+    - `activation`, `output_activation`: names from `circuits.backprop.ACTIVATIONS`.
+    - `tau`: membrane time constant (reference: 20 with dt 0.01, Haider et al. 2021).
+    - `tau_error`: error neurons' time constant (fast; the Euler step must not exceed it).
+    - `beta`: nudging strength of the output error.
+    - `eta`: learning rate, one value or one per layer.
+    - `prospective`: rates from ubreve (LE) or from u (ordinary leaky neurons).
+    - `feedback`: a pathway from `circuits.feedback` (default: weight transport).
+    - `presentation`: how `learn_online` streams a batch (`dynlearn.Presentation`).
+    """
+
+    weights: list[Array]
+    biases: list[Array]
+    feedback: AbstractFeedback
+    activation: str = eqx.field(static=True)
+    output_activation: str = eqx.field(static=True)
+    tau: float = eqx.field(static=True)
+    tau_error: float = eqx.field(static=True)
+    beta: float = eqx.field(static=True)
+    eta: tuple[float, ...] = eqx.field(static=True)
+    prospective: bool = eqx.field(static=True)
+    presentation: dynlearn.Presentation = eqx.field(static=True)
+
+    def __init__(
+        self,
+        sizes: Sequence[int],
+        key: PRNGKeyArray,
+        *,
+        activation: str = "sigmoid",
+        output_activation: str = "linear",
+        tau: float = 10.0,
+        tau_error: float = 0.05,
+        beta: float = 0.1,
+        eta: float | Sequence[float] = 0.2,
+        prospective: bool = True,
+        feedback: AbstractFeedback = WeightTransport(),
+        presentation: dynlearn.Presentation = dynlearn.Presentation(t_pres=1.0, dt=0.05),
+    ):
+        for name, value in (("activation", activation), ("output_activation", output_activation)):
+            if value not in ACTIVATIONS:
+                raise ValueError(f"{name}: unknown {value!r}; known: {sorted(ACTIVATIONS)}.")
+        n_layers = len(sizes) - 1
+        eta = (float(eta),) * n_layers if jnp.ndim(eta) == 0 else tuple(map(float, eta))
+        if len(eta) != n_layers or min(eta) < 0:
+            raise ValueError(f"eta: need one value >= 0 or {n_layers} (one per layer); got {eta}.")
+        if not (tau > 0 and tau_error > 0 and beta >= 0):
+            raise ValueError(
+                f"need tau > 0, tau_error > 0 and beta >= 0; got tau={tau}, "
+                f"tau_error={tau_error}, beta={beta}."
+            )
+        check_step(presentation.dt, {"tau": tau, "tau_error": tau_error})
+        self.weights, self.biases = init_layers(sizes, key)
+        self.feedback = feedback.bind(sizes)
+        self.activation = activation
+        self.output_activation = output_activation
+        self.tau, self.tau_error, self.beta = float(tau), float(tau_error), float(beta)
+        self.eta = eta
+        self.prospective = bool(prospective)
+        self.presentation = presentation
+
+    # ----------------------------------------------------------------- structure
+    @property
+    def sizes(self) -> list[int]:
+        return [self.weights[0].shape[1]] + [w.shape[0] for w in self.weights]
+
+    @property
+    def layer_names(self) -> list[str]:
+        n_hidden = len(self.weights) - 1
+        return [f"hidden{i}" for i in range(1, n_hidden + 1)] + ["output"]
+
+    @property
+    def phis(self) -> list:
+        hidden = ACTIVATIONS[self.activation]
+        return [hidden] * (len(self.weights) - 1) + [ACTIVATIONS[self.output_activation]]
+
+    def params(self) -> dict:
+        return {"weights": list(self.weights), "biases": list(self.biases)}
+
+    def with_params(self, params: dict) -> LENetwork:
+        return eqx.tree_at(
+            lambda n: (n.weights, n.biases), self, (params["weights"], params["biases"])
+        )
+
+    def init_state(self, x: Array | None = None) -> dict:
+        """The error-free steady state for input `x` `(streams, n_in)` (default: one stream
+        of zeros), with the current weights as the plastic part of the state."""
+        x = jnp.zeros((1, self.sizes[0])) if x is None else x
+        voltages = feedforward_voltages(self.weights, self.biases, self.phis, x)
+        neurons = {
+            name: {"u": v, "e": jnp.zeros_like(v)} for name, v in zip(self.layer_names, voltages)
+        }
+        return {"neurons": neurons, "params": self.params()}
+
+    # ----------------------------------------------------------------- dynamics
+    def vector_field(self, t, state, drive):
+        x, y = dynlearn.input_and_target(drive, t)
+        params = state["params"]
+        neurons = [state["neurons"][name] for name in self.layer_names]
+        voltages, rates, basal = self._sweep(params, neurons, x)
+        error_targets = self._error_targets(params, voltages, rates, basal, y)
+        d_neurons = {
+            name: {
+                "u": (b + n["e"] - n["u"]) / self.tau,
+                "e": (target - n["e"]) / self.tau_error,
+            }
+            for name, n, b, target in zip(self.layer_names, neurons, basal, error_targets)
+        }
+        presynaptic = [x] + rates[:-1]
+        n_streams = x.shape[0]
+        d_weights = [
+            eta * (n["e"].T @ r) / n_streams for eta, n, r in zip(self.eta, neurons, presynaptic)
+        ]
+        d_biases = [eta * jnp.mean(n["e"], axis=0) for eta, n in zip(self.eta, neurons)]
+        return {"neurons": d_neurons, "params": {"weights": d_weights, "biases": d_biases}}
+
+    def _sweep(self, params, neurons, x):
+        """Bottom-up: basal input W_l r_{l-1} + b_l, voltage (ubreve_l or u_l), rate."""
+        voltages, rates, basal, rate = [], [], [], x
+        for w, b, phi, n in zip(params["weights"], params["biases"], self.phis, neurons):
+            basal.append(rate @ w.T + b)
+            voltages.append(basal[-1] + n["e"] if self.prospective else n["u"])
+            rate = phi(voltages[-1])
+            rates.append(rate)
+        return voltages, rates, basal
+
+    def _error_targets(self, params, voltages, rates, basal, y):
+        """Right-hand sides of the error neurons (top-down)."""
+        phis = self.phis
+        if y is None:
+            top = jnp.zeros_like(rates[-1])
+        else:
+            top = self.beta * slope(phis[-1], voltages[-1]) * (y - rates[-1])
+        feedback = self.feedback.matrices(params["weights"])
+        targets = [top]
+        for i in reversed(range(len(feedback))):
+            mismatch = voltages[i + 1] - basal[i + 1]
+            targets.insert(0, slope(phis[i], voltages[i]) * (mismatch @ feedback[i].T))
+        return targets
+
+    # ----------------------------------------------------------------- learning
+    def predict(self, x):
+        """Output rates at the error-free steady state (the feed-forward pass)."""
+        voltages = feedforward_voltages(self.weights, self.biases, self.phis, x)
+        return self.phis[-1](voltages[-1])
+
+    def learn_online(self, x, y, key):
+        """Stream the batch (see `presentation`); weights and neurons evolve together."""
+        x, y = check_batch(x, y, self.sizes)
+        output = self.predict(x)
+        loss = 0.5 * jnp.mean(jnp.sum((y - output) ** 2, axis=-1))
+        stream = self.presentation.stream(x, y)
+        state0 = self.init_state(stream.samples[0])
+        end = dynlearn.simulate(
+            self, state0, 0.0, stream.t1, args=stream, dt=self.presentation.dt, check=False
+        ).y1
+        return self.with_params(end["params"]), {"loss": loss, "output": output}
+
+
+def check_step(dt: float, time_constants: dict[str, float]) -> None:
+    """Refuse an Euler step longer than the fastest time constant (Euler's stability bound
+    on a leak is 2 tau; at dt = tau the leak is applied in one step)."""
+    name, fastest = min(time_constants.items(), key=lambda item: item[1])
+    if dt > fastest:
+        raise ValueError(
+            f"dt={dt} is larger than the fastest time constant, {name}={fastest:.4g}; use "
+            f"dt <= {fastest:.4g} (or slow that time constant down)."
+        )
+
+
+def check_batch(x, y, sizes):
+    """Shapes of a batch against layer sizes (at trace time), finiteness on eager calls."""
+    if x.ndim != 2 or x.shape[-1] != sizes[0]:
+        raise ValueError(
+            f"x: expected a batch (batch, {sizes[0]}) for layer sizes {list(sizes)}; got shape "
+            f"{x.shape}."
+        )
+    if y is not None and y.shape != (x.shape[0], sizes[-1]):
+        raise ValueError(
+            f"y: expected targets of shape ({x.shape[0]}, {sizes[-1]}) for output width "
+            f"{sizes[-1]}; got {y.shape}."
+        )
+    return dynlearn.check_finite((x, y), "inputs (x, y)", when_traced=False)
+
+
+def demo(run_dir, quick: bool = False) -> list[dict]:
+    """Train LE and ordinary leaky neurons always-on on Yin-Yang with short presentations."""
+    data = dynlearn.data.load("yinyang")
+    epochs = 1 if quick else 3
+    presentation = dynlearn.Presentation(t_pres=1.0, dt=0.05, streams=16)
+    rows = []
+    for prospective, what in ((True, "LE, prospective"), (False, "ordinary leaky")):
+        net = LENetwork(
+            [4, 64, 3], jax.random.key(0), prospective=prospective, presentation=presentation
+        )
+        rows.append(
+            dynlearn.demo_training(
+                "le",
+                f"{what}, 4-64-3, t_pres = 0.1 tau",
+                net,
+                data,
+                run_dir,
+                epochs=epochs,
+                batch_size=320,
+                mode=dynlearn.AlwaysOn(),
+            )
+        )
+    return rows
