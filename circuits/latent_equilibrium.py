@@ -35,7 +35,15 @@ import dynlearn
 from circuits.backprop import ACTIVATIONS, init_layers
 from circuits.feedback import AbstractFeedback, WeightTransport
 
-__all__ = ["LENetwork", "feedforward_voltages", "slope", "demo"]
+__all__ = [
+    "LENetwork",
+    "feedforward_voltages",
+    "slope",
+    "check_step",
+    "check_batch",
+    "n_streams",
+    "demo",
+]
 
 
 def slope(phi, v: Array) -> Array:
@@ -154,6 +162,10 @@ class LENetwork(dynlearn.AbstractDynamics, dynlearn.AbstractLearner):
         }
         return {"neurons": neurons, "params": self.params()}
 
+    def expected_state(self, y: dict) -> dict:
+        """`init_state` for as many parallel streams as `y` has."""
+        return self.init_state(jnp.zeros((n_streams(y), self.sizes[0])))
+
     # ----------------------------------------------------------------- dynamics
     def vector_field(self, t, state, drive):
         x, y = dynlearn.input_and_target(drive, t)
@@ -228,6 +240,18 @@ def check_step(dt: float, time_constants: dict[str, float]) -> None:
             f"dt={dt} is larger than the fastest time constant, {name}={fastest:.4g}; use "
             f"dt <= {fastest:.4g} (or slow that time constant down)."
         )
+
+
+def n_streams(state) -> int:
+    """The number of parallel streams of a `{"neurons": {layer: {quantity: (streams, n)}}}`
+    state (a `ValueError` if it is not one)."""
+    try:
+        return jax.tree.leaves(state["neurons"])[0].shape[0]
+    except (TypeError, KeyError, IndexError, AttributeError) as err:
+        raise ValueError(
+            "y0: expected a state {'neurons': {layer: {quantity: (streams, n)}}, 'params': ...} "
+            f"as made by init_state; got {type(state).__name__}."
+        ) from err
 
 
 def check_batch(x, y, sizes):

@@ -42,7 +42,7 @@ from jaxtyping import Array, PRNGKeyArray
 import dynlearn
 from circuits.backprop import ACTIVATIONS, init_layers
 from circuits.feedback import AbstractFeedback, FeedbackAlignment
-from circuits.latent_equilibrium import check_batch, check_step
+from circuits.latent_equilibrium import check_batch, check_step, n_streams
 
 __all__ = [
     "Conductances",
@@ -240,6 +240,10 @@ class Microcircuit(dynlearn.AbstractDynamics, dynlearn.AbstractLearner):
         }
         neurons["output"] = {"u": somata[-1]}
         return {"neurons": neurons, "params": self.params()}
+
+    def expected_state(self, y: dict) -> dict:
+        """`init_state` for as many parallel streams as `y` has."""
+        return self.init_state(jnp.zeros((n_streams(y), self.sizes[0])))
 
     # ----------------------------------------------------------------- dynamics
     def vector_field(self, t, state, drive):

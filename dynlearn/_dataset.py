@@ -105,6 +105,8 @@ def config_of(module: Any) -> Any:
     if isinstance(module, dict):
         return {str(k): config_of(v) for k, v in module.items()}
     if eqx.is_array(module):
+        if jax.dtypes.issubdtype(module.dtype, jax.dtypes.prng_key):
+            return f"PRNG key{tuple(module.shape)}"
         if module.ndim == 0:
             return module.item()
         return f"array{tuple(module.shape)} {module.dtype}"

@@ -50,8 +50,14 @@ class AbstractDynamics(eqx.Module):
     def check_state(self, y: PyTree, args: Any = None) -> None:
         """Raise a `ValueError` if `y` does not fit this system's parameters."""
         if hasattr(self, "init_state"):
-            _check_like(self, y, eqx.filter_eval_shape(self.init_state), "init_state()")
+            _check_like(self, y, eqx.filter_eval_shape(self.expected_state, y), "init_state")
         _check_vector_field_shapes(self, y, args)
+
+    def expected_state(self, y: PyTree) -> PyTree:
+        """The state `y` should look like (structure and shapes): `init_state()` by default;
+        systems whose states carry a batch axis of their own (e.g. parallel streams)
+        override this to size it from `y`."""
+        return self.init_state()
 
 
 class AbstractEnergyDynamics(AbstractDynamics):
@@ -155,7 +161,7 @@ def _check_like(system, y, expected, source: str) -> None:
             raise ValueError(
                 f"y0 does not fit {name}: state variable '{_path_name(path)}' has shape "
                 f"{jnp.shape(leaf)}, but the parameters imply {ref.shape} (from {source}); "
-                "batch with jax.vmap rather than a leading axis."
+                "batch with jax.vmap unless the system has a batch axis of its own."
             )
 
 

@@ -1,0 +1,143 @@
+"""Claim: prospective (LE) neurons answer without lag; ordinary leaky neurons lag ~ tau per layer.
+
+Haider et al. 2021: with no error, the prospective voltage ubreve_l = u_l + tau du_l/dt of a
+Latent-Equilibrium network equals the instantaneous feed-forward value W_l r_{l-1}(t) + b_l
+at every time, whatever tau; a chain of ordinary leaky layers (r = phi(u)) low-pass filters
+its input and lags by about tau per layer.
+
+Setting (float64): 2-8-...-8-2 tanh networks of L = 1..4 weight layers, no target, no
+learning, input x(t) = (sin(2 pi t / P), cos(2 pi t / 1.3 P)) with period P = 20 tau, Euler
+with dt = tau / 100 over 3 periods, tau in {1, 10}. The prospective voltages (from the
+integrated state: u + tau du/dt) are compared with a feed-forward pass of x(t) computed
+independently; the lag of the output layer is the delay d that best matches its voltage
+with the feed-forward output at t - d (grid of tau / 20). Pass when LE deviates by less
+than 1e-10 and has zero lag at every depth and tau, and the ordinary network's lag grows
+with depth and lies within 0.5-1.5 L tau.
+
+Run: `python -m theory.le_no_lag [--fast]` or `dynlearn check le_no_lag`.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+
+import dynlearn
+from circuits.latent_equilibrium import LENetwork, feedforward_voltages
+
+CLAIM = "LE's prospective voltages have no lag (error < 1e-10); ordinary layers lag ~ L tau"
+PERIODS = 3
+
+
+class Sinusoid(dynlearn.AbstractStimulus):
+    """x(t) = (sin(2 pi t / P), cos(2 pi t / (1.3 P)))."""
+
+    period: float
+
+    def __call__(self, t):
+        return jnp.stack(
+            [jnp.sin(2 * jnp.pi * t / self.period), jnp.cos(2 * jnp.pi * t / (1.3 * self.period))]
+        )[None]
+
+
+@eqx.filter_jit
+def measure(net: LENetwork, tau: float):
+    """(max |ubreve - feed-forward| over layers and time, output lag / tau, traces)."""
+    stimulus = Sinusoid(20 * tau)
+    dt, t1 = tau / 100, PERIODS * 20 * tau
+    ts = jnp.arange(20 * tau, t1, tau / 20)  # skip the first period
+    trajectory = dynlearn.simulate(
+        net, net.init_state(stimulus(0.0)), 0.0, t1, args=stimulus, dt=dt, ts=ts, check=False
+    )
+
+    def voltages(t, state):
+        """What downstream layers see: ubreve (LE) or u (ordinary), and the FF values."""
+        d_state = net.vector_field(t, state, stimulus)
+        seen = [
+            n["u"] + tau * d["u"] if net.prospective else n["u"]
+            for n, d in zip(state["neurons"].values(), d_state["neurons"].values())
+        ]
+        return seen, feedforward_voltages(net.weights, net.biases, net.phis, stimulus(t))
+
+    def states_at(i):
+        return jax.tree.map(lambda a: a[i], trajectory.ys)
+
+    seen, ff = jax.vmap(lambda i, t: voltages(t, states_at(i)))(jnp.arange(len(ts)), ts)
+    deviation = jnp.max(jnp.stack([jnp.max(jnp.abs(s - f)) for s, f in zip(seen, ff)]))
+    delays = jnp.arange(0, 2 * len(net.weights) * tau + tau / 40, tau / 20)
+
+    def mismatch(d):
+        delayed = jax.vmap(
+            lambda t: feedforward_voltages(net.weights, net.biases, net.phis, stimulus(t - d))[-1]
+        )(ts)
+        return jnp.mean((seen[-1] - delayed) ** 2)
+
+    lag = delays[jnp.argmin(jax.vmap(mismatch)(delays))]
+    return deviation, lag / tau, (ts, seen[-1][:, 0, 0], ff[-1][:, 0, 0])
+
+
+def run(fast: bool) -> tuple[xr.Dataset, bool]:
+    depths = [1, 3] if fast else [1, 2, 3, 4]
+    taus = [10.0] if fast else [1.0, 10.0]
+    shape = (2, len(taus), len(depths))
+    deviation, lag = np.zeros(shape), np.zeros(shape)
+    traces = {}
+    with jax.enable_x64(True):
+        for i, prospective in enumerate([True, False]):
+            for j, tau in enumerate(taus):
+                for k, depth in enumerate(depths):
+                    net = LENetwork(
+                        [2] + [8] * (depth - 1) + [2],
+                        jax.random.key(depth),
+                        activation="tanh",
+                        tau=tau,
+                        tau_error=tau / 100,
+                        beta=0.0,
+                        eta=0.0,
+                        prospective=prospective,
+                        presentation=dynlearn.Presentation(t_pres=tau, dt=tau / 100),
+                    )
+                    dev, lg, trace = measure(net, tau)
+                    deviation[i, j, k], lag[i, j, k] = float(dev), float(lg)
+                    if j == len(taus) - 1 and depth == depths[-1]:
+                        traces[prospective] = [np.asarray(a) for a in trace]
+    ts, le_out, ff_out = traces[True]
+    ds = xr.Dataset(
+        {
+            "max_deviation_from_feedforward": (("prospective", "tau", "depth"), deviation),
+            "output_lag_over_tau": (("prospective", "tau", "depth"), lag),
+            "trace_feedforward": ("time", ff_out),
+            "trace_le": ("time", le_out),
+            "trace_ordinary": ("time", traces[False][1]),
+        },
+        coords={"prospective": [True, False], "tau": taus, "depth": depths, "time": ts},
+    )
+    ds.time.attrs["units"] = "ms"
+    le_ok = deviation[0].max() < 1e-10 and np.all(lag[0] == 0)
+    ordinary = lag[1]
+    depth_arr = np.array(depths)
+    ordinary_ok = np.all(np.diff(ordinary, axis=-1) > 0) and np.all(
+        (ordinary >= 0.5 * depth_arr) & (ordinary <= 1.5 * depth_arr)
+    )
+    return ds, bool(le_ok and ordinary_ok)
+
+
+def plot(ds: xr.Dataset, path) -> None:
+    with dynlearn.plot.figure(path, figsize=(5.4, 3.4)) as ax:
+        ax.plot(ds.time, ds.trace_feedforward, color="k", lw=2.5, alpha=0.4, label="feed-forward")
+        ax.plot(ds.time, ds.trace_le, color="C0", ls="--", label="LE (prospective)")
+        ax.plot(ds.time, ds.trace_ordinary, color="C3", label="ordinary leaky")
+        depth = int(ds.depth.values[-1])
+        ax.set(xlabel="time (ms)", ylabel=f"output voltage, {depth} layers")
+        ax.legend(fontsize="small")
+
+
+main = dynlearn.validation.script_main("le_no_lag", CLAIM, run, plot)
+
+if __name__ == "__main__":
+    sys.exit(main())
