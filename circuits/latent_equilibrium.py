@@ -111,7 +111,7 @@ class LENetwork(dynlearn.AbstractDynamics, dynlearn.AbstractLearner):
             if value not in ACTIVATIONS:
                 raise ValueError(f"{name}: unknown {value!r}; known: {sorted(ACTIVATIONS)}.")
         n_layers = len(sizes) - 1
-        eta = (float(eta),) * n_layers if jnp.ndim(eta) == 0 else tuple(map(float, eta))
+        eta = (float(eta),) * n_layers if isinstance(eta, int | float) else tuple(map(float, eta))
         if len(eta) != n_layers or min(eta) < 0:
             raise ValueError(f"eta: need one value >= 0 or {n_layers} (one per layer); got {eta}.")
         if not (tau > 0 and tau_error > 0 and beta >= 0):

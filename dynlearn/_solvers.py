@@ -93,8 +93,8 @@ def _is_none(x) -> bool:
 class DiagonalNoise(diffrax.AbstractTerm):
     """The noise term `g(t, y, args) * dW` with diagonal (elementwise) diffusion.
 
-    `g` is `system.diffusion(...)`: a pytree shaped like `y` whose leaves may be `None`
-    for noise-free variables; the Brownian path has leaves only for the noisy variables, so
+    `g` is `system.diffusion(...)`: a pytree shaped like `y` whose leaves (or whole
+    subtrees) may be `None` for noise-free variables; the Brownian path has leaves only for the noisy variables, so
     noise-free state (e.g. plastic weights) costs no random numbers.
     """
 
@@ -115,7 +115,9 @@ class DiagonalNoise(diffrax.AbstractTerm):
     def vf_prod(self, t, y, system_and_args, control):
         g = self.vf(t, y, system_and_args)
         return jax.tree.map(
-            lambda g_, dw, y_: jnp.zeros_like(y_) if g_ is None else (g_ * dw).astype(y_.dtype),
+            lambda g_, dw, y_: (
+                jax.tree.map(jnp.zeros_like, y_) if g_ is None else (g_ * dw).astype(y_.dtype)
+            ),
             g,
             control,
             y,

@@ -1,0 +1,177 @@
+"""Microcircuit benchmark: Euler steps per second of `simulate` vs a hand-written `lax.scan`.
+
+Workloads (prospective rates, all plasticity on, targets nudging the output, a new sample
+every `t_pres / dt` = 20 steps so nothing can be hoisted out of the loop):
+1. the 5-20-10-20-5 microcircuit (logistic), one stream (batch 1);
+2. 784-100-10, 32 parallel streams (batch 32);
+3. 5-20-10-20-5, 64 seeds at once (`jax.vmap` over independent circuits).
+Each is timed as `dynlearn.simulate(circuit, ...)` and as a `lax.scan` of the same equations
+written out in this file (Sacramento et al. 2018 with prospective rates). Target: ratio
+dynlearn / hand <= 1.10. Reported: microseconds per Euler step and steps (x streams) per
+second; the median of `--repeats` runs after a compile run.
+
+Run: `python -m experiments.bench_microcircuit` (or `dynlearn bench microcircuit`);
+`--quick` for a smoke run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+import dynlearn
+from circuits.microcircuit import Microcircuit, self_predicting
+
+DT, T_PRES = 0.1, 2.0
+STEPS_PER_SAMPLE = round(T_PRES / DT)
+
+
+def make(sizes, streams: int, n_samples: int, key=jax.random.key(0)):
+    circuit = Microcircuit(
+        list(sizes), key, presentation=dynlearn.Presentation(t_pres=T_PRES, dt=DT)
+    )
+    circuit = self_predicting(circuit)
+    k1, k2 = jax.random.split(jax.random.fold_in(key, 1))
+    x = jax.random.uniform(k1, (n_samples, streams, sizes[0]))
+    y = jax.random.uniform(k2, (n_samples, streams, sizes[-1]))
+    return circuit, x, y
+
+
+def dynlearn_run(circuit, x, y):
+    stream = dynlearn.StimulusStream(x, T_PRES, y)
+    return dynlearn.simulate(
+        circuit, circuit.init_state(x[0]), 0.0, stream.t1, args=stream, dt=DT, check=False
+    ).y1["params"]
+
+
+def hand_run(circuit, x, y):
+    """Euler steps of the prospective microcircuit with every rule on, written out."""
+    g = circuit.conductances
+    g_h, g_i, g_o = g.hidden, g.interneuron, g.output(True)
+    a_h, a_o = g.basal / g_h, g.basal / g.output(False)
+    c_i = g.dendrite / (g.leak + g.dendrite)
+    eta, eta_ip, eta_pi, tau_d = circuit.eta, circuit.eta_inter, circuit.eta_lateral, circuit.tau_dend
+    n_hidden = len(circuit.weights) - 1
+    feedback = circuit.feedback.matrices(circuit.weights)  # fixed random B
+    state0 = circuit.init_state(x[0])["neurons"]
+    names = circuit.layer_names
+    us = [state0[n]["u"] for n in names]
+    u_i = [state0[n]["u_inter"] for n in names[:-1]]
+    v_a = [state0[n]["v_apical"] for n in names[:-1]]
+    params = (list(circuit.weights), list(circuit.inter_weights), list(circuit.lateral_weights))
+    s = x.shape[1]
+    sig = jax.nn.sigmoid
+
+    def step(carry, n):
+        us, u_i, v_a, (w, w_ip, w_pi) = carry
+        k = jnp.minimum(n // STEPS_PER_SAMPLE, x.shape[0] - 1)
+        inp, tgt = x[k], y[k]
+        basal, volt, rate, r = [], [], [], inp
+        for layer in range(n_hidden + 1):
+            basal.append(r @ w[layer].T)
+            if layer < n_hidden:
+                volt.append((g.basal * basal[-1] + g.apical * v_a[layer]) / g_h)
+                r = sig(volt[-1])
+            else:
+                volt.append((g.basal * basal[-1] + g.nudge * tgt) / g_o)
+                r = volt[-1]
+            rate.append(r)
+        new_us, new_ui, new_va, dw, dwip, dwpi = [], [], [], [], [], []
+        pre = [inp] + rate[:-1]
+        for layer in range(n_hidden + 1):
+            if layer < n_hidden:
+                du = g.basal * basal[layer] + g.apical * v_a[layer] - g_h * us[layer]
+                phi_hat = sig(a_h * basal[layer])
+            else:
+                du = g.basal * basal[layer] - (g.leak + g.basal) * us[layer]
+                du = du + g.nudge * (tgt - us[layer])
+                phi_hat = a_o * basal[layer]
+            new_us.append(us[layer] + DT * du)
+            dw.append(eta[layer] * ((rate[layer] - phi_hat).T @ pre[layer]) / s)
+        for layer in range(n_hidden):
+            dend = rate[layer] @ w_ip[layer].T
+            ui_hat = (g.dendrite * dend + g.somatic * volt[layer + 1]) / g_i
+            above = layer + 1 < n_hidden
+            r_i = sig(ui_hat) if above else ui_hat
+            predicted = sig(c_i * dend) if above else c_i * dend
+            apical_in = rate[layer + 1] @ feedback[layer].T + r_i @ w_pi[layer].T
+            dui = g.dendrite * dend + g.somatic * us[layer + 1] - g_i * u_i[layer]
+            new_ui.append(u_i[layer] + DT * dui)
+            new_va.append(v_a[layer] + DT * (apical_in - v_a[layer]) / tau_d)
+            dwip.append(eta_ip * ((r_i - predicted).T @ rate[layer]) / s)
+            dwpi.append(-eta_pi * (v_a[layer].T @ r_i) / s)
+        new_params = tuple(
+            [p + DT * d for p, d in zip(ps, ds)]
+            for ps, ds in zip((w, w_ip, w_pi), (dw, dwip, dwpi))
+        )
+        return (new_us, new_ui, new_va, new_params), None
+
+    n_steps = x.shape[0] * STEPS_PER_SAMPLE
+    carry, _ = jax.lax.scan(step, (us, u_i, v_a, params), jnp.arange(n_steps))
+    return {"weights": carry[3][0], "inter_weights": carry[3][1], "lateral_weights": carry[3][2]}
+
+
+def time_it(fn, args, repeats: int) -> float:
+    jax.block_until_ready(fn(*args))
+    times = []
+    for _ in range(repeats):
+        tic = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        times.append(time.perf_counter() - tic)
+    return statistics.median(times)
+
+
+def workload(name, sizes, streams, seeds, n_samples, repeats) -> dict:
+    if seeds == 1:
+        circuit, x, y = make(sizes, streams, n_samples)
+        args = (circuit, x, y)
+        ours, hand = eqx.filter_jit(dynlearn_run), eqx.filter_jit(hand_run)
+    else:
+        made = [make(sizes, streams, n_samples, jax.random.key(i)) for i in range(seeds)]
+        args = jax.tree.map(lambda *a: jnp.stack(a), *made)
+        ours = eqx.filter_jit(eqx.filter_vmap(dynlearn_run))
+        hand = eqx.filter_jit(eqx.filter_vmap(hand_run))
+    # Both must compute the same thing.
+    diff = dynlearn.analysis.relative_error(ours(*args), hand(*args))
+    n_steps = n_samples * STEPS_PER_SAMPLE
+    t_ours, t_hand = time_it(ours, args, repeats), time_it(hand, args, repeats)
+    return {
+        "workload": name,
+        "us_per_step": 1e6 * t_ours / n_steps,
+        "hand_us_per_step": 1e6 * t_hand / n_steps,
+        "stream_steps_per_s": n_steps * streams * seeds / t_ours,
+        "ratio": t_ours / t_hand,
+        "max_rel_diff": float(diff),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="dynlearn bench microcircuit", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smoke run")
+    parser.add_argument("--repeats", type=int, default=5)
+    opts = parser.parse_args(argv)
+    n, repeats = (50, 2) if opts.quick else (1000, opts.repeats)
+    rows = [
+        workload("5-20-10-20-5, batch 1", (5, 20, 10, 20, 5), 1, 1, n, repeats),
+        workload("784-100-10, 32 streams", (784, 100, 10), 32, 1, n // 4, repeats),
+        workload("5-20-10-20-5, 64 seeds", (5, 20, 10, 20, 5), 1, 64, n // 4, repeats),
+    ]
+    print("workload                 us/step  hand us/step  stream-steps/s   ratio  max rel diff")
+    for r in rows:
+        print(
+            f"{r['workload']:<24} {r['us_per_step']:7.2f}  {r['hand_us_per_step']:12.2f}  "
+            f"{r['stream_steps_per_s']:14.3g}  {r['ratio']:6.2f}  {r['max_rel_diff']:.1e}"
+        )
+    ok = all(r["ratio"] <= 1.10 for r in rows)
+    print("PASS" if ok else "FAIL", "(target: ratio <= 1.10)")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
