@@ -41,7 +41,7 @@ from jaxtyping import Array, PRNGKeyArray
 
 import dynlearn
 from circuits.backprop import ACTIVATIONS, init_layers
-from circuits.feedback import AbstractFeedback, FeedbackAlignment
+from circuits.feedback import AbstractFeedback, FeedbackAlignment, WeightTransport
 from circuits.latent_equilibrium import check_batch, check_step, n_streams
 
 __all__ = [
@@ -417,8 +417,31 @@ def self_predicting(circuit: Microcircuit) -> Microcircuit:
     g = circuit.conductances
     feedback = circuit.feedback.matrices(circuit.weights)
     above = circuit.attenuations()[1:]  # g_B / G_{k+1}
-    inter = [
-        a * (g.leak + g.dendrite) / g.dendrite * w for a, w in zip(above, circuit.weights[1:])
-    ]
+    inter = [a * (g.leak + g.dendrite) / g.dendrite * w for a, w in zip(above, circuit.weights[1:])]
     lateral = [-b for b in feedback]
     return eqx.tree_at(lambda c: (c.inter_weights, c.lateral_weights), circuit, (inter, lateral))
+
+
+def demo(run_dir, quick: bool = False) -> list[dict]:
+    """Train the prospective microcircuit always-on on digits: fixed random feedback (as in
+    the paper) and B = W^T, from the self-predicting state."""
+    data = dynlearn.data.load("digits")
+    presentation = dynlearn.Presentation(t_pres=2.0, dt=0.1, streams=16)
+    rows = []
+    for feedback, what in ((None, "random B"), (WeightTransport(), "B = W^T")):
+        net = Microcircuit(
+            [64, 64, 10], jax.random.key(0), feedback=feedback, presentation=presentation
+        )
+        rows.append(
+            dynlearn.demo_training(
+                "microcircuit",
+                f"prospective, {what}, 64-64-10",
+                self_predicting(net),
+                data,
+                run_dir,
+                epochs=1 if quick else 3,
+                batch_size=320,
+                mode=dynlearn.AlwaysOn(),
+            )
+        )
+    return rows

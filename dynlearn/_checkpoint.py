@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import equinox as eqx
+import jax
+import numpy as np
 
 __all__ = ["atomic_write", "save_checkpoint", "load_checkpoint"]
 
@@ -43,7 +45,10 @@ def save_checkpoint(run_dir: Path, state: Any, info: dict) -> None:
     The `.eqx` file is the source of truth (it holds the epoch too); the JSON is written
     after it, for people and for configuration checks.
     """
-    atomic_write(Path(run_dir) / CHECKPOINT, lambda f: eqx.tree_serialise_leaves(f, state))
+    atomic_write(
+        Path(run_dir) / CHECKPOINT,
+        lambda f: eqx.tree_serialise_leaves(f, state, filter_spec=_save_leaf),
+    )
     text = json.dumps(info, indent=2, sort_keys=True).encode()
     atomic_write(Path(run_dir) / INFO, lambda f: f.write(text))
 
@@ -53,7 +58,25 @@ def load_checkpoint(run_dir: Path, like: Any) -> tuple[Any, dict] | None:
     path = Path(run_dir) / CHECKPOINT
     if not path.exists():
         return None
-    state = eqx.tree_deserialise_leaves(path, like)
+    state = eqx.tree_deserialise_leaves(path, like, filter_spec=_load_leaf)
     info_path = Path(run_dir) / INFO
     info = json.loads(info_path.read_text()) if info_path.exists() else {}
     return state, info
+
+
+def _is_key(x) -> bool:
+    return isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
+def _save_leaf(f, x):
+    """PRNG keys (e.g. of a random feedback pathway) are stored as their raw key data."""
+    if _is_key(x):
+        x = jax.random.key_data(x)
+    eqx.default_serialise_filter_spec(f, x)
+
+
+def _load_leaf(f, like):
+    if _is_key(like):
+        data = eqx.default_deserialise_filter_spec(f, jax.random.key_data(like))
+        return jax.random.wrap_key_data(np.asarray(data), impl=jax.random.key_impl(like))
+    return eqx.default_deserialise_filter_spec(f, like)

@@ -94,8 +94,8 @@ class DiagonalNoise(diffrax.AbstractTerm):
     """The noise term `g(t, y, args) * dW` with diagonal (elementwise) diffusion.
 
     `g` is `system.diffusion(...)`: a pytree shaped like `y` whose leaves (or whole
-    subtrees) may be `None` for noise-free variables; the Brownian path has leaves only for the noisy variables, so
-    noise-free state (e.g. plastic weights) costs no random numbers.
+    subtrees) may be `None` for noise-free variables; the Brownian path has leaves only for
+    the noisy variables, so noise-free state (e.g. plastic weights) costs no random numbers.
     """
 
     brownian: diffrax.AbstractBrownianPath

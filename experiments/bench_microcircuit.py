@@ -56,7 +56,8 @@ def hand_run(circuit, x, y):
     g_h, g_i, g_o = g.hidden, g.interneuron, g.output(True)
     a_h, a_o = g.basal / g_h, g.basal / g.output(False)
     c_i = g.dendrite / (g.leak + g.dendrite)
-    eta, eta_ip, eta_pi, tau_d = circuit.eta, circuit.eta_inter, circuit.eta_lateral, circuit.tau_dend
+    eta, eta_ip, eta_pi = circuit.eta, circuit.eta_inter, circuit.eta_lateral
+    tau_d = circuit.tau_dend
     n_hidden = len(circuit.weights) - 1
     feedback = circuit.feedback.matrices(circuit.weights)  # fixed random B
     state0 = circuit.init_state(x[0])["neurons"]

@@ -83,7 +83,12 @@ def test_simulate_checks_a_multi_stream_state_and_makes_a_dataset():
     x = jax.random.uniform(jax.random.key(1), (2, 3, SIZES[0]))  # 2 samples, 3 streams
     stream = dynlearn.StimulusStream(x, 1.0)
     trajectory = dynlearn.simulate(
-        net.frozen(), net.init_state(x[0])["neurons"], 0.0, 2.0, args=stream, dt=0.1,
+        net.frozen(),
+        net.init_state(x[0])["neurons"],
+        0.0,
+        2.0,
+        args=stream,
+        dt=0.1,
         ts=jnp.linspace(0.1, 2.0, 5),
     )
     ds = dynlearn.to_dataset(trajectory, system=net)
@@ -143,3 +148,17 @@ def test_presentation_splits_a_batch_into_parallel_streams():
     assert jnp.array_equal(stream.input(1.2)[0], x[1])
     assert jnp.array_equal(stream.input(1.2)[1], x[4])
     assert eqx.tree_equal(stream.target(2.5), stream.input(2.5))
+
+
+def test_checkpoint_keeps_a_random_feedback_pathway(tmp_path):
+    net = circuit()
+    dynlearn.save_checkpoint(tmp_path, net, {"epoch": 0})
+    loaded, _ = dynlearn.load_checkpoint(
+        tmp_path, circuit(feedback=FeedbackAlignment(jax.random.key(9)))
+    )
+    assert eqx.tree_equal(
+        jax.random.key_data(loaded.feedback.key), jax.random.key_data(net.feedback.key)
+    )
+    assert all(
+        jnp.array_equal(a, b) for a, b in zip(loaded.feedback.feedback, net.feedback.feedback)
+    )
