@@ -145,11 +145,19 @@ class LENetwork(dynlearn.AbstractDynamics, dynlearn.AbstractLearner):
         return [hidden] * (len(self.weights) - 1) + [ACTIVATIONS[self.output_activation]]
 
     def params(self) -> dict:
-        return {"weights": list(self.weights), "biases": list(self.biases)}
+        """The plastic arrays: weights, biases and a plastic pathway's matrices (or None)."""
+        return {
+            "weights": list(self.weights),
+            "biases": list(self.biases),
+            "feedback": self.feedback.params(),
+        }
 
     def with_params(self, params: dict) -> LENetwork:
+        feedback = self.feedback.with_params(params["feedback"])
         return eqx.tree_at(
-            lambda n: (n.weights, n.biases), self, (params["weights"], params["biases"])
+            lambda n: (n.weights, n.biases, n.feedback),
+            self,
+            (params["weights"], params["biases"], feedback),
         )
 
     def init_state(self, x: Array | None = None) -> dict:
@@ -170,9 +178,10 @@ class LENetwork(dynlearn.AbstractDynamics, dynlearn.AbstractLearner):
     def vector_field(self, t, state, drive):
         x, y = dynlearn.input_and_target(drive, t)
         params = state["params"]
+        feedback = self.feedback.with_params(params["feedback"])
         neurons = [state["neurons"][name] for name in self.layer_names]
         voltages, rates, basal = self._sweep(params, neurons, x)
-        error_targets = self._error_targets(params, voltages, rates, basal, y)
+        error_targets = self._error_targets(feedback, params, voltages, rates, basal, y)
         d_neurons = {
             name: {
                 "u": (b + n["e"] - n["u"]) / self.tau,
@@ -186,7 +195,12 @@ class LENetwork(dynlearn.AbstractDynamics, dynlearn.AbstractLearner):
             eta * (n["e"].T @ r) / n_streams for eta, n, r in zip(self.eta, neurons, presynaptic)
         ]
         d_biases = [eta * jnp.mean(n["e"], axis=0) for eta, n in zip(self.eta, neurons)]
-        return {"neurons": d_neurons, "params": {"weights": d_weights, "biases": d_biases}}
+        d_feedback = feedback.rate(params["weights"], d_weights)
+        decay = feedback.decay()
+        if decay:
+            d_weights = [d - decay * w for d, w in zip(d_weights, params["weights"])]
+        d_params = {"weights": d_weights, "biases": d_biases, "feedback": d_feedback}
+        return {"neurons": d_neurons, "params": d_params}
 
     def _sweep(self, params, neurons, x):
         """Bottom-up: basal input W_l r_{l-1} + b_l, voltage (ubreve_l or u_l), rate."""
@@ -198,18 +212,20 @@ class LENetwork(dynlearn.AbstractDynamics, dynlearn.AbstractLearner):
             rates.append(rate)
         return voltages, rates, basal
 
-    def _error_targets(self, params, voltages, rates, basal, y):
-        """Right-hand sides of the error neurons (top-down)."""
+    def _error_targets(self, feedback, params, voltages, rates, basal, y):
+        """Right-hand sides of the error neurons: top-down through B_l from the layer above,
+        or, for a direct pathway, from the output layer."""
         phis = self.phis
         if y is None:
             top = jnp.zeros_like(rates[-1])
         else:
             top = self.beta * slope(phis[-1], voltages[-1]) * (y - rates[-1])
-        feedback = self.feedback.matrices(params["weights"])
+        matrices = feedback.matrices(params["weights"])
         targets = [top]
-        for i in reversed(range(len(feedback))):
-            mismatch = voltages[i + 1] - basal[i + 1]
-            targets.insert(0, slope(phis[i], voltages[i]) * (mismatch @ feedback[i].T))
+        for i in reversed(range(len(matrices))):
+            source = -1 if feedback.direct else i + 1
+            mismatch = voltages[source] - basal[source]
+            targets.insert(0, slope(phis[i], voltages[i]) * (mismatch @ matrices[i].T))
         return targets
 
     # ----------------------------------------------------------------- learning

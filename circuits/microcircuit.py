@@ -187,7 +187,14 @@ class Microcircuit(dynlearn.AbstractDynamics, dynlearn.AbstractLearner):
         )
         k_forward, k_inter, k_lateral, k_feedback = jax.random.split(key, 4)
         self.weights, _ = init_layers(sizes, k_forward)
-        self.feedback = (feedback or FeedbackAlignment(k_feedback)).bind(sizes)
+        feedback = feedback or FeedbackAlignment(k_feedback)
+        if feedback.direct:
+            raise ValueError(
+                f"feedback: {type(feedback).__name__} is a direct pathway (output error to "
+                "every layer), which the microcircuit's apical dendrites (fed by the layer "
+                "above) do not take; use it with circuits.latent_equilibrium.LENetwork."
+            )
+        self.feedback = feedback.bind(sizes)
         # Interneuron weights start random: W^IP_k (n_{k+1}, n_k), W^PI_k (n_k, n_{k+1}).
         inter, _ = init_layers(sizes[1:], k_inter)
         lateral, _ = init_layers(sizes[:0:-1], k_lateral)
@@ -224,16 +231,19 @@ class Microcircuit(dynlearn.AbstractDynamics, dynlearn.AbstractLearner):
         return [g.basal / g.hidden] * n_hidden + [g.basal / g.output(False)]
 
     def params(self) -> dict:
+        """The plastic arrays (a plastic pathway's matrices under "feedback", else None)."""
         return {
             "weights": list(self.weights),
             "inter_weights": list(self.inter_weights),
             "lateral_weights": list(self.lateral_weights),
+            "feedback": self.feedback.params(),
         }
 
     def with_params(self, params: dict) -> Microcircuit:
         names = ("weights", "inter_weights", "lateral_weights")
+        values = tuple(params[n] for n in names) + (self.feedback.with_params(params["feedback"]),)
         return eqx.tree_at(
-            lambda c: tuple(getattr(c, n) for n in names), self, tuple(params[n] for n in names)
+            lambda c: tuple(getattr(c, n) for n in names) + (c.feedback,), self, values
         )
 
     def init_state(self, x: Array | None = None) -> dict:
@@ -311,7 +321,7 @@ class Microcircuit(dynlearn.AbstractDynamics, dynlearn.AbstractLearner):
         """`(d neurons/dt, d params/dt)` at a state (the second is None when not learning)."""
         g = self.conductances
         s = self.sweep(params, neurons, x, y)
-        feedback = self.feedback.matrices(params["weights"])
+        feedback = self.feedback.with_params(params["feedback"]).matrices(params["weights"])
         d_neurons = {}
         for k, name in enumerate(self.layer_names[:-1]):
             n = neurons[name]
@@ -346,6 +356,10 @@ class Microcircuit(dynlearn.AbstractDynamics, dynlearn.AbstractLearner):
                 self.eta, s.rates, self.phis, self.attenuations(), s.basal, presynaptic
             )
         ]
+        feedback = self.feedback.with_params(params["feedback"])
+        d_feedback = feedback.rate(params["weights"], d_weights)
+        if decay := feedback.decay():
+            d_weights = [d - decay * w for d, w in zip(d_weights, params["weights"])]
         d_inter, d_lateral = [], []
         for k, name in enumerate(self.layer_names[:-1]):
             predicted = self.phis[k + 1](g.dendrite / (g.leak + g.dendrite) * s.dendrites[k])
@@ -353,7 +367,12 @@ class Microcircuit(dynlearn.AbstractDynamics, dynlearn.AbstractLearner):
             d_inter.append(self.eta_inter * (error.T @ s.rates[k]) / n_streams)
             apical = neurons[name]["v_apical"]
             d_lateral.append(-self.eta_lateral * (apical.T @ s.inter_rates[k]) / n_streams)
-        return {"weights": d_weights, "inter_weights": d_inter, "lateral_weights": d_lateral}
+        return {
+            "weights": d_weights,
+            "inter_weights": d_inter,
+            "lateral_weights": d_lateral,
+            "feedback": d_feedback,
+        }
 
     # ----------------------------------------------------------------- learning
     def settle(self, x: Array, t_settle: float | None = None) -> dict:
