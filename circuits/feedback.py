@@ -38,6 +38,7 @@ import dynlearn
 
 __all__ = [
     "AbstractFeedback",
+    "AbstractRandomFeedback",
     "WeightTransport",
     "FeedbackAlignment",
     "SignSymmetry",
@@ -70,13 +71,42 @@ class AbstractFeedback(eqx.Module):
     def with_params(self, params) -> AbstractFeedback:
         return self
 
-    def rate(self, weights, weight_rates) -> list[Array] | None:
-        """dB_l/dt given the forward weights and their rates of change (plastic only)."""
+    def rate(self, weights, weight_rates, state=None, rates_above=None) -> list[Array] | None:
+        """dB_l/dt given the forward weights and their rates of change (plastic only), and
+        for pathways with a state of their own that state and the rates of the layers
+        above each hidden layer."""
         return None
+
+    # A pathway may carry a state of its own (PAL: exploration noise and filters), which
+    # circuits keep beside their neurons, perturbing each hidden layer's top-down
+    # compartment with `perturbation(state)`.
+    def init_state(self, weights, rates_above) -> dict | None:
+        """The pathway's state for the current rates of the layers above hidden layers."""
+        return None
+
+    def state_rates(self, state, rates_above, weight_rates) -> dict | None:
+        """d state/dt (drift); `weight_rates` is None when the circuit is not learning."""
+        return None
+
+    def state_noise(self, state) -> dict | None:
+        """Diagonal noise amplitudes for the state (a pytree prefix; None: none)."""
+        return None
+
+    def perturbation(self, state) -> list[Array] | None:
+        """What each hidden layer's top-down compartment receives on top of its input."""
+        return None
+
+    def forward_rates(self, state, weight_rates) -> list[Array]:
+        """The forward-weight rates the circuit applies (PAL: low-pass filtered)."""
+        return weight_rates
 
     def decay(self) -> float:
         """Weight decay the circuit applies to its forward weights (Kolen-Pollack)."""
         return 0.0
+
+    def time_constants(self) -> dict[str, float]:
+        """Time constants of the pathway's own dynamics (bounds on a circuit's dt)."""
+        return {}
 
 
 class WeightTransport(AbstractFeedback):
@@ -93,8 +123,9 @@ class SignSymmetry(AbstractFeedback):
         return [jnp.sign(w.T) * jnp.mean(jnp.abs(w)) for w in weights[1:]]
 
 
-class _RandomMatrices(AbstractFeedback):
-    """Shared by pathways with random matrices drawn at `bind`."""
+class AbstractRandomFeedback(AbstractFeedback):
+    """A pathway whose matrices are drawn at `bind` (U(-scale, scale)/sqrt(fan-in)) unless
+    given as `feedback`."""
 
     key: eqx.AbstractVar[PRNGKeyArray]
     scale: eqx.AbstractVar[float]
@@ -130,7 +161,7 @@ class _RandomMatrices(AbstractFeedback):
         return list(self.feedback)
 
 
-class FeedbackAlignment(_RandomMatrices):
+class FeedbackAlignment(AbstractRandomFeedback):
     """Fixed random feedback, B_l ~ U(-scale, scale) / sqrt(n_{l+1}) (Lillicrap et al. 2016).
 
     **Arguments:**
@@ -143,7 +174,7 @@ class FeedbackAlignment(_RandomMatrices):
     feedback: list[Array] | None = None
 
 
-class DirectFeedbackAlignment(_RandomMatrices):
+class DirectFeedbackAlignment(AbstractRandomFeedback):
     """Fixed random B_l of shape `(n_l, n_L)` from the output error to every hidden layer
     (Nøkland 2016). Arguments as `FeedbackAlignment`."""
 
@@ -153,7 +184,7 @@ class DirectFeedbackAlignment(_RandomMatrices):
     feedback: list[Array] | None = None
 
 
-class KolenPollack(_RandomMatrices):
+class KolenPollack(AbstractRandomFeedback):
     """B_l learns the transposed update of W_{l+1}; both decay (Akrout et al. 2019):
 
         dB_l/dt = (dW_{l+1}/dt)^T - decay B_l,    dW_{l+1}/dt += -decay W_{l+1}
@@ -178,7 +209,7 @@ class KolenPollack(_RandomMatrices):
     def with_params(self, params):
         return eqx.tree_at(lambda p: p.feedback, self, list(params))
 
-    def rate(self, weights, weight_rates):
+    def rate(self, weights, weight_rates, state=None, rates_above=None):
         return [d.T - self.weight_decay * b for d, b in zip(weight_rates[1:], self.feedback)]
 
     def decay(self):

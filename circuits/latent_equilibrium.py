@@ -119,7 +119,9 @@ class LENetwork(dynlearn.AbstractDynamics, dynlearn.AbstractLearner):
                 f"need tau > 0, tau_error > 0 and beta >= 0; got tau={tau}, "
                 f"tau_error={tau_error}, beta={beta}."
             )
-        check_step(presentation.dt, {"tau": tau, "tau_error": tau_error})
+        check_step(
+            presentation.dt, {"tau": tau, "tau_error": tau_error} | feedback.time_constants()
+        )
         self.weights, self.biases = init_layers(sizes, key)
         self.feedback = feedback.bind(sizes)
         self.activation = activation
@@ -162,12 +164,17 @@ class LENetwork(dynlearn.AbstractDynamics, dynlearn.AbstractLearner):
 
     def init_state(self, x: Array | None = None) -> dict:
         """The error-free steady state for input `x` `(streams, n_in)` (default: one stream
-        of zeros), with the current weights as the plastic part of the state."""
+        of zeros), with the current weights as the plastic part of the state (and a
+        pathway's own state, e.g. PAL's noise and filters, under `neurons["pathway"]`)."""
         x = jnp.zeros((1, self.sizes[0])) if x is None else x
         voltages = feedforward_voltages(self.weights, self.biases, self.phis, x)
         neurons = {
             name: {"u": v, "e": jnp.zeros_like(v)} for name, v in zip(self.layer_names, voltages)
         }
+        rates = [phi(v) for phi, v in zip(self.phis, voltages)]
+        pathway = self.feedback.init_state(self.weights, rates[1:])
+        if pathway is not None:
+            neurons["pathway"] = pathway
         return {"neurons": neurons, "params": self.params()}
 
     def expected_state(self, y: dict) -> dict:
@@ -180,7 +187,8 @@ class LENetwork(dynlearn.AbstractDynamics, dynlearn.AbstractLearner):
         params = state["params"]
         feedback = self.feedback.with_params(params["feedback"])
         neurons = [state["neurons"][name] for name in self.layer_names]
-        voltages, rates, basal = self._sweep(params, neurons, x)
+        pathway = state["neurons"].get("pathway")
+        voltages, rates, basal = self._sweep(params, neurons, x, feedback.perturbation(pathway))
         error_targets = self._error_targets(feedback, params, voltages, rates, basal, y)
         d_neurons = {
             name: {
@@ -195,19 +203,36 @@ class LENetwork(dynlearn.AbstractDynamics, dynlearn.AbstractLearner):
             eta * (n["e"].T @ r) / n_streams for eta, n, r in zip(self.eta, neurons, presynaptic)
         ]
         d_biases = [eta * jnp.mean(n["e"], axis=0) for eta, n in zip(self.eta, neurons)]
-        d_feedback = feedback.rate(params["weights"], d_weights)
+        d_feedback = feedback.rate(params["weights"], d_weights, pathway, rates[1:])
+        if pathway is not None:
+            d_neurons["pathway"] = feedback.state_rates(pathway, rates[1:], d_weights)
+            d_weights = feedback.forward_rates(pathway, d_weights)
         decay = feedback.decay()
         if decay:
             d_weights = [d - decay * w for d, w in zip(d_weights, params["weights"])]
         d_params = {"weights": d_weights, "biases": d_biases, "feedback": d_feedback}
         return {"neurons": d_neurons, "params": d_params}
 
-    def _sweep(self, params, neurons, x):
-        """Bottom-up: basal input W_l r_{l-1} + b_l, voltage (ubreve_l or u_l), rate."""
+    def diffusion(self, t, state, drive):
+        pathway = state["neurons"].get("pathway")
+        noise = None if pathway is None else self.feedback.state_noise(pathway)
+        if noise is None:
+            return None
+        neurons = {name: None for name in self.layer_names} | {"pathway": noise}
+        return {"neurons": neurons, "params": None}
+
+    def _sweep(self, params, neurons, x, perturbation=None):
+        """Bottom-up: basal input W_l r_{l-1} + b_l, voltage (ubreve_l or u_l, plus a
+        pathway's perturbation of hidden layers, e.g. PAL's noise), rate."""
+        n_hidden = len(self.weights) - 1
+        perturbation = perturbation or [0.0] * n_hidden
         voltages, rates, basal, rate = [], [], [], x
-        for w, b, phi, n in zip(params["weights"], params["biases"], self.phis, neurons):
+        for k, (w, b, phi, n) in enumerate(
+            zip(params["weights"], params["biases"], self.phis, neurons)
+        ):
             basal.append(rate @ w.T + b)
-            voltages.append(basal[-1] + n["e"] if self.prospective else n["u"])
+            voltage = basal[-1] + n["e"] if self.prospective else n["u"]
+            voltages.append(voltage + perturbation[k] if k < n_hidden else voltage)
             rate = phi(voltages[-1])
             rates.append(rate)
         return voltages, rates, basal
@@ -233,6 +258,55 @@ class LENetwork(dynlearn.AbstractDynamics, dynlearn.AbstractLearner):
         """Output rates at the error-free steady state (the feed-forward pass)."""
         voltages = feedforward_voltages(self.weights, self.biases, self.phis, x)
         return self.phis[-1](voltages[-1])
+
+    def pathway_errors(self, x, y) -> tuple[list[Array], list[Array]]:
+        """Errors at the steady state in the weak-nudging limit (beta -> 0, scaled by
+        1/beta), with the pathway's B: e_L = phi_L'(a_L)(y - r_L),
+        e_l = phi_l'(a_l) * B_l e_{l+1} (direct pathways: B_l e_L). Returns (errors, rates
+        with the input first). With B = W^T these are backprop's deltas."""
+        voltages = feedforward_voltages(self.weights, self.biases, self.phis, x)
+        rates = [x] + [phi(v) for phi, v in zip(self.phis, voltages)]
+        errors = [slope(self.phis[-1], voltages[-1]) * (y - rates[-1])]
+        matrices = self.feedback.matrices(self.weights)
+        for i in reversed(range(len(matrices))):
+            above = errors[-1] if self.feedback.direct else errors[0]
+            errors.insert(0, slope(self.phis[i], voltages[i]) * (above @ matrices[i].T))
+        return errors, rates
+
+    def updates(self, x, y, key):
+        """Settle-then-update: dL/dtheta-like updates from the pathway's errors
+        (-e_l r_{l-1}^T, batch means), for any optax optimizer. Kolen-Pollack: B_l gets the
+        transposed update of W_{l+1}, and both the decay."""
+        x, y = check_batch(x, y, self.sizes)
+        errors, rates = self.pathway_errors(x, y)
+        n = x.shape[0]
+        d_weights = [-(e.T @ r) / n for e, r in zip(errors, rates[:-1])]
+        d_biases = [-jnp.mean(e, axis=0) for e in errors]
+        decay = self.feedback.decay()
+        d_feedback = None
+        if self.feedback.plastic:
+            d_feedback = [
+                d.T + decay * b for d, b in zip(d_weights[1:], self.feedback.params())
+            ]
+        d_weights = [d + decay * w for d, w in zip(d_weights, self.weights)]
+        output = rates[-1]
+        loss = 0.5 * jnp.mean(jnp.sum((y - output) ** 2, axis=-1))
+        grads = self.with_params(
+            {"weights": d_weights, "biases": d_biases, "feedback": d_feedback}
+        )
+        return grads, {"loss": loss, "output": output}
+
+    def trainable(self):
+        """Weights, biases and a plastic pathway's matrices (fixed random B stays fixed)."""
+        spec = jax.tree.map(lambda _: False, self)
+        feedback = spec.feedback
+        if self.feedback.plastic:
+            feedback = feedback.with_params(jax.tree.map(lambda _: True, self.feedback.params()))
+        return eqx.tree_at(
+            lambda n: (n.weights, n.biases, n.feedback),
+            spec,
+            ([True] * len(self.weights), [True] * len(self.biases), feedback),
+        )
 
     def learn_online(self, x, y, key):
         """Stream the batch (see `presentation`); weights and neurons evolve together."""

@@ -183,7 +183,8 @@ class Microcircuit(dynlearn.AbstractDynamics, dynlearn.AbstractLearner):
                 "1/(g_l+g_D+g_som)": 1 / g.interneuron,
                 "1/(g_l+g_B+g_nudge)": 1 / g.output(True),
                 "tau_dend": tau_dend,
-            },
+            }
+            | (feedback.time_constants() if feedback is not None else {}),
         )
         k_forward, k_inter, k_lateral, k_feedback = jax.random.split(key, 4)
         self.weights, _ = init_layers(sizes, k_forward)
@@ -259,6 +260,10 @@ class Microcircuit(dynlearn.AbstractDynamics, dynlearn.AbstractLearner):
             for name, u, above in zip(self.layer_names, somata, somata[1:])
         }
         neurons["output"] = {"u": somata[-1]}
+        rates = [phi(u) for phi, u in zip(self.phis, somata)]
+        pathway = self.feedback.init_state(self.weights, rates[1:])
+        if pathway is not None:  # e.g. PAL's noise and filters
+            neurons["pathway"] = pathway
         return {"neurons": neurons, "params": self.params()}
 
     def expected_state(self, y: dict) -> dict:
@@ -272,14 +277,27 @@ class Microcircuit(dynlearn.AbstractDynamics, dynlearn.AbstractLearner):
         return {"neurons": d_neurons, "params": d_params}
 
     def diffusion(self, t, state, drive):
-        if self.noise == 0:
+        pathway = state["neurons"].get("pathway")
+        pathway_noise = None if pathway is None else self.feedback.state_noise(pathway)
+        if self.noise == 0 and pathway_noise is None:
             return None
+        somatic = self.noise if self.noise > 0 else None
         neurons = {
-            name: {"u": self.noise, "u_inter": None, "v_apical": None}
+            name: {"u": somatic, "u_inter": None, "v_apical": None}
             for name in self.layer_names[:-1]
         }
         neurons["output"] = {"u": None}
+        if pathway is not None:
+            neurons["pathway"] = pathway_noise
         return {"neurons": neurons, "params": None}
+
+    def apical(self, neurons) -> list[Array]:
+        """Apical potentials of the hidden layers, with a pathway's perturbation (PAL's
+        exploration noise) added."""
+        apical = [neurons[name]["v_apical"] for name in self.layer_names[:-1]]
+        pathway = neurons.get("pathway")
+        extra = None if pathway is None else self.feedback.perturbation(pathway)
+        return apical if extra is None else [a + e for a, e in zip(apical, extra)]
 
     def frozen(self) -> FrozenMicrocircuit:
         """The neurons alone with the weights fixed (state: the `"neurons"` dict)."""
@@ -291,6 +309,7 @@ class Microcircuit(dynlearn.AbstractDynamics, dynlearn.AbstractLearner):
         neurons; then the interneurons' dendritic potentials W^IP_k r_k, voltages and rates."""
         g = self.conductances
         n_hidden = len(self.weights) - 1
+        apical = self.apical(neurons)
         basal, voltages, rates, rate = [], [], [], x
         for k, (w, name, phi) in enumerate(zip(params["weights"], self.layer_names, self.phis)):
             n = neurons[name]
@@ -298,7 +317,7 @@ class Microcircuit(dynlearn.AbstractDynamics, dynlearn.AbstractLearner):
             if not self.prospective:
                 voltages.append(n["u"])
             elif k < n_hidden:
-                voltages.append((g.basal * basal[k] + g.apical * n["v_apical"]) / g.hidden)
+                voltages.append((g.basal * basal[k] + g.apical * apical[k]) / g.hidden)
             elif y is None:
                 voltages.append(g.basal * basal[k] / g.output(False))
             else:
@@ -315,13 +334,14 @@ class Microcircuit(dynlearn.AbstractDynamics, dynlearn.AbstractLearner):
                 u_inter = neurons[self.layer_names[k]]["u_inter"]
             inter_voltages.append(u_inter)
             inter_rates.append(self.phis[k + 1](u_inter))
-        return Sweep(basal, voltages, rates, dendrites, inter_voltages, inter_rates)
+        return Sweep(basal, voltages, rates, dendrites, inter_voltages, inter_rates, apical)
 
     def rates_of_change(self, params, neurons, x, y=None, *, learn: bool = True):
         """`(d neurons/dt, d params/dt)` at a state (the second is None when not learning)."""
         g = self.conductances
         s = self.sweep(params, neurons, x, y)
-        feedback = self.feedback.with_params(params["feedback"]).matrices(params["weights"])
+        pathway = self.feedback.with_params(params["feedback"])
+        feedback = pathway.matrices(params["weights"])
         d_neurons = {}
         for k, name in enumerate(self.layer_names[:-1]):
             n = neurons[name]
@@ -330,7 +350,7 @@ class Microcircuit(dynlearn.AbstractDynamics, dynlearn.AbstractLearner):
                 s.rates[k + 1] @ feedback[k].T + s.inter_rates[k] @ params["lateral_weights"][k].T
             )
             d_neurons[name] = {
-                "u": g.basal * s.basal[k] + g.apical * n["v_apical"] - g.hidden * n["u"],
+                "u": g.basal * s.basal[k] + g.apical * s.apical[k] - g.hidden * n["u"],
                 "u_inter": g.dendrite * s.dendrites[k]
                 + g.somatic * teacher
                 - g.interneuron * n["u_inter"],
@@ -342,11 +362,17 @@ class Microcircuit(dynlearn.AbstractDynamics, dynlearn.AbstractLearner):
             d_out = d_out + g.nudge * (y - u_out)
         d_neurons["output"] = {"u": d_out}
         if not learn:
+            if "pathway" in neurons:
+                d_neurons["pathway"] = pathway.state_rates(neurons["pathway"], s.rates[1:], None)
             return d_neurons, None
-        return d_neurons, self._plasticity(params, neurons, x, s)
+        d_params, d_pathway = self._plasticity(pathway, params, neurons, x, s)
+        if d_pathway is not None:
+            d_neurons["pathway"] = d_pathway
+        return d_neurons, d_params
 
-    def _plasticity(self, params, neurons, x, s: Sweep) -> dict:
-        """Urbanczik-Senn for W, the interneuron rules for W^IP and W^PI (stream means)."""
+    def _plasticity(self, feedback, params, neurons, x, s: Sweep) -> tuple[dict, dict | None]:
+        """Urbanczik-Senn for W, the interneuron rules for W^IP and W^PI (stream means), the
+        pathway's rule for B; and the rate of change of the pathway's own state."""
         g = self.conductances
         n_streams = x.shape[0]
         presynaptic = [x] + s.rates[:-1]
@@ -356,8 +382,11 @@ class Microcircuit(dynlearn.AbstractDynamics, dynlearn.AbstractLearner):
                 self.eta, s.rates, self.phis, self.attenuations(), s.basal, presynaptic
             )
         ]
-        feedback = self.feedback.with_params(params["feedback"])
-        d_feedback = feedback.rate(params["weights"], d_weights)
+        state = neurons.get("pathway")
+        d_state = None if state is None else feedback.state_rates(state, s.rates[1:], d_weights)
+        d_feedback = feedback.rate(params["weights"], d_weights, state, s.rates[1:])
+        if state is not None:
+            d_weights = feedback.forward_rates(state, d_weights)
         if decay := feedback.decay():
             d_weights = [d - decay * w for d, w in zip(d_weights, params["weights"])]
         d_inter, d_lateral = [], []
@@ -367,12 +396,13 @@ class Microcircuit(dynlearn.AbstractDynamics, dynlearn.AbstractLearner):
             d_inter.append(self.eta_inter * (error.T @ s.rates[k]) / n_streams)
             apical = neurons[name]["v_apical"]
             d_lateral.append(-self.eta_lateral * (apical.T @ s.inter_rates[k]) / n_streams)
-        return {
+        d_params = {
             "weights": d_weights,
             "inter_weights": d_inter,
             "lateral_weights": d_lateral,
             "feedback": d_feedback,
         }
+        return d_params, d_state
 
     # ----------------------------------------------------------------- learning
     def settle(self, x: Array, t_settle: float | None = None) -> dict:
@@ -418,6 +448,7 @@ class Sweep(eqx.Module):
     dendrites: list[Array]
     inter_voltages: list[Array]
     inter_rates: list[Array]
+    apical: list[Array]
 
 
 class FrozenMicrocircuit(dynlearn.AbstractDynamics):
