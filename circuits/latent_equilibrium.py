@@ -188,7 +188,7 @@ class LENetwork(dynlearn.AbstractDynamics, dynlearn.AbstractLearner):
         feedback = self.feedback.with_params(params["feedback"])
         neurons = [state["neurons"][name] for name in self.layer_names]
         pathway = state["neurons"].get("pathway")
-        voltages, rates, basal = self._sweep(params, neurons, x, feedback.perturbation(pathway))
+        voltages, rates, basal = self.sweep(params, neurons, x, feedback.perturbation(pathway))
         error_targets = self._error_targets(feedback, params, voltages, rates, basal, y)
         d_neurons = {
             name: {
@@ -221,7 +221,7 @@ class LENetwork(dynlearn.AbstractDynamics, dynlearn.AbstractLearner):
         neurons = {name: None for name in self.layer_names} | {"pathway": noise}
         return {"neurons": neurons, "params": None}
 
-    def _sweep(self, params, neurons, x, perturbation=None):
+    def sweep(self, params, neurons, x, perturbation=None):
         """Bottom-up: basal input W_l r_{l-1} + b_l, voltage (ubreve_l or u_l, plus a
         pathway's perturbation of hidden layers, e.g. PAL's noise), rate."""
         n_hidden = len(self.weights) - 1

@@ -9,8 +9,9 @@ Each is timed as `dynlearn.simulate(circuit, ...)` and as a `lax.scan` of the sa
 written out in this file (Sacramento et al. 2018 with prospective rates). Target: ratio
 dynlearn / hand <= 1.10. The two compute the same thing: their learned weights agree to
 float32 round-off (relative difference ~1e-6 after 1,000 steps; over 20,000 steps of
-learning the rounding differences grow to ~2e-3, printed as "max rel diff"). Reported: microseconds per Euler step and steps (x streams) per
-second; the fastest of `--repeats` interleaved runs after a compile run.
+learning the rounding differences grow to ~2e-3, printed as "max rel diff"). Reported:
+microseconds per Euler step and steps (x streams) per second; the fastest of `--repeats`
+interleaved runs after a compile run.
 
 Run: `python -m experiments.bench_microcircuit` (or `dynlearn bench microcircuit`);
 `--quick` for a smoke run.
