@@ -316,7 +316,14 @@ class LENetwork(dynlearn.AbstractDynamics, dynlearn.AbstractLearner):
         stream = self.presentation.stream(x, y)
         state0 = self.init_state(stream.samples[0])
         end = dynlearn.simulate(
-            self, state0, 0.0, stream.t1, args=stream, dt=self.presentation.dt, check=False
+            self,
+            state0,
+            0.0,
+            stream.t1,
+            args=stream,
+            dt=self.presentation.dt,
+            key=key,  # draws the noise of noisy pathways (PAL); unused otherwise
+            check=False,
         ).y1
         return self.with_params(end["params"]), {"loss": loss, "output": output}
 

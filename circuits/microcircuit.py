@@ -433,7 +433,7 @@ class Microcircuit(dynlearn.AbstractDynamics, dynlearn.AbstractLearner):
             stream.t1,
             args=stream,
             dt=self.presentation.dt,
-            key=key if self.noise > 0 else None,
+            key=key,  # somatic noise and noisy pathways (PAL); unused otherwise
             check=False,
         ).y1
         return self.with_params(end["params"]), {"loss": loss, "output": output}

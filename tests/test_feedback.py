@@ -1,0 +1,105 @@
+"""Feedback pathways (circuits/feedback.py, circuits/pal.py) in layered rate networks."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import optax
+import pytest
+
+import dynlearn
+from circuits.feedback import (
+    DirectFeedbackAlignment,
+    KolenPollack,
+    SignSymmetry,
+    WeightTransport,
+    by_name,
+)
+from circuits.latent_equilibrium import LENetwork
+from circuits.microcircuit import Microcircuit
+from circuits.pal import PAL
+
+SIZES = [5, 7, 6, 3]
+X = jax.random.uniform(jax.random.key(1), (8, SIZES[0]))
+Y = jax.nn.one_hot(jnp.arange(8) % 3, 3)
+
+
+def network(feedback, **kwargs) -> LENetwork:
+    return LENetwork(SIZES, jax.random.key(0), activation="tanh", feedback=feedback, **kwargs)
+
+
+def test_weight_transport_errors_are_backprops_gradient():
+    net = network(WeightTransport())
+    updates, _ = net.updates(X, Y, jax.random.key(0))
+    loss = lambda n: 0.5 * jnp.mean(jnp.sum((Y - n.predict(X)) ** 2, axis=-1))  # noqa: E731
+    grads = eqx.filter_grad(loss)(net)
+    assert dynlearn.analysis.relative_error(updates.weights, grads.weights) < 1e-5
+    assert dynlearn.analysis.relative_error(updates.biases, grads.biases) < 1e-5
+
+
+def test_pathway_matrices_and_shapes():
+    net = network(SignSymmetry())
+    for b, w in zip(net.feedback.matrices(net.weights), net.weights[1:]):
+        assert jnp.array_equal(jnp.sign(b), jnp.sign(w.T))
+    dfa = network(DirectFeedbackAlignment(jax.random.key(2)))
+    assert [b.shape for b in dfa.feedback.matrices(dfa.weights)] == [(7, 3), (6, 3)]
+    errors, _ = dfa.pathway_errors(X, Y)
+    assert [e.shape for e in errors] == [(8, 7), (8, 6), (8, 3)]
+    with pytest.raises(ValueError, match="unknown pathway 'backprop'; known: .*'dfa'"):
+        by_name("backprop", jax.random.key(0))
+    with pytest.raises(ValueError, match="direct pathway"):
+        Microcircuit(SIZES, jax.random.key(0), feedback=DirectFeedbackAlignment(jax.random.key(0)))
+
+
+def test_kolen_pollack_converges_to_transport_under_sgd():
+    # B gets W's transposed update, both decay: B - W^T shrinks by (1 - lr decay) per step.
+    net = network(KolenPollack(jax.random.key(3), weight_decay=0.1))
+    optimizer = optax.sgd(0.5)
+    spec = net.trainable()
+    opt_state = optimizer.init(eqx.filter(net, spec))
+    gap0 = float(jnp.linalg.norm(net.feedback.feedback[0] - net.weights[1].T))
+    for _ in range(40):
+        updates, _ = net.updates(X, Y, jax.random.key(0))
+        updates, opt_state = optimizer.update(eqx.filter(updates, spec), opt_state)
+        net = eqx.apply_updates(net, updates)
+    gap = float(jnp.linalg.norm(net.feedback.feedback[0] - net.weights[1].T))
+    assert gap == pytest.approx(gap0 * (1 - 0.5 * 0.1) ** 40, rel=1e-3)
+
+
+def test_fixed_random_feedback_is_not_trained():
+    net = LENetwork([4, 7, 3], jax.random.key(0), feedback=by_name("fa", jax.random.key(4)))
+    result = dynlearn.fit(
+        net,
+        dynlearn.data.load("yinyang", n_train=64, n_test=32),
+        optimizer=optax.adam(1e-2),
+        epochs=1,
+        batch_size=16,
+        progress=False,
+    )
+    before, after = net.feedback.feedback, result.learner.feedback.feedback
+    assert all(jnp.array_equal(a, b) for a, b in zip(before, after))
+    assert not jnp.array_equal(net.weights[0], result.learner.weights[0])
+
+
+def test_pal_is_an_sde_keyed_by_learn_online():
+    presentation = dynlearn.Presentation(t_pres=1.0, dt=0.1, streams=8)
+    net = network(PAL(jax.random.key(5), sigma=0.1), tau_error=0.1, presentation=presentation)
+    assert set(net.init_state(X)["neurons"]["pathway"]) == {"xi", "rate_lp", "forward"}
+    a, _ = net.learn_online(X, Y, jax.random.key(1))
+    b, _ = net.learn_online(X, Y, jax.random.key(1))
+    c, _ = net.learn_online(X, Y, jax.random.key(2))
+    assert all(jnp.array_equal(p, q) for p, q in zip(a.feedback.feedback, b.feedback.feedback))
+    assert not jnp.array_equal(a.feedback.feedback[0], c.feedback.feedback[0])
+    assert not jnp.array_equal(a.feedback.feedback[0], net.feedback.feedback[0])
+
+
+def test_pal_bad_input():
+    with pytest.raises(ValueError, match="sigma .* must be >= 0"):
+        PAL(jax.random.key(0), sigma=-0.1)
+    with pytest.raises(ValueError, match="tau_hp must be > 0"):
+        PAL(jax.random.key(0), tau_hp=0.0)
+    with pytest.raises(ValueError, match="dt=0.5 is larger than .*PAL tau_xi=0.2"):
+        network(
+            PAL(jax.random.key(0), tau_xi=0.2),
+            tau_error=1.0,
+            presentation=dynlearn.Presentation(t_pres=1.0, dt=0.5),
+        )
