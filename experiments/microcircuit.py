@@ -91,6 +91,13 @@ def table(ds: xr.Dataset) -> str:
     return "\n".join(lines)
 
 
+def quick_subset(opts) -> dict:
+    """A small training set for `--quick` (generated sets by size, others by fraction)."""
+    if not opts.quick:
+        return {}
+    return {"n_train": 960} if opts.dataset == "yinyang" else {"fraction": 0.2}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dynlearn run microcircuit", description=__doc__)
     parser.add_argument("--dataset", default="mnist5k", choices=["yinyang", "mnist5k", "mnist"])
@@ -100,8 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-dir", type=Path, default=None)
     parser.add_argument("--quick", action="store_true", help="1 epoch, 1 seed, 1000 samples")
     opts = parser.parse_args(argv)
-    kwargs = {"n_train": 960, "n_test": 500} if opts.quick else {}
-    data = dynlearn.data.load(opts.dataset, **kwargs)
+    data = dynlearn.data.load(opts.dataset, **quick_subset(opts))
     epochs, seeds = (1, [0]) if opts.quick else (opts.epochs, opts.seeds)
     yinyang = opts.dataset == "yinyang"
     sizes = [data.n_features, 64 if yinyang else 100, data.n_classes]
