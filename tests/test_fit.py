@@ -97,7 +97,7 @@ def test_interrupted_checkpoint_write_keeps_previous(digits, tmp_path, monkeypat
     first = dynlearn.fit(bp(), digits, epochs=1, **kwargs)
     before = (tmp_path / "checkpoint.eqx").read_bytes()
 
-    def crash_midway(f, tree):  # write some bytes, then die like a killed process
+    def crash_midway(f, tree, **kwargs):  # write some bytes, then die like a killed process
         f.write(b"partial")
         raise KeyboardInterrupt
 
