@@ -5,8 +5,9 @@ linear output, squared error), one budget (the same samples and epochs), several
 - `bp`, `fa`, `dfa`, `sign`, `kp`: settle-then-update rate networks whose hidden errors
   travel through the pathway (`LENetwork.updates`), Adam 1e-3, batches of 32; Kolen-Pollack
   with weight decay 1e-3 per step;
-- `le-bp`, `pal`: always-on prospective (LE) networks streaming 16 parallel streams (t_pres
-  1 ms, dt 0.1 ms, eta 1 per ms, beta 0.1), with B = W^T or learned by PAL (sigma 0.1,
+- `le-bp`, `le-fa`, `pal`: always-on prospective (LE) networks streaming 16 parallel
+  streams (t_pres 1 ms, dt 0.1 ms, eta 1 per ms, beta 0.1), with B = W^T, fixed random B,
+  or B learned by PAL (sigma 0.1,
   eta 10, alpha 1e-3, tau_xi = tau_HP = 1 ms, tau_LO = 100 ms) — plain always-on SGD-like
   learning, no optimizer.
 Logged per epoch: test accuracy and the angle between each B_l and W_{l+1}^T (not defined
@@ -35,15 +36,16 @@ from circuits.feedback import AbstractFeedback, KolenPollack, alignment_angles, 
 from circuits.latent_equilibrium import LENetwork
 from circuits.pal import PAL
 
-RULES = ["bp", "fa", "dfa", "sign", "kp", "le-bp", "pal"]
+RULES = ["bp", "fa", "dfa", "sign", "kp", "le-bp", "le-fa", "pal"]
 
 
 def make(rule: str, sizes, key) -> tuple[LENetwork, dict]:
     k_net, k_fb = jax.random.split(key)
-    if rule in ("le-bp", "pal"):
-        feedback: AbstractFeedback = (
-            by_name("bp", k_fb) if rule == "le-bp" else PAL(k_fb, sigma=0.1, eta=10.0, alpha=1e-3)
-        )
+    if rule in ("le-bp", "le-fa", "pal"):
+        if rule == "pal":
+            feedback: AbstractFeedback = PAL(k_fb, sigma=0.1, eta=10.0, alpha=1e-3)
+        else:
+            feedback = by_name(rule.removeprefix("le-"), k_fb)
         net = LENetwork(
             sizes,
             k_net,
