@@ -19,7 +19,11 @@ scale. Forward-weight updates are low-pass filtered (tau_LO) so the noise they c
 out. Nothing is switched: neurons, noise, filters and all weights evolve together.
 
 Reference settings (dt 0.01 ms): tau_xi = tau_HP = 10 dt, tau_LO = 1e4 dt, sigma 0.01-0.05,
-alpha 1e-5-1e-6. The defaults here are for the microcircuit's dt = 0.1 ms.
+alpha 1e-5-1e-6. The defaults here (dt = 0.1 ms: tau_xi = tau_HP = 10 dt, sigma 0.1, eta 10,
+alpha 1e-3) were tuned on `theory/pal_alignment.py` in LE networks and microcircuits; with a
+much smaller alpha B grows large, and in the microcircuit, where the interneurons must keep
+cancelling B r above, a large fast-moving B made the apical loop diverge (sigma 0.05, eta 100,
+alpha 2e-5 did).
 """
 
 from __future__ import annotations
@@ -50,12 +54,12 @@ class PAL(AbstractRandomFeedback):
 
     plastic: ClassVar[bool] = True
     key: PRNGKeyArray
-    sigma: float = eqx.field(static=True, default=0.05)
+    sigma: float = eqx.field(static=True, default=0.1)
     tau_xi: float = eqx.field(static=True, default=1.0)
     tau_hp: float = eqx.field(static=True, default=1.0)
     tau_lo: float | None = eqx.field(static=True, default=100.0)
-    alpha: float = eqx.field(static=True, default=2e-5)
-    eta: float = eqx.field(static=True, default=100.0)
+    alpha: float = eqx.field(static=True, default=1e-3)
+    eta: float = eqx.field(static=True, default=10.0)
     scale: float = eqx.field(static=True, default=1.0)
     feedback: list[Array] | None = None
 

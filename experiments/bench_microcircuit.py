@@ -4,7 +4,9 @@ Workloads (prospective rates, all plasticity on, targets nudging the output, a n
 every `t_pres / dt` = 20 steps so nothing can be hoisted out of the loop):
 1. the 5-20-10-20-5 microcircuit (logistic), one stream (batch 1);
 2. 784-100-10, 32 parallel streams (batch 32);
-3. 5-20-10-20-5, 64 seeds at once (`jax.vmap` over independent circuits).
+3. 5-20-10-20-5, 64 seeds at once (`jax.vmap` over independent circuits);
+4. 5-20-10-20-5 with PAL: apical Ornstein-Uhlenbeck noise (an SDE), high-pass filters,
+   feedback learning and low-pass filtered forward updates, batch 1.
 Each is timed as `dynlearn.simulate(circuit, ...)` and as a `lax.scan` of the same equations
 written out in this file (Sacramento et al. 2018 with prospective rates). Target: ratio
 dynlearn / hand <= 1.10. The two compute the same thing: their learned weights agree to
@@ -29,14 +31,21 @@ import jax.numpy as jnp
 
 import dynlearn
 from circuits.microcircuit import Microcircuit, self_predicting
+from circuits.pal import PAL
 
 DT, T_PRES = 0.1, 2.0
 STEPS_PER_SAMPLE = round(T_PRES / DT)
 
 
-def make(sizes, streams: int, n_samples: int, key=jax.random.key(0)):
+def make(sizes, streams: int, n_samples: int, key=jax.random.key(0), pal_sigma=None):
+    """A self-predicting circuit (fixed random B, or PAL with noise `pal_sigma`) and a
+    stream of random inputs and targets."""
+    feedback = None if pal_sigma is None else PAL(jax.random.fold_in(key, 2), sigma=pal_sigma)
     circuit = Microcircuit(
-        list(sizes), key, presentation=dynlearn.Presentation(t_pres=T_PRES, dt=DT)
+        list(sizes),
+        key,
+        feedback=feedback,
+        presentation=dynlearn.Presentation(t_pres=T_PRES, dt=DT),
     )
     circuit = self_predicting(circuit)
     k1, k2 = jax.random.split(jax.random.fold_in(key, 1))
@@ -45,41 +54,56 @@ def make(sizes, streams: int, n_samples: int, key=jax.random.key(0)):
     return circuit, x, y
 
 
-def dynlearn_run(circuit, x, y):
+def dynlearn_run(circuit, x, y, seed: int = 7):
     stream = dynlearn.StimulusStream(x, T_PRES, y)
     return dynlearn.simulate(
-        circuit, circuit.init_state(x[0]), 0.0, stream.t1, args=stream, dt=DT, check=False
+        circuit,
+        circuit.init_state(x[0]),
+        0.0,
+        stream.t1,
+        args=stream,
+        dt=DT,
+        key=jax.random.key(seed),
+        check=False,
     ).y1["params"]
 
 
-def hand_run(circuit, x, y):
-    """Euler steps of the prospective microcircuit with every rule on, written out."""
+def hand_run(circuit, x, y, seed: int = 7):
+    """Euler(-Maruyama) steps of the prospective microcircuit with every rule on (and PAL's
+    noise, filters and feedback learning when the circuit's pathway is PAL), written out."""
     g = circuit.conductances
     g_h, g_i, g_o = g.hidden, g.interneuron, g.output(True)
     a_h, a_o = g.basal / g_h, g.basal / g.output(False)
     c_i = g.dendrite / (g.leak + g.dendrite)
     eta, eta_ip, eta_pi = circuit.eta, circuit.eta_inter, circuit.eta_lateral
     tau_d = circuit.tau_dend
+    pal = circuit.feedback if isinstance(circuit.feedback, PAL) else None
     n_hidden = len(circuit.weights) - 1
-    feedback = circuit.feedback.matrices(circuit.weights)  # fixed random B
+    feedback0 = circuit.feedback.matrices(circuit.weights)
     state0 = circuit.init_state(x[0])["neurons"]
     names = circuit.layer_names
     us = [state0[n]["u"] for n in names]
     u_i = [state0[n]["u_inter"] for n in names[:-1]]
     v_a = [state0[n]["v_apical"] for n in names[:-1]]
     params = (list(circuit.weights), list(circuit.inter_weights), list(circuit.lateral_weights))
+    extra = None
+    if pal is not None:
+        p0 = state0["pathway"]
+        extra = (feedback0, p0["xi"], p0["rate_lp"], p0["forward"])
     s = x.shape[1]
     sig = jax.nn.sigmoid
 
     def step(carry, n):
-        us, u_i, v_a, (w, w_ip, w_pi) = carry
+        us, u_i, v_a, (w, w_ip, w_pi), extra = carry
+        feedback = feedback0 if extra is None else extra[0]
+        apical = v_a if extra is None else [v + xi for v, xi in zip(v_a, extra[1])]
         k = jnp.minimum(n // STEPS_PER_SAMPLE, x.shape[0] - 1)
         inp, tgt = x[k], y[k]
         basal, volt, rate, r = [], [], [], inp
         for layer in range(n_hidden + 1):
             basal.append(r @ w[layer].T)
             if layer < n_hidden:
-                volt.append((g.basal * basal[-1] + g.apical * v_a[layer]) / g_h)
+                volt.append((g.basal * basal[-1] + g.apical * apical[layer]) / g_h)
                 r = sig(volt[-1])
             else:
                 volt.append((g.basal * basal[-1] + g.nudge * tgt) / g_o)
@@ -89,7 +113,7 @@ def hand_run(circuit, x, y):
         pre = [inp] + rate[:-1]
         for layer in range(n_hidden + 1):
             if layer < n_hidden:
-                du = g.basal * basal[layer] + g.apical * v_a[layer] - g_h * us[layer]
+                du = g.basal * basal[layer] + g.apical * apical[layer] - g_h * us[layer]
                 phi_hat = sig(a_h * basal[layer])
             else:
                 du = g.basal * basal[layer] - (g.leak + g.basal) * us[layer]
@@ -109,16 +133,37 @@ def hand_run(circuit, x, y):
             new_va.append(v_a[layer] + DT * (apical_in - v_a[layer]) / tau_d)
             dwip.append(eta_ip * ((r_i - predicted).T @ rate[layer]) / s)
             dwpi.append(-eta_pi * (v_a[layer].T @ r_i) / s)
+        applied = dw
+        if extra is not None:
+            b, xis, lps, fwd = extra
+            noise_key = jax.random.fold_in(jax.random.key(seed), n)
+            amplitude = pal.sigma * jnp.sqrt(2.0 / pal.tau_xi)
+            new_b = [
+                bl + DT * pal.eta * ((xi.T @ (r_up - lp)) / s - pal.alpha * bl)
+                for bl, xi, r_up, lp in zip(b, xis, rate[1:], lps)
+            ]
+            new_xi = [
+                xi
+                - DT * xi / pal.tau_xi
+                + amplitude
+                * jnp.sqrt(DT)
+                * jax.random.normal(jax.random.fold_in(noise_key, i), xi.shape)
+                for i, xi in enumerate(xis)
+            ]
+            new_lp = [lp + DT * (r_up - lp) / pal.tau_hp for lp, r_up in zip(lps, rate[1:])]
+            new_fwd = [f + DT * (d - f) / pal.tau_lo for f, d in zip(fwd, dw)]
+            applied, extra = fwd, (new_b, new_xi, new_lp, new_fwd)
         new_params = tuple(
             [p + DT * d for p, d in zip(ps, ds)]
-            for ps, ds in zip((w, w_ip, w_pi), (dw, dwip, dwpi))
+            for ps, ds in zip((w, w_ip, w_pi), (applied, dwip, dwpi))
         )
-        return (new_us, new_ui, new_va, new_params), None
+        return (new_us, new_ui, new_va, new_params, extra), None
 
     n_steps = x.shape[0] * STEPS_PER_SAMPLE
-    carry, _ = jax.lax.scan(step, (us, u_i, v_a, params), jnp.arange(n_steps))
+    carry, _ = jax.lax.scan(step, (us, u_i, v_a, params, extra), jnp.arange(n_steps))
     w, w_ip, w_pi = carry[3]
-    return {"weights": w, "inter_weights": w_ip, "lateral_weights": w_pi, "feedback": None}
+    feedback = None if pal is None else carry[4][0]
+    return {"weights": w, "inter_weights": w_ip, "lateral_weights": w_pi, "feedback": feedback}
 
 
 def time_pair(ours, hand, args, repeats: int) -> tuple[float, float]:
@@ -133,9 +178,9 @@ def time_pair(ours, hand, args, repeats: int) -> tuple[float, float]:
     return min(times[ours]), min(times[hand])
 
 
-def workload(name, sizes, streams, seeds, n_samples, repeats) -> dict:
+def workload(name, sizes, streams, seeds, n_samples, repeats, pal_sigma=None) -> dict:
     if seeds == 1:
-        circuit, x, y = make(sizes, streams, n_samples)
+        circuit, x, y = make(sizes, streams, n_samples, pal_sigma=pal_sigma)
         args = (circuit, x, y)
         ours, hand = eqx.filter_jit(dynlearn_run), eqx.filter_jit(hand_run)
     else:
@@ -143,8 +188,12 @@ def workload(name, sizes, streams, seeds, n_samples, repeats) -> dict:
         args = jax.tree.map(lambda *a: jnp.stack(a), *made)
         ours = eqx.filter_jit(eqx.filter_vmap(dynlearn_run))
         hand = eqx.filter_jit(eqx.filter_vmap(hand_run))
-    # Both must compute the same thing.
-    diff = dynlearn.analysis.relative_error(ours(*args), hand(*args))
+    # Both must compute the same thing (PAL: the same with the noise switched off, since the
+    # two draw their noise differently).
+    check_args = args
+    if pal_sigma is not None:
+        check_args = make(sizes, streams, n_samples, pal_sigma=0.0)
+    diff = dynlearn.analysis.relative_error(ours(*check_args), hand(*check_args))
     n_steps = n_samples * STEPS_PER_SAMPLE
     t_ours, t_hand = time_pair(ours, hand, args, repeats)
     return {
@@ -167,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         workload("5-20-10-20-5, batch 1", (5, 20, 10, 20, 5), 1, 1, n, repeats),
         workload("784-100-10, 32 streams", (784, 100, 10), 32, 1, n // 4, repeats),
         workload("5-20-10-20-5, 64 seeds", (5, 20, 10, 20, 5), 1, 64, n // 4, repeats),
+        workload("5-20-10-20-5 + PAL", (5, 20, 10, 20, 5), 1, 1, n, repeats, pal_sigma=0.1),
     ]
     print("workload                 us/step  hand us/step  stream-steps/s   ratio  max rel diff")
     for r in rows:
