@@ -285,15 +285,11 @@ class LENetwork(dynlearn.AbstractDynamics, dynlearn.AbstractLearner):
         decay = self.feedback.decay()
         d_feedback = None
         if self.feedback.plastic:
-            d_feedback = [
-                d.T + decay * b for d, b in zip(d_weights[1:], self.feedback.params())
-            ]
+            d_feedback = [d.T + decay * b for d, b in zip(d_weights[1:], self.feedback.params())]
         d_weights = [d + decay * w for d, w in zip(d_weights, self.weights)]
         output = rates[-1]
         loss = 0.5 * jnp.mean(jnp.sum((y - output) ** 2, axis=-1))
-        grads = self.with_params(
-            {"weights": d_weights, "biases": d_biases, "feedback": d_feedback}
-        )
+        grads = self.with_params({"weights": d_weights, "biases": d_biases, "feedback": d_feedback})
         return grads, {"loss": loss, "output": output}
 
     def trainable(self):

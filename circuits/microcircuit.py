@@ -125,6 +125,7 @@ class Microcircuit(dynlearn.AbstractDynamics, dynlearn.AbstractLearner):
     inter_weights: list[Array]
     lateral_weights: list[Array]
     feedback: AbstractFeedback
+    direct: bool = eqx.field(static=True)
     conductances: Conductances = eqx.field(static=True)
     eta: tuple[float, ...] = eqx.field(static=True)
     eta_inter: float = eqx.field(static=True)
@@ -189,18 +190,21 @@ class Microcircuit(dynlearn.AbstractDynamics, dynlearn.AbstractLearner):
         k_forward, k_inter, k_lateral, k_feedback = jax.random.split(key, 4)
         self.weights, _ = init_layers(sizes, k_forward)
         feedback = feedback or FeedbackAlignment(k_feedback)
-        if feedback.direct:
-            raise ValueError(
-                f"feedback: {type(feedback).__name__} is a direct pathway (output error to "
-                "every layer), which the microcircuit's apical dendrites (fed by the layer "
-                "above) do not take; use it with circuits.latent_equilibrium.LENetwork."
-            )
         self.feedback = feedback.bind(sizes)
-        # Interneuron weights start random: W^IP_k (n_{k+1}, n_k), W^PI_k (n_k, n_{k+1}).
-        inter, _ = init_layers(sizes[1:], k_inter)
-        lateral, _ = init_layers(sizes[:0:-1], k_lateral)
-        self.inter_weights = inter[: n_layers - 1]
-        self.lateral_weights = lateral[::-1][: n_layers - 1]
+        self.direct = feedback.direct
+        # Interneuron weights start random: W^IP_k (n_src, n_k), W^PI_k (n_k, n_src), src the
+        # layer above (or the output, for direct pathways).
+        keys_inter = jax.random.split(k_inter, max(n_layers - 1, 1))
+        keys_lateral = jax.random.split(k_lateral, max(n_layers - 1, 1))
+        source = [n_layers if feedback.direct else k + 1 for k in range(1, n_layers)]
+        self.inter_weights = [
+            init_layers([sizes[k], sizes[src]], key)[0][0]
+            for k, src, key in zip(range(1, n_layers), source, keys_inter)
+        ]
+        self.lateral_weights = [
+            init_layers([sizes[src], sizes[k]], key)[0][0]
+            for k, src, key in zip(range(1, n_layers), source, keys_lateral)
+        ]
         self.conductances = g
         self.eta, self.eta_inter, self.eta_lateral = eta, float(eta_inter), float(eta_lateral)
         self.activation, self.output_activation = activation, output_activation
@@ -224,6 +228,11 @@ class Microcircuit(dynlearn.AbstractDynamics, dynlearn.AbstractLearner):
     def phis(self) -> list:
         hidden = ACTIVATIONS[self.activation]
         return [hidden] * (len(self.weights) - 1) + [ACTIVATIONS[self.output_activation]]
+
+    def source(self, k: int) -> int:
+        """Index of the layer whose rates reach hidden layer k's apical dendrites (and whose
+        soma teaches its interneurons): the layer above, or the output (direct pathways)."""
+        return len(self.weights) - 1 if self.direct else k + 1
 
     def attenuations(self) -> list[float]:
         """g_B / G_k: the free steady state of soma k is this times its basal potential."""
@@ -256,8 +265,12 @@ class Microcircuit(dynlearn.AbstractDynamics, dynlearn.AbstractLearner):
             somata.append(a * (rate @ w.T))
             rate = phi(somata[-1])
         neurons = {
-            name: {"u": u, "u_inter": above, "v_apical": jnp.zeros_like(u)}
-            for name, u, above in zip(self.layer_names, somata, somata[1:])
+            name: {
+                "u": somata[k],
+                "u_inter": somata[self.source(k)],
+                "v_apical": jnp.zeros_like(somata[k]),
+            }
+            for k, name in enumerate(self.layer_names[:-1])
         }
         neurons["output"] = {"u": somata[-1]}
         rates = [phi(u) for phi, u in zip(self.phis, somata)]
@@ -328,12 +341,12 @@ class Microcircuit(dynlearn.AbstractDynamics, dynlearn.AbstractLearner):
         for k in range(n_hidden):
             dendrites.append(rates[k] @ params["inter_weights"][k].T)
             if self.prospective:  # nudged by the prospective voltage of the layer above
-                teacher = voltages[k + 1]
+                teacher = voltages[self.source(k)]
                 u_inter = (g.dendrite * dendrites[k] + g.somatic * teacher) / g.interneuron
             else:
                 u_inter = neurons[self.layer_names[k]]["u_inter"]
             inter_voltages.append(u_inter)
-            inter_rates.append(self.phis[k + 1](u_inter))
+            inter_rates.append(self.phis[self.source(k)](u_inter))
         return Sweep(basal, voltages, rates, dendrites, inter_voltages, inter_rates, apical)
 
     def rates_of_change(self, params, neurons, x, y=None, *, learn: bool = True):
@@ -345,9 +358,10 @@ class Microcircuit(dynlearn.AbstractDynamics, dynlearn.AbstractLearner):
         d_neurons = {}
         for k, name in enumerate(self.layer_names[:-1]):
             n = neurons[name]
-            teacher = neurons[self.layer_names[k + 1]]["u"]
+            src = self.source(k)
+            teacher = neurons[self.layer_names[src]]["u"]
             apical_input = (
-                s.rates[k + 1] @ feedback[k].T + s.inter_rates[k] @ params["lateral_weights"][k].T
+                s.rates[src] @ feedback[k].T + s.inter_rates[k] @ params["lateral_weights"][k].T
             )
             d_neurons[name] = {
                 "u": g.basal * s.basal[k] + g.apical * s.apical[k] - g.hidden * n["u"],
@@ -391,7 +405,8 @@ class Microcircuit(dynlearn.AbstractDynamics, dynlearn.AbstractLearner):
             d_weights = [d - decay * w for d, w in zip(d_weights, params["weights"])]
         d_inter, d_lateral = [], []
         for k, name in enumerate(self.layer_names[:-1]):
-            predicted = self.phis[k + 1](g.dendrite / (g.leak + g.dendrite) * s.dendrites[k])
+            phi = self.phis[self.source(k)]
+            predicted = phi(g.dendrite / (g.leak + g.dendrite) * s.dendrites[k])
             error = s.inter_rates[k] - predicted
             d_inter.append(self.eta_inter * (error.T @ s.rates[k]) / n_streams)
             apical = neurons[name]["v_apical"]
@@ -465,6 +480,12 @@ def self_predicting(circuit: Microcircuit) -> Microcircuit:
     """`circuit` in the self-predicting state: W^PI_k = -B_k, W^IP_k = g_B (g_l + g_D) /
     (g_D G_{k+1}) W_{k+1} (G_{k+1}: total conductance of the free layer above)."""
     g = circuit.conductances
+    if circuit.direct and len(circuit.weights) > 2:
+        raise ValueError(
+            "self_predicting: with a direct pathway the interneurons of the lower hidden "
+            "layers must predict the output, which has no closed form; let them learn it "
+            "(eta_inter, eta_lateral) without target first."
+        )
     feedback = circuit.feedback.matrices(circuit.weights)
     above = circuit.attenuations()[1:]  # g_B / G_{k+1}
     inter = [a * (g.leak + g.dendrite) / g.dendrite * w for a, w in zip(above, circuit.weights[1:])]

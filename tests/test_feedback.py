@@ -3,6 +3,7 @@
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 import pytest
 
@@ -15,7 +16,7 @@ from circuits.feedback import (
     by_name,
 )
 from circuits.latent_equilibrium import LENetwork
-from circuits.microcircuit import Microcircuit
+from circuits.microcircuit import Microcircuit, self_predicting
 from circuits.pal import PAL
 
 SIZES = [5, 7, 6, 3]
@@ -46,8 +47,27 @@ def test_pathway_matrices_and_shapes():
     assert [e.shape for e in errors] == [(8, 7), (8, 6), (8, 3)]
     with pytest.raises(ValueError, match="unknown pathway 'backprop'; known: .*'dfa'"):
         by_name("backprop", jax.random.key(0))
-    with pytest.raises(ValueError, match="direct pathway"):
-        Microcircuit(SIZES, jax.random.key(0), feedback=DirectFeedbackAlignment(jax.random.key(0)))
+
+
+def test_pathways_in_the_microcircuit():
+    # Direct: each hidden layer's apical dendrites and interneurons see the output.
+    mc = Microcircuit(SIZES, jax.random.key(0), feedback=DirectFeedbackAlignment(jax.random.key(2)))
+    assert [w.shape for w in mc.inter_weights] == [(3, 7), (3, 6)]
+    assert [w.shape for w in mc.lateral_weights] == [(7, 3), (6, 3)]
+    with pytest.raises(ValueError, match="no closed form"):
+        self_predicting(mc)
+    for feedback in (
+        DirectFeedbackAlignment(jax.random.key(2)),
+        SignSymmetry(),
+        KolenPollack(jax.random.key(2)),
+        PAL(jax.random.key(2)),
+    ):
+        mc = Microcircuit(SIZES, jax.random.key(0), feedback=feedback)
+        learned, metrics = mc.learn_online(X, Y, jax.random.key(1))
+        assert np.isfinite(float(metrics["loss"]))
+        assert not jnp.array_equal(learned.weights[0], mc.weights[0])
+        if feedback.plastic:
+            assert not jnp.array_equal(learned.feedback.feedback[0], mc.feedback.feedback[0])
 
 
 def test_kolen_pollack_converges_to_transport_under_sgd():
