@@ -130,8 +130,16 @@ class StimulusStream(AbstractStimulus):
             raise ValueError("This StimulusStream has no targets; pass targets=... to build one.")
         return self._read(self.targets, self._targets_at_onset, t)
 
-    def _read(self, values, at_onset, t):
+    def input_and_target(self, t) -> tuple[Array, Array | None]:
+        """`(input(t), target(t))` from one look-up of the sample on at `t`."""
         k = self.index(t)
+        x = self._read(self.samples, self._samples_at_onset, t, k)
+        if self.targets is None:
+            return x, None
+        return x, self._read(self.targets, self._targets_at_onset, t, k)
+
+    def _read(self, values, at_onset, t, k=None):
+        k = self.index(t) if k is None else k
         x = values[k]
         if self.tau_filter is None:
             return x
@@ -219,8 +227,7 @@ def input_and_target(stimulus, t) -> tuple[Array, Array | None]:
     """`(x(t), y(t))` from a drive: a `StimulusStream` with targets gives both; any other
     stimulus (or array, see `as_stimulus`) gives the input and `None` (no teacher)."""
     if isinstance(stimulus, StimulusStream):
-        target = None if stimulus.targets is None else stimulus.target(t)
-        return stimulus.input(t), target
+        return stimulus.input_and_target(t)
     return as_stimulus(stimulus)(t), None
 
 

@@ -39,11 +39,14 @@ from circuits.pal import PAL
 RULES = ["bp", "fa", "dfa", "sign", "kp", "le-bp", "le-fa", "pal"]
 
 
+PAL_SETTINGS = {"sigma": 0.1, "eta": 10.0, "alpha": 1e-3}
+
+
 def make(rule: str, sizes, key) -> tuple[LENetwork, dict]:
     k_net, k_fb = jax.random.split(key)
     if rule in ("le-bp", "le-fa", "pal"):
         if rule == "pal":
-            feedback: AbstractFeedback = PAL(k_fb, sigma=0.1, eta=10.0, alpha=1e-3)
+            feedback: AbstractFeedback = PAL(k_fb, **PAL_SETTINGS)
         else:
             feedback = by_name(rule.removeprefix("le-"), k_fb)
         net = LENetwork(
@@ -123,7 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rules", nargs="+", default=RULES, choices=RULES)
     parser.add_argument("--run-dir", type=Path, default=None)
     parser.add_argument("--quick", action="store_true", help="2 epochs, 1 seed, 960 samples")
+    for name, value in PAL_SETTINGS.items():
+        parser.add_argument(f"--pal-{name}", type=float, default=value, help=f"PAL's {name}")
     opts = parser.parse_args(argv)
+    PAL_SETTINGS.update({name: getattr(opts, f"pal_{name}") for name in PAL_SETTINGS})
     data = dynlearn.data.load(opts.dataset, **quick_subset(opts))
     epochs, seeds = (2, [0]) if opts.quick else (opts.epochs, opts.seeds)
     hidden = 64 if opts.dataset == "yinyang" else 100
