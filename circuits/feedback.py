@@ -13,6 +13,7 @@ comparing pathways is one argument:
   2016, AAAI): the signs are transported, the magnitudes are not.
 - `DirectFeedbackAlignment(key)`: fixed random B_l from the output error straight to layer l
   (Nøkland 2016, NeurIPS).
+- `circuits.pal.PAL(key, ...)`: B_l learned from exploration noise (Max et al. 2024).
 - `KolenPollack(key, decay)`: B_l starts random and receives the transposed update of
   W_{l+1}; both decay at the same rate, so B_l - W_{l+1}^T shrinks as exp(-decay t)
   (Kolen & Pollack 1994; Akrout et al. 2019, NeurIPS).

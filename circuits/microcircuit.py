@@ -112,7 +112,9 @@ class Microcircuit(dynlearn.AbstractDynamics, dynlearn.AbstractLearner):
       here (digits, mnist5k, t_pres = 2 ms); the papers' values belong to their time scales.
     - `activation`: hidden rate function (default logistic); `output_activation`.
     - `prospective`: rates from the prospective voltage (LE) instead of the soma.
-    - `feedback`: the top-down pathway B (default fixed random, as in the paper).
+    - `feedback`: the top-down pathway B (default fixed random, as in the paper), any of
+      `circuits.feedback` or `circuits.pal.PAL`; with a direct pathway (DFA) the apical
+      dendrites and the interneurons of every hidden layer see the output layer.
     - `noise`: standard deviation of white somatic noise (per sqrt(ms)) in hidden
       pyramidal neurons (an SDE; `learn_online` draws it from its key); ordinary rates only.
     - `tau_dend`: apical time constant (the fastest; dt must not exceed it).
