@@ -41,6 +41,7 @@ __all__ = [
     "slope",
     "check_step",
     "check_batch",
+    "learn_on_stream",
     "n_streams",
     "demo",
 ]
@@ -306,22 +307,30 @@ class LENetwork(dynlearn.AbstractDynamics, dynlearn.AbstractLearner):
 
     def learn_online(self, x, y, key):
         """Stream the batch (see `presentation`); weights and neurons evolve together."""
-        x, y = check_batch(x, y, self.sizes)
-        output = self.predict(x)
-        loss = 0.5 * jnp.mean(jnp.sum((y - output) ** 2, axis=-1))
-        stream = self.presentation.stream(x, y)
-        state0 = self.init_state(stream.samples[0])
-        end = dynlearn.simulate(
-            self,
-            state0,
-            0.0,
-            stream.t1,
-            args=stream,
-            dt=self.presentation.dt,
-            key=key,  # draws the noise of noisy pathways (PAL); unused otherwise
-            check=False,
-        ).y1
-        return self.with_params(end["params"]), {"loss": loss, "output": output}
+        return learn_on_stream(self, x, y, key)
+
+
+def learn_on_stream(circuit, x, y, key):
+    """Always-on learning shared by the streaming circuits: present the batch as
+    `circuit.presentation` says, from `circuit.init_state` of the first samples, in one
+    `simulate` whose state holds the plastic weights; `key` draws any noise (somatic, PAL).
+    Returns `(learned circuit, {"loss", "output"})`, the metrics of the circuit before the
+    batch (its `predict`, squared error)."""
+    x, y = check_batch(x, y, circuit.sizes)
+    output = circuit.predict(x)
+    loss = 0.5 * jnp.mean(jnp.sum((y - output) ** 2, axis=-1))
+    stream = circuit.presentation.stream(x, y)
+    end = dynlearn.simulate(
+        circuit,
+        circuit.init_state(stream.samples[0]),
+        0.0,
+        stream.t1,
+        args=stream,
+        dt=circuit.presentation.dt,
+        key=key,
+        check=False,
+    ).y1
+    return circuit.with_params(end["params"]), {"loss": loss, "output": output}
 
 
 def check_step(dt: float, time_constants: dict[str, float]) -> None:

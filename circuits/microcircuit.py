@@ -42,7 +42,7 @@ from jaxtyping import Array, PRNGKeyArray
 import dynlearn
 from circuits.backprop import ACTIVATIONS, init_layers
 from circuits.feedback import AbstractFeedback, FeedbackAlignment, WeightTransport
-from circuits.latent_equilibrium import check_batch, check_step, n_streams
+from circuits.latent_equilibrium import check_step, learn_on_stream, n_streams
 
 __all__ = [
     "Conductances",
@@ -438,22 +438,7 @@ class Microcircuit(dynlearn.AbstractDynamics, dynlearn.AbstractLearner):
 
     def learn_online(self, x, y, key):
         """Stream the batch (see `presentation`); neurons and all weights evolve together."""
-        x, y = check_batch(x, y, self.sizes)
-        output = self.predict(x)
-        loss = 0.5 * jnp.mean(jnp.sum((y - output) ** 2, axis=-1))
-        stream = self.presentation.stream(x, y)
-        state0 = self.init_state(stream.samples[0])
-        end = dynlearn.simulate(
-            self,
-            state0,
-            0.0,
-            stream.t1,
-            args=stream,
-            dt=self.presentation.dt,
-            key=key,  # somatic noise and noisy pathways (PAL); unused otherwise
-            check=False,
-        ).y1
-        return self.with_params(end["params"]), {"loss": loss, "output": output}
+        return learn_on_stream(self, x, y, key)
 
 
 class Sweep(eqx.Module):
