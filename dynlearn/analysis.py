@@ -7,7 +7,14 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, PyTree
 
-__all__ = ["cosine_similarity", "angle_deg", "relative_error", "settling_time", "flatten"]
+__all__ = [
+    "cosine_similarity",
+    "angle_deg",
+    "relative_error",
+    "settling_time",
+    "flatten",
+    "prune_global",
+]
 
 
 def flatten(tree: PyTree) -> Array:
@@ -70,3 +77,34 @@ def settling_time(
         return float("inf")
     outside = np.nonzero(~inside)[0]
     return float(ts[0] if outside.size == 0 else ts[outside[-1] + 1])
+
+
+def prune_global(tree: PyTree, sparsity: float) -> tuple[PyTree, PyTree]:
+    """Global magnitude pruning: zero the `round(sparsity * n)` smallest-magnitude entries
+    over all leaves of `tree` together (n = their total size), not layer by layer.
+
+    Ties at the threshold are broken by position (a stable sort), so exactly that many
+    entries are pruned. Pass only the arrays to prune (e.g. `[w for w in net.weights]`).
+
+    **Returns:** `(pruned tree, mask tree)` with masks of 1 (kept) and 0 (pruned), for
+    re-training with the pruned entries held at zero.
+    """
+    if not 0 <= sparsity < 1:
+        raise ValueError(f"sparsity must be in [0, 1); got {sparsity}.")
+    leaves, treedef = jax.tree.flatten(tree)
+    if not leaves:
+        raise ValueError("tree: it has no array leaves to prune.")
+    magnitudes = np.concatenate([np.abs(np.asarray(leaf)).ravel() for leaf in leaves])
+    n_pruned = int(np.floor(sparsity * magnitudes.size + 0.5))
+    keep = np.ones(magnitudes.size, dtype=bool)
+    keep[np.argsort(magnitudes, kind="stable")[:n_pruned]] = False
+    masks, start = [], 0
+    for leaf in leaves:
+        size = np.size(leaf)
+        masks.append(keep[start : start + size].reshape(np.shape(leaf)))
+        start += size
+    pruned = [
+        jnp.where(m, leaf, 0).astype(jnp.asarray(leaf).dtype) for leaf, m in zip(leaves, masks)
+    ]
+    masks = [jnp.asarray(m, jnp.asarray(leaf).dtype) for leaf, m in zip(leaves, masks)]
+    return jax.tree.unflatten(treedef, pruned), jax.tree.unflatten(treedef, masks)

@@ -1,5 +1,6 @@
 """Analysis helpers against hand-computed values."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -36,3 +37,26 @@ def test_settling_time_of_an_exponential():
     got = analysis.settling_time(ts, ys, rtol=rtol, final={"u": np.ones(1)})
     assert abs(got - expected) <= 2 * (ts[1] - ts[0])
     assert analysis.settling_time(ts, ys, rtol=1e-9, final={"u": np.ones(1)}) == np.inf
+
+
+@pytest.mark.parametrize("sparsity", [0.0, 0.5, 0.8, 0.9])
+def test_global_pruning_reaches_exact_sparsity_across_layers(sparsity):
+    # Layer 0 holds small weights, layer 1 large ones: global pruning takes mostly layer 0.
+    small = jax.random.normal(jax.random.key(0), (30, 20)) * 0.1
+    large = jax.random.normal(jax.random.key(1), (10, 30))
+    pruned, masks = analysis.prune_global([small, large], sparsity)
+    n = small.size + large.size
+    zeros = sum(int(jnp.sum(m == 0)) for m in masks)
+    assert zeros == round(sparsity * n)
+    assert all(jnp.array_equal(p, w * m) for p, w, m in zip(pruned, [small, large], masks))
+    if sparsity > 0:
+        kept = jnp.concatenate([jnp.abs(p[m == 1]) for p, m in zip(pruned, masks)])
+        removed = jnp.concatenate([jnp.abs(w[m == 0]) for w, m in zip([small, large], masks)])
+        assert float(removed.max()) <= float(kept.min())
+        per_layer = [float(jnp.mean(m == 0)) for m in masks]
+        assert per_layer[0] > per_layer[1]  # not the same fraction per layer: global
+
+
+def test_global_pruning_rejects_bad_sparsity():
+    with pytest.raises(ValueError, match=r"sparsity must be in \[0, 1\)"):
+        analysis.prune_global([jnp.ones(3)], 1.0)
