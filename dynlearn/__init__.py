@@ -22,6 +22,7 @@ from ._equilibrate import Equilibrium as Equilibrium
 from ._equilibrate import equilibrate as equilibrate
 from ._equilibrate import tree_norm as tree_norm
 from ._fit import FitResult as FitResult
+from ._fit import accuracy_curve as accuracy_curve
 from ._fit import epoch_batches as epoch_batches
 from ._fit import evaluate as evaluate
 from ._fit import fit as fit

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from ._checkpoint import load_checkpoint, save_checkpoint
 from ._dataset import config_of, load_netcdf, save_netcdf
 from ._learner import AbstractLearner, AbstractMode, SettleThenUpdate
 
-__all__ = ["FitResult", "fit", "evaluate", "epoch_batches"]
+__all__ = ["FitResult", "fit", "evaluate", "epoch_batches", "accuracy_curve"]
 
 METRICS = "metrics.nc"
 
@@ -177,6 +178,25 @@ def _train_epoch(train_chunk, learner, opt_state, train, batch_size, seed, epoch
         correct += int(n_ok)
         show(float(loss.mean()), correct / ((lo + len(idx)) * batch_size), len(idx))
     return learner, opt_state, float(np.concatenate(losses).mean()), correct / order.size
+
+
+def accuracy_curve(learner: AbstractLearner, data, *, epochs: int, **fit_kwargs) -> np.ndarray:
+    """Test accuracy after each of `epochs` epochs of `fit`; when the run diverges (the
+    engine raises), the finished epochs are kept and the rest are NaN.
+
+    For comparisons in which a rule that blows up is a result, not a crash. `fit_kwargs`
+    go to `fit` (its progress bar off, metrics kept in a temporary folder)."""
+    accuracy = np.full(epochs, np.nan)
+    with tempfile.TemporaryDirectory() as run_dir:
+        try:
+            done = fit(
+                learner, data, epochs=epochs, progress=False, run_dir=run_dir, **fit_kwargs
+            ).metrics.test_accuracy.values
+        except eqx.EquinoxRuntimeError:  # diverged: keep the epochs that finished
+            saved = Path(run_dir) / METRICS
+            done = load_netcdf(saved).test_accuracy.values if saved.exists() else []
+    accuracy[: len(done)] = done
+    return accuracy
 
 
 def evaluate(learner: AbstractLearner, x, labels, *, batch_size: int = 1000) -> float:

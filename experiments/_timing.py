@@ -1,4 +1,5 @@
-"""Shared timing loops of the benchmarks: `fit` and a hand-written epoch, same batches."""
+"""Shared pieces of the experiments: timing loops of the benchmarks (`fit` and a
+hand-written epoch, same batches) and the `--quick` data subset."""
 
 from __future__ import annotations
 
@@ -54,3 +55,11 @@ def hand_curve(
         acc = float(accuracy(params, data.x_test, data.y_test))  # blocks until done
         out.append((time.perf_counter() - tic, acc))
     return out
+
+
+def quick_subset(dataset: str, quick: bool) -> dict:
+    """`dynlearn.data.load` options for a `--quick` run: a small training set (generated
+    sets by size, the others by a stratified fraction); nothing otherwise."""
+    if not quick:
+        return {}
+    return {"n_train": 960} if dataset == "yinyang" else {"fraction": 0.2}

@@ -35,6 +35,7 @@ import dynlearn
 from circuits.feedback import AbstractFeedback, KolenPollack, alignment_angles, by_name
 from circuits.latent_equilibrium import LENetwork
 from circuits.pal import PAL
+from experiments._timing import quick_subset
 
 RULES = ["bp", "fa", "dfa", "sign", "kp", "le-bp", "le-fa", "pal"]
 
@@ -109,13 +110,6 @@ def table(ds: xr.Dataset) -> str:
     return "\n".join(lines)
 
 
-def quick_subset(opts) -> dict:
-    """A small training set for `--quick` (generated sets by size, others by fraction)."""
-    if not opts.quick:
-        return {}
-    return {"n_train": 960} if opts.dataset == "yinyang" else {"fraction": 0.2}
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dynlearn run feedback-comparison", description=__doc__)
     parser.add_argument(
@@ -130,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument(f"--pal-{name}", type=float, default=value, help=f"PAL's {name}")
     opts = parser.parse_args(argv)
     PAL_SETTINGS.update({name: getattr(opts, f"pal_{name}") for name in PAL_SETTINGS})
-    data = dynlearn.data.load(opts.dataset, **quick_subset(opts))
+    data = dynlearn.data.load(opts.dataset, **quick_subset(opts.dataset, opts.quick))
     epochs, seeds = (2, [0]) if opts.quick else (opts.epochs, opts.seeds)
     hidden = 64 if opts.dataset == "yinyang" else 100
     sizes = [data.n_features, hidden, hidden, data.n_classes]

@@ -20,11 +20,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-import equinox as eqx
 import jax
 import numpy as np
 import optax
@@ -34,6 +32,7 @@ import dynlearn
 from circuits.backprop import BackpropMLP
 from circuits.feedback import WeightTransport
 from circuits.microcircuit import Microcircuit, self_predicting
+from experiments._timing import quick_subset
 
 RULES = ["mc-le-fa", "mc-le-bp", "mc-ordinary-fa", "bp-sgd", "bp-adam"]
 STREAMS = 16
@@ -57,17 +56,7 @@ def train(rule: str, data, sizes, activation: str, epochs: int, seed: int) -> np
         )
         kwargs = {"mode": dynlearn.AlwaysOn(), "batch_size": 20 * STREAMS}
         net = self_predicting(net)
-    accuracy = np.full(epochs, np.nan)
-    with tempfile.TemporaryDirectory() as run_dir:
-        try:
-            done = dynlearn.fit(
-                net, data, epochs=epochs, seed=seed, progress=False, run_dir=run_dir, **kwargs
-            ).metrics.test_accuracy.values
-        except eqx.EquinoxRuntimeError:
-            saved = Path(run_dir) / "metrics.nc"
-            done = dynlearn.load_netcdf(saved).test_accuracy.values if saved.exists() else []
-    accuracy[: len(done)] = done
-    return accuracy
+    return dynlearn.accuracy_curve(net, data, epochs=epochs, seed=seed, **kwargs)
 
 
 def table(ds: xr.Dataset) -> str:
@@ -91,13 +80,6 @@ def table(ds: xr.Dataset) -> str:
     return "\n".join(lines)
 
 
-def quick_subset(opts) -> dict:
-    """A small training set for `--quick` (generated sets by size, others by fraction)."""
-    if not opts.quick:
-        return {}
-    return {"n_train": 960} if opts.dataset == "yinyang" else {"fraction": 0.2}
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dynlearn run microcircuit", description=__doc__)
     parser.add_argument("--dataset", default="mnist5k", choices=["yinyang", "mnist5k", "mnist"])
@@ -107,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-dir", type=Path, default=None)
     parser.add_argument("--quick", action="store_true", help="1 epoch, 1 seed, 1000 samples")
     opts = parser.parse_args(argv)
-    data = dynlearn.data.load(opts.dataset, **quick_subset(opts))
+    data = dynlearn.data.load(opts.dataset, **quick_subset(opts.dataset, opts.quick))
     epochs, seeds = (1, [0]) if opts.quick else (opts.epochs, opts.seeds)
     yinyang = opts.dataset == "yinyang"
     sizes = [data.n_features, 64 if yinyang else 100, data.n_classes]

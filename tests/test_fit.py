@@ -142,3 +142,30 @@ def test_bp_baseline_on_mnist5k_end_to_end():
         net, data, optimizer=optax.adam(1e-3), epochs=2, batch_size=64, progress=False
     )
     assert float(result.metrics.test_accuracy[-1]) >= 0.85
+
+
+class _Exploding(dynlearn.AbstractLearner):
+    """Always-on toy whose weights grow 10x per batch; the engine's check fires at 1e3."""
+
+    w: jax.Array
+
+    def predict(self, x):
+        return x[:, :10] * self.w
+
+    def learn_online(self, x, y, key):
+        w = eqx.error_if(10 * self.w, 10 * self.w > 1e3, "diverged")
+        return _Exploding(w), {"loss": jax.numpy.sum(w)}
+
+
+def test_accuracy_curve_keeps_the_epochs_before_a_divergence(digits):
+    # 1200 samples in batches of 600: 2 batches per epoch, so w = 100 after epoch 1 and the
+    # second epoch raises; the finished epoch is kept and the rest is NaN.
+    curve = dynlearn.accuracy_curve(
+        _Exploding(jax.numpy.asarray(1.0)),
+        digits,
+        epochs=3,
+        mode=dynlearn.AlwaysOn(),
+        batch_size=600,
+        updates_per_dispatch=1,
+    )
+    assert np.isfinite(curve[0]) and np.isnan(curve[1:]).all()

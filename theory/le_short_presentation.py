@@ -21,10 +21,7 @@ le_short_presentation`.
 from __future__ import annotations
 
 import sys
-import tempfile
-from pathlib import Path
 
-import equinox as eqx
 import jax
 import numpy as np
 import optax
@@ -58,19 +55,8 @@ def train(rule: str, data, epochs: int, seed: int) -> np.ndarray:
             presentation=dynlearn.Presentation(t_pres=T_PRES, dt=DT, streams=STREAMS),
         )
         kwargs = {"mode": dynlearn.AlwaysOn(), "batch_size": 20 * STREAMS}
-    accuracy = np.full(epochs, 1.0 / data.n_classes)
-    with tempfile.TemporaryDirectory() as run_dir:
-        try:
-            metrics = dynlearn.fit(
-                net, data, epochs=epochs, seed=seed, progress=False, run_dir=run_dir, **kwargs
-            ).metrics
-        except eqx.EquinoxRuntimeError:  # diverged: keep the epochs that finished
-            saved = Path(run_dir) / "metrics.nc"
-            metrics = dynlearn.load_netcdf(saved) if saved.exists() else None
-        if metrics is not None:
-            done = metrics.test_accuracy.values
-            accuracy[: len(done)] = done
-    return accuracy
+    accuracy = dynlearn.accuracy_curve(net, data, epochs=epochs, seed=seed, **kwargs)
+    return np.nan_to_num(accuracy, nan=1.0 / data.n_classes)
 
 
 def run(fast: bool) -> tuple[xr.Dataset, bool]:
