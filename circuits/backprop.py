@@ -101,3 +101,10 @@ class BackpropMLP(dynlearn.AbstractLearner):
     def updates(self, x, y, key):
         loss, grads = eqx.filter_value_and_grad(lambda m: m.loss(x, y))(self)
         return grads, {"loss": loss}
+
+
+def rule(sizes: Sequence[int], key: PRNGKeyArray):
+    """The registered rule `bp` (`dynlearn.rules`): backprop through a tanh MLP on the
+    squared error (the loss the local rules descend), Adam 1e-3, batches of 32."""
+    net = BackpropMLP(sizes, key, activation="tanh", loss="squared_error")
+    return net, {"optimizer": optax.adam(1e-3), "batch_size": 32}

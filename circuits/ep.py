@@ -424,28 +424,8 @@ class ContinualEPDynamics(dynlearn.AbstractDynamics):
         return {"layers": du, "params": dparams}
 
 
-def demo(run_dir, quick: bool = False) -> list[dict]:
-    """Train EP (symmetric nudging, and continual EP) briefly on digits; report accuracy."""
-    data = dynlearn.data.load("digits")
-    epochs = 1 if quick else 3
-    net = EPNetwork([64, 64, 10], jax.random.key(0))
-    return [
-        dynlearn.demo_training(
-            "ep",
-            "symmetric nudging, 64-64-10 hard sigmoid",
-            net,
-            data,
-            run_dir,
-            epochs=epochs,
-            optimizer=optax.adam(1e-3),
-        ),
-        dynlearn.demo_training(
-            "ep",
-            "continual (always-on), 64-64-10 hard sigmoid",
-            net,
-            data,
-            run_dir,
-            epochs=epochs,
-            mode=dynlearn.AlwaysOn(),
-        ),
-    ]
+def rule(sizes, key):
+    """The registered rule `ep` (`dynlearn.rules`): equilibrium propagation with symmetric
+    nudging (beta 0.1), hard sigmoid, Euler phases 30/10 steps of 0.5, Adam 1e-3, batches
+    of 32."""
+    return EPNetwork(sizes, key), {"optimizer": optax.adam(1e-3), "batch_size": 32}

@@ -29,11 +29,19 @@ from collections.abc import Sequence
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, PRNGKeyArray
+import optax
+from jaxtyping import Array, PRNGKeyArray, PyTree
 
 import dynlearn
 from circuits.backprop import ACTIVATIONS, init_layers
-from circuits.feedback import AbstractFeedback, WeightTransport
+from circuits.feedback import (
+    AbstractFeedback,
+    DirectFeedbackAlignment,
+    FeedbackAlignment,
+    KolenPollack,
+    SignSymmetry,
+    WeightTransport,
+)
 
 __all__ = [
     "LENetwork",
@@ -43,7 +51,8 @@ __all__ = [
     "check_batch",
     "learn_on_stream",
     "n_streams",
-    "demo",
+    "forward_weights",
+    "always_on_rule",
 ]
 
 
@@ -305,9 +314,19 @@ class LENetwork(dynlearn.AbstractDynamics, dynlearn.AbstractLearner):
             ([True] * len(self.weights), [True] * len(self.biases), feedback),
         )
 
+    def prunable(self):
+        """The forward weights W_l (a plastic pathway's B is not pruned)."""
+        return forward_weights(self)
+
     def learn_online(self, x, y, key):
         """Stream the batch (see `presentation`); weights and neurons evolve together."""
         return learn_on_stream(self, x, y, key)
+
+
+def forward_weights(circuit) -> PyTree[bool]:
+    """Filter selecting only `circuit.weights`, the forward weight matrices."""
+    spec = jax.tree.map(lambda _: False, circuit)
+    return eqx.tree_at(lambda n: n.weights, spec, [True] * len(circuit.weights))
 
 
 def learn_on_stream(circuit, x, y, key):
@@ -371,25 +390,55 @@ def check_batch(x, y, sizes):
     return dynlearn.check_finite((x, y), "inputs (x, y)", when_traced=False)
 
 
-def demo(run_dir, quick: bool = False) -> list[dict]:
-    """Train an LE network always-on on Yin-Yang with presentations of 0.1 tau (the
-    ordinary-neuron contrast is `theory/le_short_presentation.py`)."""
-    data = dynlearn.data.load("yinyang")
+def _pathway_rule(feedback: AbstractFeedback, sizes: Sequence[int], key: PRNGKeyArray):
+    """A registered settle-then-update rule: a tanh rate network whose hidden errors travel
+    through `feedback` (`LENetwork.updates`), Adam 1e-3, batches of 32."""
+    net = LENetwork(sizes, key, activation="tanh", feedback=feedback)
+    return net, {"optimizer": optax.adam(1e-3), "batch_size": 32}
+
+
+def always_on_rule(
+    sizes: Sequence[int], key: PRNGKeyArray, feedback: AbstractFeedback = WeightTransport()
+):
+    """An always-on Latent-Equilibrium network as a registered rule (`dynlearn.rules`):
+    tanh, eta 1/ms, tau_error 0.1 ms, 16 parallel streams, t_pres 1 ms, dt 0.1 ms; fit
+    batches of 320 (20 presentations per stream). Rule `le` is this with B = W^T."""
     net = LENetwork(
-        [4, 64, 3],
-        jax.random.key(0),
+        sizes,
+        key,
         activation="tanh",
-        eta=3.0,
-        presentation=dynlearn.Presentation(t_pres=1.0, dt=0.05, streams=16),
+        eta=1.0,
+        tau_error=0.1,
+        feedback=feedback,
+        presentation=dynlearn.Presentation(t_pres=1.0, dt=0.1, streams=16),
     )
-    row = dynlearn.demo_training(
-        "le",
-        "LE always-on, 4-64-3, t_pres = 0.1 tau",
-        net,
-        data,
-        run_dir,
-        epochs=2 if quick else 8,
-        batch_size=320,
-        mode=dynlearn.AlwaysOn(),
-    )
-    return [row]
+    return net, {"mode": dynlearn.AlwaysOn(), "batch_size": 320}
+
+
+def rule(sizes: Sequence[int], key: PRNGKeyArray):
+    """The registered rule `le`: `always_on_rule` with weight transport (B = W^T)."""
+    return always_on_rule(sizes, key)
+
+
+def rule_fa(sizes, key):
+    """The registered rule `fa`: feedback alignment (fixed random B), settle-then-update."""
+    k_net, k_fb = jax.random.split(key)
+    return _pathway_rule(FeedbackAlignment(k_fb), sizes, k_net)
+
+
+def rule_dfa(sizes, key):
+    """The registered rule `dfa`: direct feedback alignment, settle-then-update."""
+    k_net, k_fb = jax.random.split(key)
+    return _pathway_rule(DirectFeedbackAlignment(k_fb), sizes, k_net)
+
+
+def rule_sign(sizes, key):
+    """The registered rule `sign`: sign-symmetric feedback, settle-then-update."""
+    return _pathway_rule(SignSymmetry(), sizes, key)
+
+
+def rule_kp(sizes, key):
+    """The registered rule `kp`: Kolen-Pollack (B learns W's transposed update; both decay
+    by 1e-3 per step), settle-then-update."""
+    k_net, k_fb = jax.random.split(key)
+    return _pathway_rule(KolenPollack(k_fb, weight_decay=1e-3), sizes, k_net)

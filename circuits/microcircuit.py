@@ -41,8 +41,8 @@ from jaxtyping import Array, PRNGKeyArray
 
 import dynlearn
 from circuits.backprop import ACTIVATIONS, init_layers
-from circuits.feedback import AbstractFeedback, FeedbackAlignment, WeightTransport
-from circuits.latent_equilibrium import check_step, learn_on_stream, n_streams
+from circuits.feedback import AbstractFeedback, FeedbackAlignment
+from circuits.latent_equilibrium import check_step, forward_weights, learn_on_stream, n_streams
 
 __all__ = [
     "Conductances",
@@ -50,7 +50,6 @@ __all__ = [
     "FrozenMicrocircuit",
     "Sweep",
     "self_predicting",
-    "demo",
 ]
 
 
@@ -440,6 +439,11 @@ class Microcircuit(dynlearn.AbstractDynamics, dynlearn.AbstractLearner):
         """Stream the batch (see `presentation`); neurons and all weights evolve together."""
         return learn_on_stream(self, x, y, key)
 
+    def prunable(self):
+        """The forward (bottom-up) weights W_l; interneuron, lateral and feedback matrices
+        keep the circuit self-predicting and are not pruned."""
+        return forward_weights(self)
+
 
 class Sweep(eqx.Module):
     """What a bottom-up pass through the microcircuit computes (lists over layers)."""
@@ -480,26 +484,12 @@ def self_predicting(circuit: Microcircuit) -> Microcircuit:
     return eqx.tree_at(lambda c: (c.inter_weights, c.lateral_weights), circuit, (inter, lateral))
 
 
-def demo(run_dir, quick: bool = False) -> list[dict]:
-    """Train the prospective microcircuit always-on on digits: fixed random feedback (as in
-    the paper) and B = W^T, from the self-predicting state."""
-    data = dynlearn.data.load("digits")
-    presentation = dynlearn.Presentation(t_pres=2.0, dt=0.1, streams=16)
-    rows = []
-    for feedback, what in ((None, "random B"), (WeightTransport(), "B = W^T")):
-        net = Microcircuit(
-            [64, 64, 10], jax.random.key(0), feedback=feedback, presentation=presentation
-        )
-        rows.append(
-            dynlearn.demo_training(
-                "microcircuit",
-                f"prospective, {what}, 64-64-10",
-                self_predicting(net),
-                data,
-                run_dir,
-                epochs=1 if quick else 3,
-                batch_size=320,
-                mode=dynlearn.AlwaysOn(),
-            )
-        )
-    return rows
+def rule(sizes: Sequence[int], key: PRNGKeyArray):
+    """The registered rule `microcircuit` (`dynlearn.rules`): the prospective dendritic
+    microcircuit (sigmoid, fixed random feedback, default conductances and rates) from its
+    self-predicting state, always-on over 16 parallel streams (t_pres 2 ms, dt 0.1 ms); fit
+    batches of 320."""
+    net = Microcircuit(
+        sizes, key, presentation=dynlearn.Presentation(t_pres=2.0, dt=0.1, streams=16)
+    )
+    return self_predicting(net), {"mode": dynlearn.AlwaysOn(), "batch_size": 320}

@@ -31,6 +31,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray
 
@@ -129,3 +130,13 @@ class PAL(AbstractRandomFeedback):
 
     def forward_rates(self, state, weight_rates):
         return weight_rates if self.tau_lo is None else list(state["forward"])
+
+
+def rule(sizes, key):
+    """The registered rule `pal` (`dynlearn.rules`): an always-on LE network (as rule `le`)
+    whose feedback weights are learned by PAL (sigma 0.03, eta 10, alpha 1e-4; the settings
+    of `experiments/feedback_comparison.py`)."""
+    from circuits.latent_equilibrium import always_on_rule
+
+    k_net, k_fb = jax.random.split(key)
+    return always_on_rule(sizes, k_net, PAL(k_fb, sigma=0.03, eta=10.0, alpha=1e-4))

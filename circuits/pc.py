@@ -32,6 +32,7 @@ from collections.abc import Sequence
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import optax
 from jaxtyping import Array, PRNGKeyArray
 
 import dynlearn
@@ -460,31 +461,11 @@ class _AlwaysOnPC(dynlearn.AbstractDynamics):
         return dynlearn.gradient_flow(energy, state, drive, tau=tau)
 
 
-def demo(run_dir, quick: bool = False) -> list[dict]:
-    """Train PC (settle-then-update and always-on) briefly on digits; report accuracy."""
-    import optax
-
-    data = dynlearn.data.load("digits")
-    epochs = 1 if quick else 3
-    settle = PCNetwork([64, 64, 10], jax.random.key(0))
-    stream = PCNetwork([64, 64, 10], jax.random.key(0), online=Streaming(t_pres=2.0, tau_w=50.0))
-    return [
-        dynlearn.demo_training(
-            "pc",
-            "settle-then-update, 64-64-10 tanh",
-            settle,
-            data,
-            run_dir,
-            epochs=epochs,
-            optimizer=optax.adam(1e-3),
-        ),
-        dynlearn.demo_training(
-            "pc",
-            "always-on stream, 64-64-10 tanh",
-            stream,
-            data,
-            run_dir,
-            epochs=epochs,
-            mode=dynlearn.AlwaysOn(),
-        ),
-    ]
+def rule(sizes, key):
+    """The registered rule `pc` (`dynlearn.rules`): predictive coding, settle-then-update
+    (20 Euler steps of inference, equilibrium weight rule), tanh, a weakly nudged output
+    (variance 10 at the output, 1 below: closer to BP than a clamped output, see
+    `experiments/pc_vs_bp.py`), Adam 1e-3, batches of 32."""
+    variances = [1.0] * (len(sizes) - 2) + [10.0]
+    net = PCNetwork(sizes, key, variances=variances)
+    return net, {"optimizer": optax.adam(1e-3), "batch_size": 32}

@@ -14,7 +14,6 @@ from ._dataset import config_of as config_of
 from ._dataset import load_netcdf as load_netcdf
 from ._dataset import save_netcdf as save_netcdf
 from ._dataset import to_dataset as to_dataset
-from ._demo import demo_training as demo_training
 from ._dynamics import AbstractDynamics as AbstractDynamics
 from ._dynamics import AbstractEnergyDynamics as AbstractEnergyDynamics
 from ._dynamics import gradient_flow as gradient_flow
@@ -30,6 +29,12 @@ from ._learner import AbstractLearner as AbstractLearner
 from ._learner import AbstractMode as AbstractMode
 from ._learner import AlwaysOn as AlwaysOn
 from ._learner import SettleThenUpdate as SettleThenUpdate
+from ._pruning import Pruned as Pruned
+from ._pruning import prune as prune
+from ._seeds import evaluate_seeds as evaluate_seeds
+from ._seeds import fit_seeds as fit_seeds
+from ._seeds import stack as stack
+from ._seeds import unstack as unstack
 from ._simulate import Trajectory as Trajectory
 from ._simulate import select as select
 from ._simulate import simulate as simulate

@@ -1,39 +1,84 @@
-"""A helper for circuits' demos: train briefly, save the metrics, return a table row."""
+"""The pieces of `dynlearn demo`: every registered learning rule trained briefly, and the
+fast theory checks, each result saved to the run folder."""
 
 from __future__ import annotations
 
-import re
+import contextlib
 import time
 from pathlib import Path
 
+import jax
+import numpy as np
+
+from . import registry
 from ._dataset import save_netcdf
 from ._fit import fit
+from ._learner import AlwaysOn
 
-__all__ = ["demo_training"]
+__all__ = ["train_rules", "run_checks", "DEMO_CHECKS"]
+
+# One fast theory check per family of rules (all of them: `dynlearn check all --fast`).
+DEMO_CHECKS = (
+    "delta_rule",
+    "pc_zil",
+    "ep_free_phase",
+    "le_no_lag",
+    "mc_self_predicting",
+    "feedback_signals",
+    "pal_mechanism",
+)
 
 
-def demo_training(
-    demo: str,
-    what: str,
-    learner,
-    data,
-    run_dir: Path,
-    *,
-    epochs: int,
-    batch_size: int = 32,
-    **fit_kwargs,
-) -> dict:
-    """`fit` `learner` on `data` for a few epochs, write `<demo>-<what>-metrics.nc` into
-    `run_dir`, and return the demo-table row (demo, what, result, seconds)."""
-    tic = time.perf_counter()
-    metrics = fit(
-        learner, data, epochs=epochs, batch_size=batch_size, progress=False, **fit_kwargs
-    ).metrics
-    slug = re.sub(r"[^a-z0-9]+", "-", what.split(",")[0].lower()).strip("-")
-    save_netcdf(metrics, Path(run_dir) / f"{demo}-{slug}-metrics.nc")
-    return {
-        "demo": demo,
-        "what": f"{what}, {getattr(data, 'name', 'data')}, {epochs} epoch(s)",
-        "result": f"test accuracy {float(metrics.test_accuracy[-1]):.3f}",
-        "seconds": time.perf_counter() - tic,
-    }
+def train_rules(
+    data, run_dir: Path, *, hidden: int, epochs: int, rules: list[str] | None = None
+) -> list[dict]:
+    """Train every registered rule (or `rules`) on `data` with layer sizes `[n_in, hidden,
+    n_out]`, seed 0, its own fit settings; write `rule-<name>.nc` (per-epoch metrics) and
+    `rules.png` (test accuracy per epoch) to `run_dir`.
+
+    **Returns:** one row per rule: rule, learner, mode, accuracy, seconds.
+    """
+    from . import plot
+
+    names = rules if rules is not None else list(registry.entries("rules"))
+    sizes = [data.n_features, hidden, data.n_classes]
+    rows, curves = [], {}
+    for name in sorted(names, key=lambda rule: (rule != "bp", rule)):
+        tic = time.perf_counter()
+        learner, fit_kwargs = registry.load("rules", name)(sizes, jax.random.key(0))
+        metrics = fit(learner, data, epochs=epochs, seed=0, progress=False, **fit_kwargs).metrics
+        save_netcdf(metrics, Path(run_dir) / f"rule-{name}.nc")
+        curves[name] = metrics.test_accuracy.values
+        always_on = isinstance(fit_kwargs.get("mode"), AlwaysOn)
+        rows.append(
+            {
+                "rule": name,
+                "learner": type(learner).__name__,
+                "mode": "always-on" if always_on else "settle-then-update",
+                "accuracy": float(metrics.test_accuracy[-1]),
+                "seconds": time.perf_counter() - tic,
+            }
+        )
+    with plot.figure(Path(run_dir) / "rules.png", figsize=(5.5, 3.8)) as ax:
+        for name, curve in curves.items():
+            ax.plot(np.arange(1, len(curve) + 1), 100 * curve, marker="o", label=name)
+        ax.set(xlabel="epoch", ylabel=f"test accuracy % ({getattr(data, 'name', 'data')})")
+        ax.legend(fontsize="x-small", ncol=2)
+    return rows
+
+
+def run_checks(names, run_dir: Path) -> list[dict]:
+    """Run the fast version of each registered theory check among `names`, its printout
+    going to `run_dir/checks.log` and its Dataset and figure to `run_dir`.
+
+    **Returns:** one row per check: check, passed, seconds.
+    """
+    known = registry.entries("checks")
+    rows = []
+    log = Path(run_dir) / "checks.log"
+    for name in [n for n in names if n in known]:
+        tic = time.perf_counter()
+        with open(log, "a") as out, contextlib.redirect_stdout(out):
+            code = known[name].load()(["--fast", "--run-dir", str(run_dir)])
+        rows.append({"check": name, "passed": code == 0, "seconds": time.perf_counter() - tic})
+    return rows

@@ -54,6 +54,17 @@ class AbstractLearner(eqx.Module):
         """Filter of the leaves an optimizer may change (default: every float array)."""
         return jax.tree.map(eqx.is_inexact_array, self)
 
+    def prunable(self) -> PyTree[bool]:
+        """Filter of the weight matrices that magnitude pruning acts on (see
+        `dynlearn.prune`). Default: the trainable arrays with two or more dimensions;
+        circuits with other matrices (feedback, interneurons) narrow it to their forward
+        weights."""
+        return jax.tree.map(
+            lambda leaf: eqx.is_inexact_array(leaf) and leaf.ndim >= 2,
+            eqx.filter(self, self.trainable()),
+            is_leaf=lambda leaf: leaf is None,
+        )
+
 
 class AbstractMode(eqx.Module):
     """How one batch changes a learner."""

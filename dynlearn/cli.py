@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from . import registry
+from ._demo import DEMO_CHECKS, run_checks, train_rules
 
 app = typer.Typer(
     help="dynlearn: networks as dynamical systems, learning without backprop.",
@@ -56,28 +57,66 @@ def _listing(group: str, title: str) -> None:
 
 @app.command()
 def demo(
-    quick: bool = typer.Option(False, help="Smaller networks, a few seconds in all."),
+    quick: bool = typer.Option(False, help="Tiny networks and one check: seconds, not minutes."),
+    checks: list[str] = typer.Option(
+        None, help=f"Theory checks to run fast ('all' for every one); default {DEMO_CHECKS}."
+    ),
     runs: Path = typer.Option(Path("runs"), help="Folder for run folders."),
 ) -> None:
-    """Run every registered demo; print one table and where Datasets and figures went."""
-    demos = registry.entries("demos")
-    if not demos:
-        console.print("[red]No demos registered: install the package with `pip install .`.")
+    """The showcase: train every registered learning rule briefly on digits (one table:
+    rule, accuracy, time), run fast theory checks (PASS/FAIL), settle and stream the
+    dynamics demos; Datasets and figures go to a run folder whose path is printed. Exits
+    non-zero if a check fails."""
+    from . import data as datasets
+
+    if not registry.entries("rules"):
+        console.print("[red]No rules registered: install the package with `pip install .`.")
         raise typer.Exit(1)
     run_dir = run_folder(runs, "demo")
-    table = Table(title="dynlearn demo")
-    for column in ("demo", "what", "result", "seconds"):
-        table.add_column(column)
     start = time.perf_counter()
-    for name, entry in sorted(demos.items()):
-        with console.status(f"running {name} ..."):
-            rows = entry.load()(run_dir, quick)
-        for row in rows:
-            table.add_row(row["demo"], row["what"], row["result"], f"{row['seconds']:.2f}")
+    digits = datasets.load("digits", fraction=0.3 if quick else 1.0)
+    epochs = 1 if quick else 3
+    with console.status("training every registered rule on digits ..."):
+        rules = train_rules(digits, run_dir, hidden=16 if quick else 64, epochs=epochs)
+    table = Table(title=f"learning rules: digits, 64-{16 if quick else 64}-10, {epochs} epoch(s)")
+    for column in ("rule", "learner", "mode", "test accuracy", "seconds"):
+        table.add_column(column)
+    for row in rules:
+        table.add_row(
+            row["rule"],
+            row["learner"],
+            row["mode"],
+            f"{row['accuracy']:.3f}",
+            f"{row['seconds']:.1f}",
+        )
     console.print(table)
+
+    chosen = checks or (["delta_rule"] if quick else list(DEMO_CHECKS))
+    chosen = sorted(registry.entries("checks")) if chosen == ["all"] else chosen
+    with console.status(f"running {len(chosen)} fast theory check(s) ..."):
+        results = run_checks(chosen, run_dir)
+    table = Table(title="theory checks (fast versions; all: dynlearn check all --fast)")
+    for column in ("check", "result", "seconds"):
+        table.add_column(column)
+    for row in results:
+        verdict = "[green]PASS" if row["passed"] else "[red]FAIL"
+        table.add_row(row["check"], verdict, f"{row['seconds']:.1f}")
+    console.print(table)
+
+    demos = registry.entries("demos")
+    if demos:
+        table = Table(title="dynamics")
+        for column in ("demo", "what", "result", "seconds"):
+            table.add_column(column)
+        for name, entry in sorted(demos.items()):
+            for row in entry.load()(run_dir, quick):
+                table.add_row(row["demo"], row["what"], row["result"], f"{row['seconds']:.2f}")
+        console.print(table)
     console.print(
         f"total {time.perf_counter() - start:.1f} s; Datasets and figures in [bold]{run_dir}"
     )
+    if not all(row["passed"] for row in results):
+        raise typer.Exit(1)
 
 
 @app.command(context_settings=PASS_THROUGH)

@@ -5,8 +5,11 @@ Packages declare, in their `pyproject.toml`:
     [project.entry-points."dynlearn.demos"]
     hopfield = "circuits.hopfield:demo"
 
-Groups: `dynlearn.demos` (`demo(run_dir, quick) -> list[dict]` rows for the demo table),
-`dynlearn.benchmarks` (`main(argv) -> int`).
+Groups: `dynlearn.rules` (learning rules: `factory(sizes, key) -> (learner, fit_kwargs)`,
+a learner for layer sizes `[n_in, ..., n_out]` and the keyword arguments `fit` trains it
+with: optimizer or mode, batch size), `dynlearn.demos` (`demo(run_dir, quick) ->
+list[dict]` rows of the demo's dynamics table), `dynlearn.experiments`,
+`dynlearn.benchmarks` and `dynlearn.checks` (`main(argv) -> exit code`).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from importlib import metadata
 
 __all__ = ["entries", "load"]
 
-GROUPS = ("demos", "benchmarks", "experiments", "checks")
+GROUPS = ("demos", "rules", "benchmarks", "experiments", "checks")
 
 
 def entries(group: str) -> dict[str, metadata.EntryPoint]:

@@ -4,6 +4,7 @@ import numpy as np
 from typer.testing import CliRunner
 
 import dynlearn
+from dynlearn import registry
 from dynlearn.cli import app
 
 runner = CliRunner()
@@ -14,15 +15,35 @@ def test_help():
     assert result.exit_code == 0 and "demo" in result.output
 
 
-def test_demo_quick_writes_datasets_and_figures(tmp_path):
+def test_demo_quick_trains_every_rule_runs_a_check_and_writes_its_results(tmp_path):
     result = runner.invoke(app, ["demo", "--quick", "--runs", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    assert "hopfield" in result.output and "leaky" in result.output
     (run_dir,) = tmp_path.iterdir()
-    for name in ("hopfield.nc", "hopfield.png", "leaky.nc", "leaky.png"):
+    assert str(run_dir.name) in result.output.replace("\n", "")
+    for rule in registry.entries("rules"):
+        assert f"{rule} " in result.output, rule
+        metrics = dynlearn.load_netcdf(run_dir / f"rule-{rule}.nc")
+        assert metrics.sizes["epoch"] == 1 and 0 <= float(metrics.test_accuracy[0]) <= 1
+    assert "delta_rule" in result.output and "PASS" in result.output
+    assert "hopfield" in result.output and "leaky" in result.output
+    for name in ("rules.png", "delta_rule.nc", "delta_rule.png", "hopfield.nc", "leaky.png"):
         assert (run_dir / name).stat().st_size > 0, name
     energy = dynlearn.load_netcdf(run_dir / "hopfield.nc").energy.values
     assert energy[0] > energy[-1] and np.all(np.diff(energy) <= 1e-6)
+
+
+def test_demo_exits_non_zero_when_a_check_fails(tmp_path, monkeypatch):
+    from dynlearn import cli
+
+    monkeypatch.setattr(cli, "train_rules", lambda *args, **kwargs: [])
+    monkeypatch.setattr(
+        cli, "run_checks", lambda names, run_dir: [{"check": "x", "passed": False, "seconds": 0}]
+    )
+    monkeypatch.setattr(
+        cli.registry, "entries", lambda group: {"r": None} if group == "rules" else {}
+    )
+    result = runner.invoke(app, ["demo", "--runs", str(tmp_path)])
+    assert result.exit_code == 1 and "FAIL" in result.output
 
 
 def test_unknown_benchmark():

@@ -1,0 +1,86 @@
+"""Global magnitude pruning of a learner, and re-training with the pruned weights held at 0.
+
+`prune(learner, sparsity)` zeroes the smallest-magnitude entries over all of the learner's
+`prunable()` weight matrices together (one global threshold, not one per layer) and returns
+a `Pruned` learner that `fit` trains like any other while keeping those entries at zero.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+from jaxtyping import Array, PyTree
+
+from ._learner import AbstractLearner
+from .analysis import prune_global
+
+__all__ = ["Pruned", "prune"]
+
+
+class Pruned(AbstractLearner):
+    """`learner` with a fixed sparsity mask on its `prunable()` weights.
+
+    `masks` holds one 0/1 array per prunable leaf (in `jax.tree.leaves` order). Learning
+    keeps the pruned entries at zero in both modes:
+    - settle-then-update: the updates of pruned entries are zeroed before the optimizer
+      (so any optax transformation whose step is zero for a zero gradient at a zero weight,
+      e.g. SGD, Adam, AdamW, leaves them at zero);
+    - always-on: the weights are state of the simulation; the mask is applied to them
+      again after each streamed batch (within one batch a pruned entry may drift from zero
+      by one batch's worth of local plasticity, and is reset at its end).
+    """
+
+    learner: AbstractLearner
+    masks: list[Array]
+
+    def predict(self, x):
+        return self.learner.predict(x)
+
+    def updates(self, x, y, key):
+        updates, metrics = self.learner.updates(x, y, key)
+        return Pruned(self._apply(updates), self.masks), metrics
+
+    def learn_online(self, x, y, key):
+        learner, metrics = self.learner.learn_online(x, y, key)
+        return Pruned(self._apply(learner), self.masks), metrics
+
+    def trainable(self):
+        return Pruned(self.learner.trainable(), [False] * len(self.masks))
+
+    def prunable(self):
+        return Pruned(self.learner.prunable(), [False] * len(self.masks))
+
+    def _apply(self, tree: PyTree) -> PyTree:
+        """`tree` (shaped like the learner) with its prunable leaves multiplied by the masks."""
+        selected, rest = eqx.partition(tree, self.learner.prunable())
+        leaves, treedef = jax.tree.flatten(selected)
+        if len(leaves) != len(self.masks):
+            raise ValueError(
+                f"Pruned: {len(leaves)} prunable arrays in the learner's tree, "
+                f"{len(self.masks)} masks; expected one mask per prunable weight matrix."
+            )
+        masked = [leaf * mask for leaf, mask in zip(leaves, self.masks)]
+        return eqx.combine(jax.tree.unflatten(treedef, masked), rest)
+
+
+def prune(learner: AbstractLearner, sparsity: float) -> Pruned:
+    """Global magnitude pruning: zero the `round(sparsity * n)` smallest-magnitude entries
+    of all `learner.prunable()` weights together (n = their total size).
+
+    A `Pruned` learner is pruned again from its underlying learner (its zeros count as the
+    smallest entries, so sparsity only grows).
+
+    **Returns:** a `Pruned` learner; `fit` it to re-train with the pruned entries held at 0.
+    """
+    if isinstance(learner, Pruned):
+        learner = learner.learner
+    if not isinstance(learner, AbstractLearner):
+        raise ValueError(f"learner: expected a dynlearn.AbstractLearner; got {type(learner)}.")
+    selected, rest = eqx.partition(learner, learner.prunable())
+    leaves, treedef = jax.tree.flatten(selected)
+    if not leaves:
+        raise ValueError(
+            f"learner: {type(learner).__name__}.prunable() selects no weight matrices to prune."
+        )
+    pruned, masks = prune_global(leaves, sparsity)
+    return Pruned(eqx.combine(jax.tree.unflatten(treedef, pruned), rest), masks)

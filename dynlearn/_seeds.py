@@ -1,0 +1,135 @@
+"""Several seeds of one learner trained at once: stacked learners, `vmap` over the stack.
+
+`stack([learner_0, learner_1, ...])` puts the seeds on a leading axis of every array (the
+static configuration must be the same); `fit_seeds` trains the stack with the batches and
+keys `fit(seed=s)` would use for each seed, as one vmapped program.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from ._fit import _check_fit_args, _predict_classes, _train_chunk, epoch_batches
+from ._learner import AbstractLearner, AbstractMode, SettleThenUpdate
+
+__all__ = ["stack", "unstack", "fit_seeds", "evaluate_seeds"]
+
+
+def stack(trees: Sequence) -> object:
+    """One pytree whose arrays gain a leading axis over `trees` (same structure and static
+    fields required, e.g. the same circuit built with different keys)."""
+    if not trees:
+        raise ValueError("trees: expected at least one pytree to stack.")
+    arrays = [eqx.filter(tree, eqx.is_array) for tree in trees]
+    statics = [eqx.partition(tree, eqx.is_array)[1] for tree in trees]
+    first = jax.tree.structure(statics[0])
+    for i, static in enumerate(statics[1:], start=1):
+        if jax.tree.structure(static) != first or jax.tree.leaves(static) != jax.tree.leaves(
+            statics[0]
+        ):
+            raise ValueError(
+                f"trees: entry {i} differs from entry 0 in its static configuration; only "
+                "arrays (e.g. initial weights) may differ between stacked seeds."
+            )
+    stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *arrays)
+    return eqx.combine(stacked, statics[0])
+
+
+def unstack(tree, index: int):
+    """Entry `index` of a stacked pytree (see `stack`)."""
+    return jax.tree.map(lambda leaf: leaf[index] if eqx.is_array(leaf) else leaf, tree)
+
+
+def fit_seeds(
+    learners: AbstractLearner,
+    data,
+    *,
+    seeds: Sequence[int],
+    optimizer: optax.GradientTransformation | None = None,
+    mode: AbstractMode = SettleThenUpdate(),
+    epochs: int = 1,
+    batch_size: int = 64,
+    updates_per_dispatch: int = 50,
+) -> tuple[AbstractLearner, np.ndarray]:
+    """Train a stack of learners (one per seed, see `stack`) at once, vmapped over seeds.
+
+    Seed `s` sees exactly the batches and per-batch keys of `fit(..., seed=s)`; only the
+    execution is shared. If one seed's dynamics diverge the whole call raises (vmap runs
+    the seeds as one program): fall back to `fit` per seed to keep the others.
+
+    **Returns:** `(trained stack, test accuracy of shape (len(seeds), epochs))`.
+    """
+    seeds = [int(s) for s in seeds]
+    sizes = {np.shape(leaf)[0] for leaf in jax.tree.leaves(eqx.filter(learners, eqx.is_array))}
+    if sizes != {len(seeds)}:
+        raise ValueError(
+            f"learners: expected a stack with a leading axis of len(seeds) = {len(seeds)} on "
+            f"every array (see dynlearn.stack); found leading sizes {sorted(sizes)}."
+        )
+    _check_fit_args(unstack(learners, 0), data, optimizer, mode, epochs, batch_size)
+    x, x_test = np.asarray(data.x_train), np.asarray(data.x_test)
+    labels, labels_test = np.asarray(data.y_train), np.asarray(data.y_test)
+    targets = np.eye(data.n_classes, dtype=x.dtype)[labels]
+    opt_states = None
+    if optimizer is not None:
+        init = lambda learner: optimizer.init(eqx.filter(learner, learner.trainable()))  # noqa: E731
+        opt_states = eqx.filter_vmap(init)(learners)
+    n_batches = len(x) // batch_size
+    accuracy = np.full((len(seeds), epochs), np.nan)
+    for epoch in range(epochs):
+        orders = np.stack([epoch_batches(len(x), batch_size, s, epoch) for s in seeds])
+        keys = jnp.stack(
+            [
+                jax.random.split(jax.random.fold_in(jax.random.key(s), epoch), n_batches)
+                for s in seeds
+            ]
+        )
+        for lo in range(0, n_batches, updates_per_dispatch):
+            idx = orders[:, lo : lo + updates_per_dispatch]
+            learners, opt_states = _train_chunk_seeds(
+                mode,
+                optimizer,
+                learners,
+                opt_states,
+                jnp.asarray(x[idx]),
+                jnp.asarray(targets[idx]),
+                jnp.asarray(labels[idx]),
+                keys[:, lo : lo + updates_per_dispatch],
+            )
+        accuracy[:, epoch] = evaluate_seeds(learners, x_test, labels_test)
+    return learners, accuracy
+
+
+def evaluate_seeds(learners: AbstractLearner, x, labels, *, batch_size: int = 1000) -> np.ndarray:
+    """Classification accuracy of each learner in a stack, shape `(n_seeds,)`."""
+    x, labels = np.asarray(x), np.asarray(labels)
+    n = len(x)
+    size = min(batch_size, n)
+    n_chunks = -(-n // size)
+    padded = np.concatenate([x, np.zeros((n_chunks * size - n, *x.shape[1:]), x.dtype)])
+    xs = jnp.asarray(padded.reshape(n_chunks, size, -1))
+    predicted = np.asarray(_predict_classes_seeds(learners, xs))
+    predicted = predicted.reshape(len(predicted), n_chunks * size)[:, :n]
+    return np.mean(predicted == labels, axis=1)
+
+
+@eqx.filter_jit
+def _predict_classes_seeds(learners, xs):
+    return eqx.filter_vmap(lambda learner: _predict_classes(learner, xs))(learners)
+
+
+@eqx.filter_jit
+def _train_chunk_seeds(mode, optimizer, learners, opt_states, xs, ys, labels, keys):
+    def one(learner, opt_state, x, y, label, key):
+        learner, opt_state, _, _ = _train_chunk(
+            mode, optimizer, learner, opt_state, x, y, label, key
+        )
+        return learner, opt_state
+
+    return eqx.filter_vmap(one)(learners, opt_states, xs, ys, labels, keys)

@@ -1,0 +1,456 @@
+"""Experiment: every registered learning rule against backprop under four constraints.
+
+Same architecture (one hidden layer of 100 units by default, `--hidden`; each rule keeps
+its own reference activation and learning settings, see `dynlearn.rules`), same samples,
+same epochs:
+1. data fraction: train on 100/50/20/10% of the training set (stratified), test accuracy
+   after every epoch;
+2. epoch budget: from those curves, the first epoch reaching 95% of the final accuracy;
+3. sparsity: global magnitude pruning of the trained (100%) network's forward weights to
+   50/80/90% (one threshold over all layers), evaluated as is and after `--retrain-epochs`
+   of re-training with the pruned weights held at zero (`dynlearn.prune`);
+4. input noise: the trained network on test inputs plus Gaussian noise of standard
+   deviation 0/0.1/0.3/0.5 (the same noise draw for every rule and seed).
+Seeds of a rule train together, vmapped (`dynlearn.fit_seeds`); if a seed diverges they
+are re-run one by one so the others are kept (the diverged seed's results are NaN).
+
+Resumable: each finished cell (rule x constraint) is written atomically to
+`<run-dir>/cells/<rule>/` before the next starts; running again with the same `--run-dir`
+skips finished cells (a different configuration is refused). The assembled results:
+`constraints.nc` (dims rule, fraction / sparsity / noise_std, seed, epoch),
+`constraints.md` (table) and one figure per constraint (`constraints-<axis>.png`).
+
+Run: `dynlearn run constraints --dataset mnist5k` (add `--run-dir DIR` to resume);
+`--quick` for a smoke run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import numpy as np
+import xarray as xr
+
+import dynlearn
+from dynlearn import registry
+from experiments._timing import quick_subset
+
+FRACTIONS = (1.0, 0.5, 0.2, 0.1)
+SPARSITIES = (0.5, 0.8, 0.9)
+NOISE_STDS = (0.0, 0.1, 0.3, 0.5)
+NOISE_SEED = 12345  # one noise draw per level, shared by all rules and seeds
+
+
+# -- training ----------------------------------------------------------------------------
+
+
+def build(rule: str, sizes: list[int], seeds: list[int]) -> tuple[list, dict]:
+    """One learner per seed from the rule's registered factory, and its `fit` arguments."""
+    factory = registry.load("rules", rule)
+    built = [factory(sizes, jax.random.key(seed)) for seed in seeds]
+    return [learner for learner, _ in built], built[0][1]
+
+
+def train(learners: list, data, seeds: list[int], epochs: int, fit_kwargs: dict):
+    """`(trained learners, test accuracy (seed, epoch))`: vmapped over seeds when the
+    learners stack and no seed diverges; otherwise seed by seed, a diverged seed giving
+    `None` and NaN after its last finished epoch. A batch larger than the training set is
+    cut to the largest multiple of 32 that fits (stream counts divide it)."""
+    n_train = len(data.x_train)
+    if fit_kwargs.get("batch_size", 64) > n_train:  # a small fraction of a small dataset
+        fit_kwargs = {**fit_kwargs, "batch_size": max(1, n_train // 32) * 32}
+    try:
+        stacked, accuracy = dynlearn.fit_seeds(
+            dynlearn.stack(learners), data, seeds=seeds, epochs=epochs, **fit_kwargs
+        )
+        return [dynlearn.unstack(stacked, i) for i in range(len(seeds))], accuracy
+    except (ValueError, eqx.EquinoxRuntimeError) as err:
+        if isinstance(err, ValueError) and "static configuration" not in str(err):
+            raise
+    trained, curves = [], []
+    for learner, seed in zip(learners, seeds):
+        try:
+            result = dynlearn.fit(
+                learner, data, epochs=epochs, seed=seed, progress=False, **fit_kwargs
+            )
+            trained.append(result.learner)
+            curves.append(result.metrics.test_accuracy.values)
+        except eqx.EquinoxRuntimeError:  # diverged: keep the finished epochs
+            trained.append(None)
+            curves.append(
+                dynlearn.accuracy_curve(learner, data, epochs=epochs, seed=seed, **fit_kwargs)
+            )
+    return trained, np.stack(curves)
+
+
+def evaluate(learners: list, x, labels) -> np.ndarray:
+    """Test accuracy per seed (NaN for a diverged seed)."""
+    alive = [learner for learner in learners if learner is not None]
+    out = np.full(len(learners), np.nan)
+    if alive:
+        found = dynlearn.evaluate_seeds(dynlearn.stack(alive), x, labels)
+        out[[i for i, learner in enumerate(learners) if learner is not None]] = found
+    return out
+
+
+def zero_fraction(learner) -> float:
+    """Fraction of exact zeros among a learner's prunable weights."""
+    leaves = jax.tree.leaves(eqx.filter(learner, learner.prunable()))
+    return sum(int(np.sum(np.asarray(w) == 0)) for w in leaves) / sum(w.size for w in leaves)
+
+
+# -- the cells -----------------------------------------------------------------------------
+
+
+class Study:
+    """The cells of one study in `run_dir`, each computed once and saved atomically."""
+
+    def __init__(self, run_dir: Path, config: dict, log=print):
+        self.run_dir, self.config, self.log = Path(run_dir), config, log
+        self.data = load_fraction(config, 1.0)
+        data = self.data
+        self.sizes = [data.n_features, *config["hidden"], data.n_classes]
+        self.seeds = list(config["seeds"])
+        self.computed: list[str] = []  # cells computed by this call (the rest were on disk)
+        saved = self.run_dir / "study.json"
+        if saved.exists():
+            old = json.loads(saved.read_text())
+            changed = {k: (old.get(k), v) for k, v in config.items() if old.get(k) != v}
+            if changed:
+                raise ValueError(
+                    f"run_dir: {self.run_dir} holds a study with another configuration "
+                    f"(saved vs now: {changed}); choose another --run-dir or the same settings."
+                )
+        else:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            tmp = saved.with_suffix(".tmp")
+            tmp.write_text(json.dumps(config, indent=2))
+            tmp.replace(saved)
+
+    def cell(self, rule: str, name: str) -> Path:
+        return self.run_dir / "cells" / rule / f"{name}.nc"
+
+    def fraction(self, rule: str, fraction: float) -> xr.Dataset:
+        """Cell: train on `fraction` of the training set; accuracy per epoch. The 100% cell
+        also keeps the trained learners (for the pruning and noise cells)."""
+        path = self.cell(rule, f"fraction-{fraction:g}")
+        if path.exists():
+            return dynlearn.load_netcdf(path)
+        tic = time.perf_counter()
+        data = self.data if fraction == 1 else load_fraction(self.config, fraction)
+        learners, fit_kwargs = build(rule, self.sizes, self.seeds)
+        trained, accuracy = train(learners, data, self.seeds, self.config["epochs"], fit_kwargs)
+        if fraction == 1:
+            self._save_trained(rule, learners, trained)
+        ds = xr.Dataset(
+            {"accuracy": (("seed", "epoch"), accuracy)},
+            coords={"seed": self.seeds, "epoch": np.arange(1, accuracy.shape[1] + 1)},
+            attrs={"seconds": time.perf_counter() - tic, "n_train": len(data.x_train)},
+        )
+        return self._finish(path, ds, f"{rule} fraction {fraction:g}")
+
+    def sparsity(self, rule: str) -> xr.Dataset:
+        """Cell: the trained learners pruned to each sparsity, as is and re-trained."""
+        path = self.cell(rule, "sparsity")
+        if path.exists():
+            return dynlearn.load_netcdf(path)
+        trained, fit_kwargs = self._trained(rule)
+        tic = time.perf_counter()
+        levels, seeds = self.config["sparsities"], self.seeds
+        accuracy = np.full((len(levels), 2, len(seeds)), np.nan)
+        reached = np.full((len(levels), 2, len(seeds)), np.nan)
+        x, labels = self.data.x_test, self.data.y_test
+        for i, level in enumerate(levels):
+            pruned = [None if t is None else dynlearn.prune(t, level) for t in trained]
+            accuracy[i, 0] = evaluate(pruned, x, labels)
+            reached[i, 0] = [np.nan if p is None else zero_fraction(p.learner) for p in pruned]
+            alive = [k for k, p in enumerate(pruned) if p is not None]
+            if alive:
+                retrained, _ = train(
+                    [pruned[k] for k in alive],
+                    self.data,
+                    [seeds[k] for k in alive],
+                    self.config["retrain_epochs"],
+                    fit_kwargs,
+                )
+                accuracy[i, 1, alive] = evaluate(retrained, x, labels)
+                reached[i, 1, alive] = [
+                    np.nan if r is None else zero_fraction(r.learner) for r in retrained
+                ]
+        coords = {"sparsity": levels, "retrained": [False, True], "seed": seeds}
+        dims = ("sparsity", "retrained", "seed")
+        ds = xr.Dataset(
+            {"accuracy": (dims, accuracy), "sparsity_reached": (dims, reached)},
+            coords=coords,
+            attrs={"seconds": time.perf_counter() - tic},
+        )
+        return self._finish(path, ds, f"{rule} sparsity")
+
+    def noise(self, rule: str) -> xr.Dataset:
+        """Cell: the trained learners on noisy test inputs, one noise draw per level."""
+        path = self.cell(rule, "noise")
+        if path.exists():
+            return dynlearn.load_netcdf(path)
+        trained, _ = self._trained(rule)
+        tic = time.perf_counter()
+        levels = self.config["noise_stds"]
+        accuracy = np.stack(
+            [
+                evaluate(trained, noisy_inputs(self.data.x_test, std), self.data.y_test)
+                for std in levels
+            ]
+        )
+        ds = xr.Dataset(
+            {"accuracy": (("noise_std", "seed"), accuracy)},
+            coords={"noise_std": levels, "seed": self.seeds},
+            attrs={"seconds": time.perf_counter() - tic},
+        )
+        return self._finish(path, ds, f"{rule} noise")
+
+    def _finish(self, path: Path, ds: xr.Dataset, what: str) -> xr.Dataset:
+        dynlearn.save_netcdf(ds, path)
+        self.computed.append(what)
+        self.log(f"  {what}: done in {ds.attrs['seconds']:.1f} s")
+        return ds
+
+    def _save_trained(self, rule: str, template: list, trained: list) -> None:
+        alive = np.array([t is not None for t in trained])
+        stacked = dynlearn.stack([t if t is not None else s for t, s in zip(trained, template)])
+        dynlearn.save_checkpoint(self.run_dir / "cells" / rule, (stacked, alive), {"rule": rule})
+
+    def _trained(self, rule: str) -> tuple[list, dict]:
+        """The learners trained on 100% of the data (trained now if not on disk)."""
+        learners, fit_kwargs = build(rule, self.sizes, self.seeds)
+        like = (dynlearn.stack(learners), np.ones(len(learners), bool))
+        found = dynlearn.load_checkpoint(self.run_dir / "cells" / rule, like)
+        if found is None or not self.cell(rule, "fraction-1").exists():
+            self.cell(rule, "fraction-1").unlink(missing_ok=True)
+            self.fraction(rule, 1.0)
+            found = dynlearn.load_checkpoint(self.run_dir / "cells" / rule, like)
+        (stacked, alive), _ = found
+        trained = [dynlearn.unstack(stacked, i) if ok else None for i, ok in enumerate(alive)]
+        return trained, fit_kwargs
+
+
+def load_fraction(config: dict, fraction: float):
+    """The study's dataset with a stratified `fraction` of its training set (of the
+    `--quick` subset in a quick study); the test set is always the whole one."""
+    options = quick_subset(config["dataset"], config["quick"])
+    options["fraction"] = options.get("fraction", 1.0) * fraction
+    return dynlearn.data.load(config["dataset"], **options)
+
+
+def noisy_inputs(x, std: float) -> np.ndarray:
+    """`x + std * N(0, 1)`, one fixed draw (seeded by `NOISE_SEED` and the level)."""
+    rng = np.random.default_rng([NOISE_SEED, int(round(std * 1000))])
+    x = np.asarray(x)
+    return (x + std * rng.standard_normal(x.shape)).astype(x.dtype)
+
+
+# -- assembly, table, figures --------------------------------------------------------------
+
+
+def run_study(study: Study, rules: list[str]) -> xr.Dataset:
+    """Compute (or load) every cell, then assemble one Dataset."""
+    config = study.config
+    per_rule = []
+    for rule in rules:
+        study.log(f"{rule}:")
+        curves = [study.fraction(rule, f) for f in config["fractions"]]
+        per_rule.append((curves, study.sparsity(rule), study.noise(rule)))
+    accuracy = np.stack(
+        [np.stack([c.accuracy.values for c in curves]) for curves, _, _ in per_rule]
+    )
+    ds = xr.Dataset(
+        {
+            "accuracy": (("rule", "fraction", "seed", "epoch"), accuracy),
+            "epochs_to_95": (("rule", "fraction", "seed"), epochs_to_fraction_of_final(accuracy)),
+            "pruned_accuracy": (
+                ("rule", "sparsity", "retrained", "seed"),
+                np.stack([s.accuracy.values for _, s, _ in per_rule]),
+            ),
+            "sparsity_reached": (
+                ("rule", "sparsity", "retrained", "seed"),
+                np.stack([s.sparsity_reached.values for _, s, _ in per_rule]),
+            ),
+            "noisy_accuracy": (
+                ("rule", "noise_std", "seed"),
+                np.stack([n.accuracy.values for _, _, n in per_rule]),
+            ),
+            "seconds": (
+                "rule",
+                [
+                    sum(c.attrs["seconds"] for c in curves)
+                    + s.attrs["seconds"]
+                    + n.attrs["seconds"]
+                    for curves, s, n in per_rule
+                ],
+            ),
+        },
+        coords={
+            "rule": rules,
+            "fraction": list(config["fractions"]),
+            "seed": study.seeds,
+            "epoch": np.arange(1, config["epochs"] + 1),
+            "sparsity": list(config["sparsities"]),
+            "retrained": [False, True],
+            "noise_std": list(config["noise_stds"]),
+        },
+        attrs={k: json.dumps(v) for k, v in config.items()},
+    )
+    ds.accuracy.attrs["long_name"] = "test accuracy after each epoch"
+    ds.epochs_to_95.attrs["long_name"] = "first epoch with accuracy >= 95% of the final"
+    ds.seconds.attrs["units"] = "s"
+    return ds
+
+
+def epochs_to_fraction_of_final(accuracy: np.ndarray, fraction: float = 0.95) -> np.ndarray:
+    """First epoch (1-based) at which `accuracy[..., epoch] >= fraction * final`; NaN when the
+    final accuracy is NaN (a diverged run)."""
+    final = accuracy[..., -1:]
+    reached = accuracy >= fraction * final
+    first = np.argmax(reached, axis=-1).astype(float) + 1
+    first[np.isnan(final[..., 0])] = np.nan
+    return first
+
+
+def table(ds: xr.Dataset) -> str:
+    """Markdown: mean ± std over seeds of every constraint's accuracy, per rule."""
+
+    def pct(values) -> str:
+        values = 100 * np.asarray(values, float)
+        if np.all(np.isnan(values)):
+            return "diverged"
+        return f"{np.nanmean(values):.1f} ± {np.nanstd(values):.1f}"
+
+    fractions, sparsities, stds = ds.fraction.values, ds.sparsity.values, ds.noise_std.values
+    head = (
+        ["rule"]
+        + [f"data {100 * f:g}%" for f in fractions]
+        + ["epochs to 95%"]
+        + [f"pruned {100 * s:g}% (re-trained)" for s in sparsities]
+        + [f"noise {s:g}" for s in stds if s > 0]
+        + ["seconds"]
+    )
+    lines = [
+        f"{json.loads(ds.attrs['dataset'])}, {ds.attrs['sizes']}, {ds.sizes['epoch']} epochs, "
+        f"{ds.sizes['seed']} seed(s): test accuracy % (mean ± std over seeds) after the last "
+        f"epoch; pruning and noise act on the network trained on all data.",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + " --- |" * len(head),
+    ]
+    for rule in ds.rule.values:
+        r = ds.sel(rule=rule)
+        final = r.accuracy.isel(epoch=-1)
+        cells = [pct(final.sel(fraction=f)) for f in fractions]
+        e95 = r.epochs_to_95.sel(fraction=1.0).values
+        cells.append("—" if np.all(np.isnan(e95)) else f"{np.nanmean(e95):.1f}")
+        for s in sparsities:
+            p = r.pruned_accuracy.sel(sparsity=s)
+            cells.append(f"{pct(p.sel(retrained=False))} ({pct(p.sel(retrained=True))})")
+        cells += [pct(r.noisy_accuracy.sel(noise_std=s)) for s in stds if s > 0]
+        cells.append(f"{float(r.seconds):.0f}")
+        lines.append(f"| {rule} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def figures(ds: xr.Dataset, run_dir: Path) -> list[Path]:
+    """One figure per constraint: accuracy against its level, one line per rule."""
+    name = json.loads(ds.attrs["dataset"])
+    paths = []
+
+    def errorbars(ax, x, values, rule, k, **style):
+        mean, std = 100 * values.mean("seed"), 100 * values.std("seed")
+        ax.errorbar(x, mean, yerr=std, color=f"C{k % 10}", label=rule, capsize=2, **style)
+
+    specs = [
+        ("data", "fraction of the training set", lambda r: r.accuracy.isel(epoch=-1), "fraction"),
+        ("epochs", "epoch (all data)", lambda r: r.accuracy.sel(fraction=1.0), "epoch"),
+        ("sparsity", "sparsity (solid: pruned, dashed: re-trained)", None, "sparsity"),
+        ("noise", "std of Gaussian noise on test inputs", lambda r: r.noisy_accuracy, "noise_std"),
+    ]
+    for axis, label, select, dim in specs:
+        path = run_dir / f"constraints-{axis}.png"
+        with dynlearn.plot.figure(path, figsize=(5.5, 3.8)) as ax:
+            for k, rule in enumerate(ds.rule.values):
+                r = ds.sel(rule=rule)
+                if axis == "sparsity":
+                    p = r.pruned_accuracy
+                    errorbars(ax, ds.sparsity, p.sel(retrained=False), rule, k)
+                    errorbars(ax, ds.sparsity, p.sel(retrained=True), None, k, linestyle="--")
+                else:
+                    errorbars(ax, ds[dim], select(r), rule, k)
+            if axis == "data":
+                ax.set_xscale("log")
+            ax.set(xlabel=label, ylabel=f"test accuracy % ({name})")
+            ax.legend(fontsize="x-small", ncol=2)
+        paths.append(path)
+    return paths
+
+
+# -- command line --------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    known = sorted(registry.entries("rules"), key=lambda rule: (rule != "bp", rule))
+    parser = argparse.ArgumentParser(prog="dynlearn run constraints", description=__doc__)
+    parser.add_argument(
+        "--dataset",
+        default="mnist5k",
+        choices=["mnist5k", "mnist", "fashion_mnist", "digits", "yinyang", "mnist1d"],
+    )
+    parser.add_argument("--rules", nargs="+", default=known, help=f"registered: {known}")
+    parser.add_argument("--hidden", type=int, nargs="+", default=[100], help="hidden layer sizes")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--fractions", type=float, nargs="+", default=list(FRACTIONS))
+    parser.add_argument("--sparsities", type=float, nargs="+", default=list(SPARSITIES))
+    parser.add_argument("--noise-stds", type=float, nargs="+", default=list(NOISE_STDS))
+    parser.add_argument("--retrain-epochs", type=int, default=1)
+    parser.add_argument("--run-dir", type=Path, default=None, help="new, or a study to resume")
+    parser.add_argument("--quick", action="store_true", help="20%% of the data, 2 epochs, 1 seed")
+    opts = parser.parse_args(argv)
+    unknown = sorted(set(opts.rules) - set(known))
+    if unknown:
+        parser.error(f"--rules: unknown {unknown}; registered: {known}")
+    if 1.0 not in opts.fractions:
+        parser.error("--fractions must include 1.0 (pruning and noise use the full-data network)")
+    if opts.quick:
+        opts.epochs, opts.seeds = 2, [0]
+    config = {
+        "dataset": opts.dataset,
+        "quick": opts.quick,
+        "hidden": opts.hidden,
+        "epochs": opts.epochs,
+        "seeds": opts.seeds,
+        "fractions": sorted(opts.fractions, reverse=True),
+        "sparsities": opts.sparsities,
+        "noise_stds": opts.noise_stds,
+        "retrain_epochs": opts.retrain_epochs,
+    }
+    run_dir = opts.run_dir or dynlearn.cli.run_folder(Path("runs"), "constraints")
+    tic = time.perf_counter()
+    study = Study(run_dir, config)
+    ds = run_study(study, opts.rules)
+    ds.attrs["sizes"] = "-".join(map(str, study.sizes))
+    dynlearn.save_netcdf(ds, Path(run_dir) / "constraints.nc")
+    text = table(ds)
+    (Path(run_dir) / "constraints.md").write_text(text + "\n")
+    figures(ds, Path(run_dir))
+    print(text)
+    print(
+        f"{len(study.computed)} cell(s) computed, the rest loaded; "
+        f"{time.perf_counter() - tic:.0f} s; written to {run_dir}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

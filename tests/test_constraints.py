@@ -1,0 +1,121 @@
+"""The constraints study (`experiments/constraints.py`) on a tiny configuration: every axis,
+the Dataset layout, exact global sparsity, the noise levels, and resume."""
+
+import json
+
+import numpy as np
+import pytest
+
+import dynlearn
+from experiments import constraints
+
+ARGS = [
+    "--dataset", "digits", "--rules", "bp", "le", "--hidden", "16", "--epochs", "2",
+    "--seeds", "0", "1", "--fractions", "1.0", "0.5", "--sparsities", "0.5", "0.9",
+    "--noise-stds", "0", "0.5",
+]  # fmt: skip
+N_WEIGHTS = 64 * 16 + 16 * 10
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("constraints")
+    assert constraints.main(ARGS + ["--run-dir", str(run_dir)]) == 0
+    return run_dir
+
+
+def test_the_dataset_has_every_constraint_axis(study):
+    ds = dynlearn.load_netcdf(study / "constraints.nc")
+    assert ds.accuracy.dims == ("rule", "fraction", "seed", "epoch")
+    assert ds.pruned_accuracy.dims == ("rule", "sparsity", "retrained", "seed")
+    assert ds.noisy_accuracy.dims == ("rule", "noise_std", "seed")
+    assert list(ds.rule.values) == ["bp", "le"]
+    assert list(ds.fraction.values) == [1.0, 0.5] and list(ds.epoch.values) == [1, 2]
+    assert list(ds.sparsity.values) == [0.5, 0.9] and list(ds.noise_std.values) == [0, 0.5]
+    for name in ("accuracy", "pruned_accuracy", "noisy_accuracy"):
+        values = ds[name].values
+        assert np.all((values >= 0) & (values <= 1)), name
+    assert set(np.unique(ds.epochs_to_95.values)) <= {1.0, 2.0}
+    # both rules learn digits well above chance (0.1) in 2 epochs on all data
+    assert np.all(ds.accuracy.sel(fraction=1.0).isel(epoch=-1) > 0.5)
+    # re-training after pruning to 90% recovers accuracy
+    pruned = ds.pruned_accuracy.sel(sparsity=0.9)
+    assert float(pruned.sel(retrained=True).mean()) > float(pruned.sel(retrained=False).mean())
+
+
+def test_pruning_reaches_the_exact_global_sparsity_before_and_after_retraining(study):
+    ds = dynlearn.load_netcdf(study / "constraints.nc")
+    for level in (0.5, 0.9):
+        expected = round(level * N_WEIGHTS) / N_WEIGHTS
+        np.testing.assert_array_equal(ds.sparsity_reached.sel(sparsity=level), expected)
+
+
+def test_noise_levels(study):
+    ds = dynlearn.load_netcdf(study / "constraints.nc")
+    # std 0 is the clean test set: the same number as the last epoch on all data
+    np.testing.assert_array_equal(
+        ds.noisy_accuracy.sel(noise_std=0).values,
+        ds.accuracy.sel(fraction=1.0).isel(epoch=-1).values,
+    )
+    drop = ds.noisy_accuracy.sel(noise_std=0) - ds.noisy_accuracy.sel(noise_std=0.5)
+    assert float(drop.mean()) > 0.05
+    x = np.random.default_rng(0).random((200, 64)).astype(np.float32)
+    np.testing.assert_array_equal(constraints.noisy_inputs(x, 0.0), x)
+    noisy = constraints.noisy_inputs(x, 0.3)
+    np.testing.assert_array_equal(noisy, constraints.noisy_inputs(x, 0.3))  # one fixed draw
+    assert abs(float(np.std(noisy - x)) - 0.3) < 0.01
+
+
+def test_table_and_one_figure_per_constraint(study):
+    text = (study / "constraints.md").read_text()
+    assert "| bp |" in text and "| le |" in text and "pruned 90% (re-trained)" in text
+    for axis in ("data", "epochs", "sparsity", "noise"):
+        assert (study / f"constraints-{axis}.png").stat().st_size > 0
+
+
+def test_epochs_to_fraction_of_final():
+    curves = np.array([[0.5, 0.9, 0.95, 1.0], [0.2, np.nan, np.nan, np.nan], [1.0, 1.0, 1, 1]])
+    np.testing.assert_array_equal(
+        constraints.epochs_to_fraction_of_final(curves), [3.0, np.nan, 1.0]
+    )
+
+
+def test_an_interrupted_study_resumes_without_recomputing_finished_cells(study, tmp_path):
+    """Interrupt a study in its 4th training run; the second call computes only the cells
+    that were not finished, leaves the finished files untouched, and gives the same result
+    as the uninterrupted study."""
+    calls = {"n": 0}
+    original = constraints.train
+
+    def interrupting(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    run_dir = tmp_path / "study"
+    constraints.train = interrupting
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            constraints.main(ARGS + ["--run-dir", str(run_dir)])
+    finally:
+        constraints.train = original
+    finished = {p: p.read_bytes() for p in run_dir.glob("cells/*/*.nc")}
+    assert len(finished) == 2  # bp's fractions 1 and 0.5; its 2nd re-training was cut off
+
+    computed = []
+    config = json.loads((run_dir / "study.json").read_text())
+    resumed = constraints.Study(run_dir, config, log=computed.append)
+    ds = constraints.run_study(resumed, ["bp", "le"])
+    assert len(resumed.computed) == 2 * 4 - 2  # 4 cells per rule, 2 were on disk
+    assert {p: p.read_bytes() for p in finished} == finished
+    reference = dynlearn.load_netcdf(study / "constraints.nc")
+    for name in ("accuracy", "pruned_accuracy", "noisy_accuracy", "sparsity_reached"):
+        np.testing.assert_allclose(ds[name].values, reference[name].values, atol=1e-6)
+
+    again = constraints.Study(run_dir, config, log=computed.append)
+    constraints.run_study(again, ["bp", "le"])
+    assert again.computed == []
+
+    with pytest.raises(ValueError, match="epochs"):
+        constraints.Study(run_dir, {**config, "epochs": 3})

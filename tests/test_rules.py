@@ -1,0 +1,110 @@
+"""The learning-rule registry, training seeds together (`fit_seeds`), and pruned learners."""
+
+import equinox as eqx
+import jax
+import numpy as np
+import optax
+import pytest
+
+import dynlearn
+from circuits.backprop import BackpropMLP
+from circuits.feedback import KolenPollack
+from circuits.latent_equilibrium import LENetwork, always_on_rule
+from dynlearn import registry
+
+RULES = sorted(registry.entries("rules"))
+SIZES = [64, 8, 10]
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return dynlearn.data.load("digits", fraction=0.5)
+
+
+def zeros(learner) -> int:
+    leaves = jax.tree.leaves(eqx.filter(learner, learner.prunable()))
+    return sum(int(np.sum(np.asarray(w) == 0)) for w in leaves)
+
+
+def test_the_registry_has_every_rule_of_the_study():
+    assert {"bp", "pc", "ep", "microcircuit", "le", "fa", "dfa", "sign", "kp", "pal"} <= set(RULES)
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_every_registered_rule_stacks_learns_and_prunes_its_forward_weights(rule, digits):
+    """What the constraints study needs of a rule: seeds that stack (vmap), a training run
+    with its own fit arguments, and `prunable()` = the forward weights."""
+    factory = registry.load("rules", rule)
+    built = [factory(SIZES, jax.random.key(seed)) for seed in (0, 1)]
+    learners, fit_kwargs = [b[0] for b in built], built[0][1]
+    assert set(fit_kwargs) <= {"optimizer", "mode", "batch_size"}
+    prunable = jax.tree.leaves(eqx.filter(learners[0], learners[0].prunable()))
+    assert [w.shape for w in prunable] == [(8, 64), (10, 8)]
+    stacked, accuracy = dynlearn.fit_seeds(
+        dynlearn.stack(learners), digits, seeds=[0, 1], epochs=2, **fit_kwargs
+    )
+    assert accuracy.shape == (2, 2) and np.all((accuracy >= 0) & (accuracy <= 1))
+    for w0, w1 in zip(learners[1].weights, dynlearn.unstack(stacked, 1).weights):
+        assert not np.allclose(w0, w1)  # it trained (how well: each circuit's own tests)
+    pruned = dynlearn.prune(dynlearn.unstack(stacked, 1), 0.5)
+    assert zeros(pruned.learner) == round(0.5 * (8 * 64 + 10 * 8))
+
+
+def test_fit_seeds_equals_fit_seed_by_seed(digits):
+    nets = [BackpropMLP(SIZES, jax.random.key(s)) for s in (3, 4)]
+    optimizer = optax.adam(1e-3)
+    stacked, accuracy = dynlearn.fit_seeds(
+        dynlearn.stack(nets), digits, seeds=[3, 4], optimizer=optimizer, epochs=2, batch_size=16
+    )
+    for i, seed in enumerate((3, 4)):
+        alone = dynlearn.fit(
+            nets[i], digits, optimizer=optimizer, epochs=2, batch_size=16, seed=seed, progress=False
+        )
+        np.testing.assert_allclose(accuracy[i], alone.metrics.test_accuracy.values, atol=2e-3)
+        for w_seeds, w_alone in zip(stacked.weights, alone.learner.weights):
+            np.testing.assert_allclose(w_seeds[i], w_alone, atol=1e-5)
+
+
+def test_stack_and_fit_seeds_reject_what_does_not_match(digits):
+    with pytest.raises(ValueError, match="static configuration"):
+        dynlearn.stack(
+            [
+                BackpropMLP(SIZES, jax.random.key(0), loss="squared_error"),
+                BackpropMLP(SIZES, jax.random.key(1), loss="cross_entropy"),
+            ]
+        )
+    two = dynlearn.stack([BackpropMLP(SIZES, jax.random.key(s)) for s in (0, 1)])
+    with pytest.raises(ValueError, match="len\\(seeds\\) = 3"):
+        dynlearn.fit_seeds(two, digits, seeds=[0, 1, 2], optimizer=optax.sgd(0.1))
+
+
+def test_prune_is_global_and_leaves_feedback_and_biases_alone():
+    net = LENetwork(SIZES, jax.random.key(0), feedback=KolenPollack(jax.random.key(1)))
+    big = net.weights[1] + 10 * np.sign(net.weights[1])  # every entry larger than layer 1's
+    net = eqx.tree_at(lambda n: n.weights[1], net, big)
+    pruned = dynlearn.prune(net, 0.8).learner
+    n = 8 * 64 + 10 * 8
+    assert zeros(pruned) == round(0.8 * n)
+    assert int(np.sum(np.asarray(pruned.weights[1]) == 0)) == 0  # global: the big layer kept
+    assert all(np.all(b == b0) for b, b0 in zip(pruned.biases, net.biases))
+    fb = jax.tree.leaves(pruned.feedback.params())
+    assert all(np.all(np.asarray(b) != 0) for b in fb)
+    with pytest.raises(ValueError, match="sparsity"):
+        dynlearn.prune(net, 1.0)
+
+
+@pytest.mark.parametrize("mode", ["settle-then-update", "always-on"])
+def test_retraining_a_pruned_learner_keeps_the_pruned_weights_at_zero(mode, digits):
+    if mode == "always-on":
+        net, fit_kwargs = always_on_rule(SIZES, jax.random.key(0))
+    else:
+        net, fit_kwargs = BackpropMLP(SIZES, jax.random.key(0)), {"optimizer": optax.adam(1e-2)}
+    pruned = dynlearn.prune(net, 0.9)
+    before = [np.asarray(w).copy() for w in pruned.learner.weights]
+    result = dynlearn.fit(pruned, digits, epochs=1, progress=False, **fit_kwargs)
+    after = result.learner
+    assert isinstance(after, dynlearn.Pruned)
+    assert zeros(after.learner) == round(0.9 * (8 * 64 + 10 * 8))
+    for w0, w1, mask in zip(before, after.learner.weights, after.masks):
+        assert np.all(np.asarray(w1)[np.asarray(mask) == 0] == 0)
+        assert not np.allclose(w0[np.asarray(mask) == 1], np.asarray(w1)[np.asarray(mask) == 1])
