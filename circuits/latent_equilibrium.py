@@ -53,6 +53,7 @@ __all__ = [
     "n_streams",
     "forward_weights",
     "always_on_rule",
+    "pathway_rule",
 ]
 
 
@@ -390,9 +391,9 @@ def check_batch(x, y, sizes):
     return dynlearn.check_finite((x, y), "inputs (x, y)", when_traced=False)
 
 
-def _pathway_rule(feedback: AbstractFeedback, sizes: Sequence[int], key: PRNGKeyArray):
-    """A registered settle-then-update rule: a tanh rate network whose hidden errors travel
-    through `feedback` (`LENetwork.updates`), Adam 1e-3, batches of 32."""
+def pathway_rule(feedback: AbstractFeedback, sizes: Sequence[int], key: PRNGKeyArray):
+    """A settle-then-update rule (`dynlearn.rules`): a tanh rate network whose hidden errors
+    travel through `feedback` (`LENetwork.updates`), Adam 1e-3, batches of 32."""
     net = LENetwork(sizes, key, activation="tanh", feedback=feedback)
     return net, {"optimizer": optax.adam(1e-3), "batch_size": 32}
 
@@ -423,22 +424,22 @@ def rule(sizes: Sequence[int], key: PRNGKeyArray):
 def rule_fa(sizes, key):
     """The registered rule `fa`: feedback alignment (fixed random B), settle-then-update."""
     k_net, k_fb = jax.random.split(key)
-    return _pathway_rule(FeedbackAlignment(k_fb), sizes, k_net)
+    return pathway_rule(FeedbackAlignment(k_fb), sizes, k_net)
 
 
 def rule_dfa(sizes, key):
     """The registered rule `dfa`: direct feedback alignment, settle-then-update."""
     k_net, k_fb = jax.random.split(key)
-    return _pathway_rule(DirectFeedbackAlignment(k_fb), sizes, k_net)
+    return pathway_rule(DirectFeedbackAlignment(k_fb), sizes, k_net)
 
 
 def rule_sign(sizes, key):
     """The registered rule `sign`: sign-symmetric feedback, settle-then-update."""
-    return _pathway_rule(SignSymmetry(), sizes, key)
+    return pathway_rule(SignSymmetry(), sizes, key)
 
 
 def rule_kp(sizes, key):
     """The registered rule `kp`: Kolen-Pollack (B learns W's transposed update; both decay
     by 1e-3 per step), settle-then-update."""
     k_net, k_fb = jax.random.split(key)
-    return _pathway_rule(KolenPollack(k_fb, weight_decay=1e-3), sizes, k_net)
+    return pathway_rule(KolenPollack(k_fb, weight_decay=1e-3), sizes, k_net)

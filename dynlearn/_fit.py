@@ -153,6 +153,11 @@ def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> np.ndarray:
     return order[: n_batches * batch_size].reshape(n_batches, batch_size)
 
 
+def epoch_keys(seed: int, epoch: int, n_batches: int):
+    """The PRNG key given to the learner with each batch of one epoch (noise, sampling)."""
+    return jax.random.split(jax.random.fold_in(jax.random.key(seed), epoch), n_batches)
+
+
 def _train_epoch(train_chunk, learner, opt_state, train, batch_size, seed, epoch, per_call, show):
     """One epoch: a seeded shuffle, then compiled scans over `per_call` batches at a time.
 
@@ -162,7 +167,7 @@ def _train_epoch(train_chunk, learner, opt_state, train, batch_size, seed, epoch
     x, targets, labels = train
     n_batches = len(x) // batch_size
     order = epoch_batches(len(x), batch_size, seed, epoch)
-    keys = jax.random.split(jax.random.fold_in(jax.random.key(seed), epoch), n_batches)
+    keys = epoch_keys(seed, epoch, n_batches)
     losses, correct = [], 0
     for lo in range(0, n_batches, per_call):
         idx = order[lo : lo + per_call]
@@ -201,13 +206,20 @@ def accuracy_curve(learner: AbstractLearner, data, *, epochs: int, **fit_kwargs)
 
 def evaluate(learner: AbstractLearner, x, labels, *, batch_size: int = 1000) -> float:
     """Classification accuracy of `learner.predict` (batches padded to one compiled shape)."""
-    x, labels = np.asarray(x), np.asarray(labels)
+    chunks = padded_chunks(x, batch_size)
+    predicted = np.asarray(_predict_classes(learner, chunks)).reshape(-1)[: len(labels)]
+    return float(np.mean(predicted == np.asarray(labels)))
+
+
+def padded_chunks(x, batch_size: int):
+    """`x` as equal chunks `(n_chunks, size, ...)`, zero-padded at the end (one compiled
+    shape for every chunk; drop the padding's outputs with `[:len(x)]`)."""
+    x = np.asarray(x)
     n = len(x)
     size = min(batch_size, n)
     n_chunks = math.ceil(n / size)
     padded = np.concatenate([x, np.zeros((n_chunks * size - n, *x.shape[1:]), x.dtype)])
-    predicted = _predict_classes(learner, jnp.asarray(padded.reshape(n_chunks, size, -1)))
-    return float(np.mean(np.asarray(predicted).reshape(-1)[:n] == labels))
+    return jnp.asarray(padded.reshape(n_chunks, size, *x.shape[1:]))
 
 
 @eqx.filter_jit

@@ -15,7 +15,14 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ._fit import _check_fit_args, _predict_classes, _train_chunk, epoch_batches
+from ._fit import (
+    _check_fit_args,
+    _predict_classes,
+    _train_chunk,
+    epoch_batches,
+    epoch_keys,
+    padded_chunks,
+)
 from ._learner import AbstractLearner, AbstractMode, SettleThenUpdate
 
 __all__ = ["stack", "unstack", "fit_seeds", "evaluate_seeds"]
@@ -84,12 +91,7 @@ def fit_seeds(
     accuracy = np.full((len(seeds), epochs), np.nan)
     for epoch in range(epochs):
         orders = np.stack([epoch_batches(len(x), batch_size, s, epoch) for s in seeds])
-        keys = jnp.stack(
-            [
-                jax.random.split(jax.random.fold_in(jax.random.key(s), epoch), n_batches)
-                for s in seeds
-            ]
-        )
+        keys = jnp.stack([epoch_keys(s, epoch, n_batches) for s in seeds])
         for lo in range(0, n_batches, updates_per_dispatch):
             idx = orders[:, lo : lo + updates_per_dispatch]
             learners, opt_states = _train_chunk_seeds(
@@ -108,15 +110,9 @@ def fit_seeds(
 
 def evaluate_seeds(learners: AbstractLearner, x, labels, *, batch_size: int = 1000) -> np.ndarray:
     """Classification accuracy of each learner in a stack, shape `(n_seeds,)`."""
-    x, labels = np.asarray(x), np.asarray(labels)
-    n = len(x)
-    size = min(batch_size, n)
-    n_chunks = -(-n // size)
-    padded = np.concatenate([x, np.zeros((n_chunks * size - n, *x.shape[1:]), x.dtype)])
-    xs = jnp.asarray(padded.reshape(n_chunks, size, -1))
-    predicted = np.asarray(_predict_classes_seeds(learners, xs))
-    predicted = predicted.reshape(len(predicted), n_chunks * size)[:, :n]
-    return np.mean(predicted == labels, axis=1)
+    predicted = np.asarray(_predict_classes_seeds(learners, padded_chunks(x, batch_size)))
+    predicted = predicted.reshape(len(predicted), -1)[:, : len(labels)]
+    return np.mean(predicted == np.asarray(labels), axis=1)
 
 
 @eqx.filter_jit

@@ -302,7 +302,8 @@ def run_study(study: Study, rules: list[str]) -> xr.Dataset:
             "retrained": [False, True],
             "noise_std": list(config["noise_stds"]),
         },
-        attrs={k: json.dumps(v) for k, v in config.items()},
+        attrs={"sizes": "-".join(map(str, study.sizes))}
+        | {k: json.dumps(v) for k, v in config.items()},
     )
     ds.accuracy.attrs["long_name"] = "test accuracy after each epoch"
     ds.epochs_to_95.attrs["long_name"] = "first epoch with accuracy >= 95% of the final"
@@ -371,12 +372,17 @@ def figures(ds: xr.Dataset, run_dir: Path) -> list[Path]:
         ax.errorbar(x, mean, yerr=std, color=f"C{k % 10}", label=rule, capsize=2, **style)
 
     specs = [
-        ("data", "fraction of the training set", lambda r: r.accuracy.isel(epoch=-1), "fraction"),
-        ("epochs", "epoch (all data)", lambda r: r.accuracy.sel(fraction=1.0), "epoch"),
-        ("sparsity", "sparsity (solid: pruned, dashed: re-trained)", None, "sparsity"),
-        ("noise", "std of Gaussian noise on test inputs", lambda r: r.noisy_accuracy, "noise_std"),
+        ("data", "less data", "fraction of the training set (log scale)", "fraction"),
+        ("epochs", "few epochs", "epoch (all data)", "epoch"),
+        ("sparsity", "pruning", "sparsity (solid: pruned; dashed: re-trained)", "sparsity"),
+        ("noise", "input noise", "std of Gaussian noise on test inputs", "noise_std"),
     ]
-    for axis, label, select, dim in specs:
+    select = {
+        "data": lambda r: r.accuracy.isel(epoch=-1),
+        "epochs": lambda r: r.accuracy.sel(fraction=1.0),
+        "noise": lambda r: r.noisy_accuracy,
+    }
+    for axis, title, label, dim in specs:
         path = run_dir / f"constraints-{axis}.png"
         with dynlearn.plot.figure(path, figsize=(5.5, 3.8)) as ax:
             for k, rule in enumerate(ds.rule.values):
@@ -386,10 +392,11 @@ def figures(ds: xr.Dataset, run_dir: Path) -> list[Path]:
                     errorbars(ax, ds.sparsity, p.sel(retrained=False), rule, k)
                     errorbars(ax, ds.sparsity, p.sel(retrained=True), None, k, linestyle="--")
                 else:
-                    errorbars(ax, ds[dim], select(r), rule, k)
+                    errorbars(ax, ds[dim], select[axis](r), rule, k)
             if axis == "data":
                 ax.set_xscale("log")
-            ax.set(xlabel=label, ylabel=f"test accuracy % ({name})")
+            ax.set(title=f"{title} ({name}, {ds.attrs['sizes']})", xlabel=label)
+            ax.set_ylabel("test accuracy %, mean ± std over seeds")
             ax.legend(fontsize="x-small", ncol=2)
         paths.append(path)
     return paths
@@ -438,8 +445,14 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = opts.run_dir or dynlearn.cli.run_folder(Path("runs"), "constraints")
     tic = time.perf_counter()
     study = Study(run_dir, config)
-    ds = run_study(study, opts.rules)
-    ds.attrs["sizes"] = "-".join(map(str, study.sizes))
+    try:
+        ds = run_study(study, opts.rules)
+    except KeyboardInterrupt:
+        print(
+            f"interrupted: the finished cells are kept in {run_dir}; run again with "
+            f"--run-dir {run_dir} (same settings) to continue."
+        )
+        raise
     dynlearn.save_netcdf(ds, Path(run_dir) / "constraints.nc")
     text = table(ds)
     (Path(run_dir) / "constraints.md").write_text(text + "\n")

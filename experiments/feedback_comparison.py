@@ -28,12 +28,11 @@ from pathlib import Path
 
 import jax
 import numpy as np
-import optax
 import xarray as xr
 
 import dynlearn
 from circuits.feedback import AbstractFeedback, KolenPollack, alignment_angles, by_name
-from circuits.latent_equilibrium import LENetwork
+from circuits.latent_equilibrium import LENetwork, always_on_rule, pathway_rule
 from circuits.pal import PAL
 from experiments._timing import quick_subset
 
@@ -44,25 +43,16 @@ PAL_SETTINGS = {"sigma": 0.03, "eta": 10.0, "alpha": 1e-4}
 
 
 def make(rule: str, sizes, key) -> tuple[LENetwork, dict]:
+    """The network of `rule` and its `fit` arguments (the registered rules' settings)."""
     k_net, k_fb = jax.random.split(key)
     if rule in ("le-bp", "le-fa", "pal"):
         if rule == "pal":
             feedback: AbstractFeedback = PAL(k_fb, **PAL_SETTINGS)
         else:
             feedback = by_name(rule.removeprefix("le-"), k_fb)
-        net = LENetwork(
-            sizes,
-            k_net,
-            activation="tanh",
-            eta=1.0,
-            tau_error=0.1,
-            feedback=feedback,
-            presentation=dynlearn.Presentation(t_pres=1.0, dt=0.1, streams=16),
-        )
-        return net, {"mode": dynlearn.AlwaysOn(), "batch_size": 320}
+        return always_on_rule(sizes, k_net, feedback)
     feedback = KolenPollack(k_fb, weight_decay=1e-3) if rule == "kp" else by_name(rule, k_fb)
-    net = LENetwork(sizes, k_net, activation="tanh", feedback=feedback)
-    return net, {"optimizer": optax.adam(1e-3), "batch_size": 32}
+    return pathway_rule(feedback, sizes, k_net)
 
 
 def train(rule: str, data, sizes, epochs: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
