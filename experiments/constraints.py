@@ -65,14 +65,15 @@ def train(learners: list, data, seeds: list[int], epochs: int, fit_kwargs: dict)
     n_train = len(data.x_train)
     if fit_kwargs.get("batch_size", 64) > n_train:  # a small fraction of a small dataset
         fit_kwargs = {**fit_kwargs, "batch_size": max(1, n_train // 32) * 32}
-    try:
-        stacked, accuracy = dynlearn.fit_seeds(
-            dynlearn.stack(learners), data, seeds=seeds, epochs=epochs, **fit_kwargs
-        )
-        return [dynlearn.unstack(stacked, i) for i in range(len(seeds))], accuracy
-    except (ValueError, eqx.EquinoxRuntimeError) as err:
-        if isinstance(err, ValueError) and "static configuration" not in str(err):
-            raise
+    stacked = stack_or_none(learners)
+    if stacked is not None:
+        try:
+            stacked, accuracy = dynlearn.fit_seeds(
+                stacked, data, seeds=seeds, epochs=epochs, **fit_kwargs
+            )
+            return [dynlearn.unstack(stacked, i) for i in range(len(seeds))], accuracy
+        except eqx.EquinoxRuntimeError:  # a seed diverged: run them one by one
+            pass
     trained, curves = [], []
     for learner, seed in zip(learners, seeds):
         try:
@@ -91,12 +92,23 @@ def train(learners: list, data, seeds: list[int], epochs: int, fit_kwargs: dict)
 
 def evaluate(learners: list, x, labels) -> np.ndarray:
     """Test accuracy per seed (NaN for a diverged seed)."""
-    alive = [learner for learner in learners if learner is not None]
+    alive = [i for i, learner in enumerate(learners) if learner is not None]
     out = np.full(len(learners), np.nan)
-    if alive:
-        found = dynlearn.evaluate_seeds(dynlearn.stack(alive), x, labels)
-        out[[i for i, learner in enumerate(learners) if learner is not None]] = found
+    stacked = stack_or_none([learners[i] for i in alive])
+    if stacked is not None:
+        out[alive] = dynlearn.evaluate_seeds(stacked, x, labels)
+    else:
+        out[alive] = [dynlearn.evaluate(learners[i], x, labels) for i in alive]
     return out
+
+
+def stack_or_none(learners: list):
+    """The learners stacked for vmap, or None if there are none or their static
+    configurations differ."""
+    try:
+        return dynlearn.stack(learners) if learners else None
+    except ValueError:
+        return None
 
 
 def zero_fraction(learner) -> float:

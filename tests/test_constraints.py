@@ -119,3 +119,31 @@ def test_an_interrupted_study_resumes_without_recomputing_finished_cells(study, 
 
     with pytest.raises(ValueError, match="epochs"):
         constraints.Study(run_dir, {**config, "epochs": 3})
+
+
+def test_a_diverging_seed_is_nan_and_the_other_seeds_are_kept():
+    """Seeds train vmapped; when one blows up (the engine raises) they re-run one by one."""
+    import equinox as eqx
+    import jax
+
+    from circuits.latent_equilibrium import LENetwork
+
+    data = dynlearn.data.load("digits", fraction=0.5)
+    nets = [
+        LENetwork(
+            [64, 8, 10],
+            jax.random.key(seed),
+            activation="linear",
+            eta=1.0,
+            tau_error=0.1,
+            presentation=dynlearn.Presentation(1.0, 0.1, streams=16),
+        )
+        for seed in (0, 1)
+    ]
+    nets[1] = eqx.tree_at(lambda n: n.weights, nets[1], [30 * w for w in nets[1].weights])
+    fit_kwargs = {"mode": dynlearn.AlwaysOn(), "batch_size": 64}
+    trained, accuracy = constraints.train(nets, data, [0, 1], 2, fit_kwargs)
+    assert trained[0] is not None and trained[1] is None
+    assert np.all(accuracy[0] > 0.3) and np.all(np.isnan(accuracy[1]))
+    noisy = constraints.evaluate(trained, data.x_test, data.y_test)
+    assert noisy[0] == accuracy[0, -1] and np.isnan(noisy[1])
