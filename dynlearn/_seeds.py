@@ -44,6 +44,12 @@ def stack(trees: Sequence) -> object:
                 f"trees: entry {i} differs from entry 0 in its static configuration; only "
                 "arrays (e.g. initial weights) may differ between stacked seeds."
             )
+        shapes = [np.shape(leaf) for leaf in jax.tree.leaves(arrays[i])]
+        if shapes != [np.shape(leaf) for leaf in jax.tree.leaves(arrays[0])]:
+            raise ValueError(
+                f"trees: entry {i} has arrays of other shapes than entry 0 ({shapes}); "
+                "stacked seeds need the same layer sizes."
+            )
     stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *arrays)
     return eqx.combine(stacked, statics[0])
 

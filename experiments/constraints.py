@@ -126,8 +126,7 @@ class Study:
     def __init__(self, run_dir: Path, config: dict, log=print):
         self.run_dir, self.config, self.log = Path(run_dir), config, log
         self.data = load_fraction(config, 1.0)
-        data = self.data
-        self.sizes = [data.n_features, *config["hidden"], data.n_classes]
+        self.sizes = [self.data.n_features, *config["hidden"], self.data.n_classes]
         self.seeds = list(config["seeds"])
         self.computed: list[str] = []  # cells computed by this call (the rest were on disk)
         saved = self.run_dir / "study.json"
@@ -232,22 +231,23 @@ class Study:
         return ds
 
     def _save_trained(self, rule: str, template: list, trained: list) -> None:
+        """Checkpoint the trained learners (a diverged seed's slot holds its initial one)."""
         alive = np.array([t is not None for t in trained])
-        stacked = dynlearn.stack([t if t is not None else s for t, s in zip(trained, template)])
-        dynlearn.save_checkpoint(self.run_dir / "cells" / rule, (stacked, alive), {"rule": rule})
+        kept = [t if t is not None else s for t, s in zip(trained, template)]
+        dynlearn.save_checkpoint(self.run_dir / "cells" / rule, (kept, alive), {"rule": rule})
 
     def _trained(self, rule: str) -> tuple[list, dict]:
         """The learners trained on 100% of the data (trained now if not on disk)."""
         learners, fit_kwargs = build(rule, self.sizes, self.seeds)
-        like = (dynlearn.stack(learners), np.ones(len(learners), bool))
+        like = (learners, np.ones(len(learners), bool))
         found = dynlearn.load_checkpoint(self.run_dir / "cells" / rule, like)
         if found is None or not self.cell(rule, "fraction-1").exists():
+            # interrupted between the checkpoint and its cell file: train the cell again
             self.cell(rule, "fraction-1").unlink(missing_ok=True)
             self.fraction(rule, 1.0)
             found = dynlearn.load_checkpoint(self.run_dir / "cells" / rule, like)
-        (stacked, alive), _ = found
-        trained = [dynlearn.unstack(stacked, i) if ok else None for i, ok in enumerate(alive)]
-        return trained, fit_kwargs
+        (kept, alive), _ = found
+        return [t if ok else None for t, ok in zip(kept, alive)], fit_kwargs
 
 
 def load_fraction(config: dict, fraction: float):

@@ -73,6 +73,10 @@ def test_stack_and_fit_seeds_reject_what_does_not_match(digits):
                 BackpropMLP(SIZES, jax.random.key(1), loss="cross_entropy"),
             ]
         )
+    with pytest.raises(ValueError, match="same layer sizes"):
+        dynlearn.stack(
+            [BackpropMLP(SIZES, jax.random.key(0)), BackpropMLP([64, 9, 10], jax.random.key(0))]
+        )
     two = dynlearn.stack([BackpropMLP(SIZES, jax.random.key(s)) for s in (0, 1)])
     with pytest.raises(ValueError, match="len\\(seeds\\) = 3"):
         dynlearn.fit_seeds(two, digits, seeds=[0, 1, 2], optimizer=optax.sgd(0.1))
