@@ -68,7 +68,7 @@ def train_rules(
 
 
 def run_checks(names, run_dir: Path) -> list[dict]:
-    """Run the fast version of each registered theory check among `names`, its printout
+    """Run the fast version of each registered theory check in `names`, its printout
     going to `run_dir/checks.log` and its Dataset and figure to `run_dir`.
 
     **Returns:** one row per check: check, passed, seconds.
@@ -76,7 +76,7 @@ def run_checks(names, run_dir: Path) -> list[dict]:
     known = registry.entries("checks")
     rows = []
     log = Path(run_dir) / "checks.log"
-    for name in [n for n in names if n in known]:
+    for name in names:
         tic = time.perf_counter()
         with open(log, "a") as out, contextlib.redirect_stdout(out):
             code = known[name].load()(["--fast", "--run-dir", str(run_dir)])

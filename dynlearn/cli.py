@@ -72,13 +72,20 @@ def demo(
     if not registry.entries("rules"):
         console.print("[red]No rules registered: install the package with `pip install .`.")
         raise typer.Exit(1)
+    known_checks = registry.entries("checks")
+    chosen = checks or (["delta_rule"] if quick else list(DEMO_CHECKS))
+    chosen = sorted(known_checks) if chosen == ["all"] else chosen
+    unknown = sorted(set(chosen) - set(known_checks))
+    if unknown:
+        console.print(f"[red]--checks: unknown {unknown}; registered: {sorted(known_checks)}.")
+        raise typer.Exit(2)
     run_dir = run_folder(runs, "demo")
     start = time.perf_counter()
     digits = datasets.load("digits", fraction=0.3 if quick else 1.0)
-    epochs = 1 if quick else 3
+    epochs, hidden = (1, 16) if quick else (3, 64)
     with console.status("training every registered rule on digits ..."):
-        rules = train_rules(digits, run_dir, hidden=16 if quick else 64, epochs=epochs)
-    table = Table(title=f"learning rules: digits, 64-{16 if quick else 64}-10, {epochs} epoch(s)")
+        rules = train_rules(digits, run_dir, hidden=hidden, epochs=epochs)
+    table = Table(title=f"learning rules: digits, 64-{hidden}-10, {epochs} epoch(s)")
     for column in ("rule", "learner", "mode", "test accuracy", "seconds"):
         table.add_column(column)
     for row in rules:
@@ -91,8 +98,6 @@ def demo(
         )
     console.print(table)
 
-    chosen = checks or (["delta_rule"] if quick else list(DEMO_CHECKS))
-    chosen = sorted(registry.entries("checks")) if chosen == ["all"] else chosen
     with console.status(f"running {len(chosen)} fast theory check(s) ..."):
         results = run_checks(chosen, run_dir)
     table = Table(title="theory checks (fast versions; all: dynlearn check all --fast)")

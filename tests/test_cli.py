@@ -32,17 +32,22 @@ def test_demo_quick_trains_every_rule_runs_a_check_and_writes_its_results(tmp_pa
     assert energy[0] > energy[-1] and np.all(np.diff(energy) <= 1e-6)
 
 
+def test_demo_rejects_an_unknown_check_before_training(tmp_path):
+    result = runner.invoke(app, ["demo", "--checks", "nope", "--runs", str(tmp_path)])
+    assert result.exit_code == 2 and "unknown ['nope']" in result.output
+    assert not list(tmp_path.iterdir())
+
+
 def test_demo_exits_non_zero_when_a_check_fails(tmp_path, monkeypatch):
     from dynlearn import cli
 
+    fake = {"rules": {"r": None}, "checks": {"x": None}}
+    monkeypatch.setattr(cli.registry, "entries", lambda group: fake.get(group, {}))
     monkeypatch.setattr(cli, "train_rules", lambda *args, **kwargs: [])
     monkeypatch.setattr(
         cli, "run_checks", lambda names, run_dir: [{"check": "x", "passed": False, "seconds": 0}]
     )
-    monkeypatch.setattr(
-        cli.registry, "entries", lambda group: {"r": None} if group == "rules" else {}
-    )
-    result = runner.invoke(app, ["demo", "--runs", str(tmp_path)])
+    result = runner.invoke(app, ["demo", "--checks", "x", "--runs", str(tmp_path)])
     assert result.exit_code == 1 and "FAIL" in result.output
 
 
