@@ -429,3 +429,10 @@ def rule(sizes, key):
     nudging (beta 0.1), hard sigmoid, Euler phases 30/10 steps of 0.5, Adam 1e-3, batches
     of 32."""
     return EPNetwork(sizes, key), {"optimizer": optax.adam(1e-3), "batch_size": 32}
+
+
+def rule_continual(sizes, key):
+    """The registered rule `ep-continual` (`dynlearn.rules`): continual EP — the weights
+    learn during the nudged part of every presentation (15 ms free, 5 ms nudged, dt 1,
+    eta 0.002), always-on, hard sigmoid, batches of 32."""
+    return EPNetwork(sizes, key), {"mode": dynlearn.AlwaysOn(), "batch_size": 32}

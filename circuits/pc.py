@@ -469,3 +469,14 @@ def rule(sizes, key):
     variances = [1.0] * (len(sizes) - 2) + [10.0]
     net = PCNetwork(sizes, key, variances=variances)
     return net, {"optimizer": optax.adam(1e-3), "batch_size": 32}
+
+
+def rule_always_on(sizes, key):
+    """The registered rule `pc-always-on` (`dynlearn.rules`): phase-free predictive coding —
+    inference and weights descend the energy together while samples stream by (10 ms each,
+    tau_w = 1000 ms, Euler dt 0.2 ms; the settings of `experiments/pc_vs_bp.py`), weak output
+    nudge as rule `pc`, batches of 32."""
+    variances = [1.0] * (len(sizes) - 2) + [10.0]
+    online = Streaming(t_pres=10.0, tau_w=1000.0, dt=0.2)
+    net = PCNetwork(sizes, key, variances=variances, online=online)
+    return net, {"mode": dynlearn.AlwaysOn(), "batch_size": 32}
