@@ -147,88 +147,86 @@ class Study:
     def cell(self, rule: str, name: str) -> Path:
         return self.run_dir / "cells" / rule / f"{name}.nc"
 
+    def _cached(self, rule: str, name: str, compute) -> xr.Dataset:
+        """Cell `name` of `rule`: loaded if finished, else `compute()`d, timed (attr
+        `seconds`) and written atomically before anything else runs."""
+        path = self.cell(rule, name)
+        if path.exists():
+            return dynlearn.load_netcdf(path)
+        tic = time.perf_counter()
+        ds = compute()
+        ds.attrs["seconds"] = time.perf_counter() - tic
+        dynlearn.save_netcdf(ds, path)
+        self.computed.append(f"{rule} {name}")
+        self.log(f"  {rule} {name}: done in {ds.attrs['seconds']:.1f} s")
+        return ds
+
     def fraction(self, rule: str, fraction: float) -> xr.Dataset:
         """Cell: train on `fraction` of the training set; accuracy per epoch. The 100% cell
         also keeps the trained learners (for the pruning and noise cells)."""
-        path = self.cell(rule, f"fraction-{fraction:g}")
-        if path.exists():
-            return dynlearn.load_netcdf(path)
-        tic = time.perf_counter()
-        data = self.data if fraction == 1 else load_fraction(self.config, fraction)
-        learners, fit_kwargs = build(rule, self.sizes, self.seeds)
-        trained, accuracy = train(learners, data, self.seeds, self.config["epochs"], fit_kwargs)
-        if fraction == 1:
-            self._save_trained(rule, learners, trained)
-        ds = xr.Dataset(
-            {"accuracy": (("seed", "epoch"), accuracy)},
-            coords={"seed": self.seeds, "epoch": np.arange(1, accuracy.shape[1] + 1)},
-            attrs={"seconds": time.perf_counter() - tic, "n_train": len(data.x_train)},
-        )
-        return self._finish(path, ds, f"{rule} fraction {fraction:g}")
+
+        def compute():
+            data = self.data if fraction == 1 else load_fraction(self.config, fraction)
+            learners, fit_kwargs = build(rule, self.sizes, self.seeds)
+            epochs = self.config["epochs"]
+            trained, accuracy = train(learners, data, self.seeds, epochs, fit_kwargs)
+            if fraction == 1:
+                self._save_trained(rule, learners, trained)
+            return xr.Dataset(
+                {"accuracy": (("seed", "epoch"), accuracy)},
+                coords={"seed": self.seeds, "epoch": np.arange(1, epochs + 1)},
+                attrs={"n_train": len(data.x_train)},
+            )
+
+        return self._cached(rule, f"fraction-{fraction:g}", compute)
 
     def sparsity(self, rule: str) -> xr.Dataset:
         """Cell: the trained learners pruned to each sparsity, as is and re-trained."""
-        path = self.cell(rule, "sparsity")
-        if path.exists():
-            return dynlearn.load_netcdf(path)
-        trained, fit_kwargs = self._trained(rule)
-        tic = time.perf_counter()
-        levels, seeds = self.config["sparsities"], self.seeds
-        accuracy = np.full((len(levels), 2, len(seeds)), np.nan)
-        reached = np.full((len(levels), 2, len(seeds)), np.nan)
-        x, labels = self.data.x_test, self.data.y_test
-        for i, level in enumerate(levels):
-            pruned = [None if t is None else dynlearn.prune(t, level) for t in trained]
-            accuracy[i, 0] = evaluate(pruned, x, labels)
-            reached[i, 0] = [np.nan if p is None else zero_fraction(p.learner) for p in pruned]
-            alive = [k for k, p in enumerate(pruned) if p is not None]
-            if alive:
-                retrained, _ = train(
-                    [pruned[k] for k in alive],
-                    self.data,
-                    [seeds[k] for k in alive],
-                    self.config["retrain_epochs"],
-                    fit_kwargs,
-                )
-                accuracy[i, 1, alive] = evaluate(retrained, x, labels)
-                reached[i, 1, alive] = [
-                    np.nan if r is None else zero_fraction(r.learner) for r in retrained
-                ]
-        coords = {"sparsity": levels, "retrained": [False, True], "seed": seeds}
-        dims = ("sparsity", "retrained", "seed")
-        ds = xr.Dataset(
-            {"accuracy": (dims, accuracy), "sparsity_reached": (dims, reached)},
-            coords=coords,
-            attrs={"seconds": time.perf_counter() - tic},
-        )
-        return self._finish(path, ds, f"{rule} sparsity")
+
+        def compute():
+            trained, fit_kwargs = self._trained(rule)
+            levels, seeds = self.config["sparsities"], self.seeds
+            accuracy = np.full((len(levels), 2, len(seeds)), np.nan)
+            reached = np.full((len(levels), 2, len(seeds)), np.nan)
+            x, labels = self.data.x_test, self.data.y_test
+            for i, level in enumerate(levels):
+                pruned = [None if t is None else dynlearn.prune(t, level) for t in trained]
+                accuracy[i, 0] = evaluate(pruned, x, labels)
+                reached[i, 0] = [np.nan if p is None else zero_fraction(p.learner) for p in pruned]
+                alive = [k for k, p in enumerate(pruned) if p is not None]
+                if alive:
+                    retrained, _ = train(
+                        [pruned[k] for k in alive],
+                        self.data,
+                        [seeds[k] for k in alive],
+                        self.config["retrain_epochs"],
+                        fit_kwargs,
+                    )
+                    accuracy[i, 1, alive] = evaluate(retrained, x, labels)
+                    reached[i, 1, alive] = [
+                        np.nan if r is None else zero_fraction(r.learner) for r in retrained
+                    ]
+            dims = ("sparsity", "retrained", "seed")
+            return xr.Dataset(
+                {"accuracy": (dims, accuracy), "sparsity_reached": (dims, reached)},
+                coords={"sparsity": levels, "retrained": [False, True], "seed": seeds},
+            )
+
+        return self._cached(rule, "sparsity", compute)
 
     def noise(self, rule: str) -> xr.Dataset:
         """Cell: the trained learners on noisy test inputs, one noise draw per level."""
-        path = self.cell(rule, "noise")
-        if path.exists():
-            return dynlearn.load_netcdf(path)
-        trained, _ = self._trained(rule)
-        tic = time.perf_counter()
-        levels = self.config["noise_stds"]
-        accuracy = np.stack(
-            [
-                evaluate(trained, noisy_inputs(self.data.x_test, std), self.data.y_test)
-                for std in levels
-            ]
-        )
-        ds = xr.Dataset(
-            {"accuracy": (("noise_std", "seed"), accuracy)},
-            coords={"noise_std": levels, "seed": self.seeds},
-            attrs={"seconds": time.perf_counter() - tic},
-        )
-        return self._finish(path, ds, f"{rule} noise")
 
-    def _finish(self, path: Path, ds: xr.Dataset, what: str) -> xr.Dataset:
-        dynlearn.save_netcdf(ds, path)
-        self.computed.append(what)
-        self.log(f"  {what}: done in {ds.attrs['seconds']:.1f} s")
-        return ds
+        def compute():
+            trained, _ = self._trained(rule)
+            levels, x, labels = self.config["noise_stds"], self.data.x_test, self.data.y_test
+            accuracy = np.stack([evaluate(trained, noisy_inputs(x, s), labels) for s in levels])
+            return xr.Dataset(
+                {"accuracy": (("noise_std", "seed"), accuracy)},
+                coords={"noise_std": levels, "seed": self.seeds},
+            )
+
+        return self._cached(rule, "noise", compute)
 
     def _save_trained(self, rule: str, template: list, trained: list) -> None:
         """Checkpoint the trained learners (a diverged seed's slot holds its initial one)."""
