@@ -1,43 +1,47 @@
-"""Feedback pathways: how a layered circuit sends errors down.
+"""Feedback pathways: how a layered circuit sends signals down, as sub-systems it composes.
 
 A hidden layer l (1 <= l < L) receives a top-down signal through a feedback matrix B_l: of
 shape `(n_l, n_{l+1})`, applied to the signal of the layer above (an error, or in the
 microcircuit the rates of the layer above), or, for a *direct* pathway, of shape
-`(n_l, n_L)`, applied to the output error. Backprop uses B_l = W_{l+1}^T ("weight
-transport"); bio-plausible circuits replace it. A pathway is a field of the circuit, so
-comparing pathways is one argument:
+`(n_l, n_L)`, applied to the output. Backprop uses B_l = W_{l+1}^T ("weight transport");
+bio-plausible circuits replace it. A pathway is a field of the circuit, so comparing
+pathways is one argument:
 
 - `WeightTransport()`: B_l = W_{l+1}^T (backprop's pathway).
 - `FeedbackAlignment(key)`: fixed random B_l (Lillicrap et al. 2016, Nat. Commun.).
 - `SignSymmetry()`: B_l = sign(W_{l+1}^T) times the mean |W_{l+1}| (Liao, Leibo & Poggio
   2016, AAAI): the signs are transported, the magnitudes are not.
-- `DirectFeedbackAlignment(key)`: fixed random B_l from the output error straight to layer l
+- `DirectFeedbackAlignment(key)`: fixed random B_l from the output straight to layer l
   (Nøkland 2016, NeurIPS).
-- `circuits.pal.PAL(key, ...)`: B_l learned from exploration noise (Max et al. 2024).
-- `KolenPollack(key, decay)`: B_l starts random and receives the transposed update of
-  W_{l+1}; both decay at the same rate, so B_l - W_{l+1}^T shrinks as exp(-decay t)
+- `KolenPollack(key, weight_decay)`: B_l starts random and receives the transposed update
+  of W_{l+1}; both decay at the same rate, so B_l - W_{l+1}^T shrinks as exp(-decay t)
   (Kolen & Pollack 1994; Akrout et al. 2019, NeurIPS).
+- `circuits.pal.PAL(key, ...)`: B_l learned from exploration noise (Max et al. 2024).
 
-Pathways are `equinox.Module`s. A circuit calls `bind(sizes)` once (random pathways draw
-their matrices there) and `matrices(weights)` whenever it needs B. Plastic pathways
-(`plastic = True`) keep their matrices in `params()`, which a circuit makes part of its
-always-on state, and say how they move with `rate(...)`; `by_name` builds any of them from
-its name (for command lines).
+A pathway is a small dynamical system of its own (`dynlearn.AbstractDynamics`) that a host
+circuit composes: the host binds it to its layer sizes once (`bind`), asks it for B
+(`matrices`), adds its `perturbation` to the top-down compartments, passes it `Signals`
+(the rates of the layers above, the forward weights and their rates) for its drift and its
+`plasticity`, and lists it in `components()` under the state key `"pathway"` so that the
+engine composes its noise. Fixed, stateless pathways have no state, no noise and no
+plasticity (the defaults here).
 """
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable, Sequence
 from typing import ClassVar
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, PRNGKeyArray
+from jaxtyping import Array, PRNGKeyArray, PyTree
 
 import dynlearn
 
 __all__ = [
+    "Signals",
     "AbstractFeedback",
     "AbstractRandomFeedback",
     "WeightTransport",
@@ -51,67 +55,77 @@ __all__ = [
 ]
 
 
-class AbstractFeedback(eqx.Module):
-    """A feedback pathway: the matrices B_l that carry signals down to hidden layer l."""
+class Signals(eqx.Module):
+    """What a host passes its pathway.
 
-    direct: ClassVar[bool] = False  # B_l acts on the output error, not the layer above
-    plastic: ClassVar[bool] = False  # B_l learns (its matrices are state)
+    - `weights`: the forward weights W_1 ... W_L.
+    - `rates_above`: for each hidden layer l, the rates of the layer its top-down signal
+      comes from (l + 1, or the output for direct pathways), `(streams, n)`.
+    - `weight_rates`: dW_l/dt of the forward weights by the host's own rule (None when the
+      host is not learning).
+    """
 
+    weights: list[Array]
+    rates_above: list[Array] | None = None
+    weight_rates: list[Array] | None = None
+
+
+class AbstractFeedback(dynlearn.AbstractDynamics):
+    """A feedback pathway: the matrices B_l that carry signals down to hidden layer l.
+
+    Required: `bind(sizes)` and `matrices(weights)`. A pathway with plastic matrices also
+    overrides `trainable` and `plasticity` (and `forward_decay` if the host's forward
+    weights must decay with it); one with a state of its own overrides `init_state`,
+    `vector_field`, `perturbation` and, if noisy, `diffusion`.
+    """
+
+    direct: ClassVar[bool] = False  # B_l acts on the output, not on the layer above
+
+    @abc.abstractmethod
     def bind(self, sizes: Sequence[int]) -> AbstractFeedback:
         """This pathway for a circuit of layer sizes `(n_0, ..., n_L)` (draws matrices)."""
-        return self
 
+    @abc.abstractmethod
     def matrices(self, weights: Sequence[Array]) -> list[Array]:
         """B_1 ... B_{L-1} given the forward weights W_1 ... W_L."""
-        raise NotImplementedError
 
-    def params(self) -> list[Array] | None:
-        """The plastic matrices (None for a fixed pathway)."""
+    # ---------------------------------------------- defaults: fixed and stateless
+    def trainable(self) -> PyTree[bool]:
+        """Which leaves of the pathway learn (default: none)."""
+        return jax.tree.map(lambda _: False, self)
+
+    @property
+    def plastic(self) -> bool:
+        """Whether any of the pathway's leaves learn."""
+        return any(jax.tree.leaves(self.trainable()))
+
+    def plasticity(self, t, state, signals: Signals) -> PyTree:
+        """dB/dt as a pytree shaped like the pathway (default: nothing learns)."""
+        return eqx.filter(self, lambda _: False)
+
+    @property
+    def forward_decay(self) -> float:
+        """Decay rate the host applies to its forward weights along with the pathway's."""
+        return 0.0
+
+    def init_state(self, signals: Signals) -> PyTree | None:
+        """The pathway's own state for the host's current signals (default: none)."""
         return None
 
-    def with_params(self, params) -> AbstractFeedback:
-        return self
-
-    def rate(self, weights, weight_rates, state=None, rates_above=None) -> list[Array] | None:
-        """dB_l/dt given the forward weights and their rates of change (plastic only), and
-        for pathways with a state of their own that state and the rates of the layers
-        above each hidden layer."""
-        return None
-
-    # A pathway may carry a state of its own (PAL: exploration noise and filters), which
-    # circuits keep beside their neurons, perturbing each hidden layer's top-down
-    # compartment with `perturbation(state)`.
-    def init_state(self, weights, rates_above) -> dict | None:
-        """The pathway's state for the current rates of the layers above hidden layers."""
-        return None
-
-    def state_rates(self, state, rates_above, weight_rates) -> dict | None:
-        """d state/dt (drift); `weight_rates` is None when the circuit is not learning."""
-        return None
-
-    def state_noise(self, state) -> dict | None:
-        """Diagonal noise amplitudes for the state (a pytree prefix; None: none)."""
+    def vector_field(self, t, state, signals: Signals) -> PyTree | None:
+        """d state/dt (default: no state)."""
         return None
 
     def perturbation(self, state) -> list[Array] | None:
         """What each hidden layer's top-down compartment receives on top of its input."""
         return None
 
-    def forward_rates(self, state, weight_rates) -> list[Array]:
-        """The forward-weight rates the circuit applies (PAL: low-pass filtered)."""
-        return weight_rates
-
-    def decay(self) -> float:
-        """Weight decay the circuit applies to its forward weights (Kolen-Pollack)."""
-        return 0.0
-
-    def time_constants(self) -> dict[str, float]:
-        """Time constants of the pathway's own dynamics (bounds on a circuit's dt)."""
-        return {}
-
 
 class WeightTransport(AbstractFeedback):
     """B_l = W_{l+1}^T: the forward weights, transported (what backprop assumes)."""
+
+    def bind(self, sizes):
+        return self
 
     def matrices(self, weights):
         return [w.T for w in weights[1:]]
@@ -119,6 +133,9 @@ class WeightTransport(AbstractFeedback):
 
 class SignSymmetry(AbstractFeedback):
     """B_l = sign(W_{l+1}^T) mean|W_{l+1}| (Liao et al. 2016): signs, not magnitudes."""
+
+    def bind(self, sizes):
+        return self
 
     def matrices(self, weights):
         return [jnp.sign(w.T) * jnp.mean(jnp.abs(w)) for w in weights[1:]]
@@ -162,6 +179,12 @@ class AbstractRandomFeedback(AbstractFeedback):
         return list(self.feedback)
 
 
+def learned_matrices(pathway: AbstractRandomFeedback) -> PyTree[bool]:
+    """The `trainable()` filter of a pathway whose matrices `feedback` learn."""
+    spec = jax.tree.map(lambda _: False, pathway)
+    return eqx.tree_at(lambda p: p.feedback, spec, [True] * len(pathway.feedback))
+
+
 class FeedbackAlignment(AbstractRandomFeedback):
     """Fixed random feedback, B_l ~ U(-scale, scale) / sqrt(n_{l+1}) (Lillicrap et al. 2016).
 
@@ -176,7 +199,7 @@ class FeedbackAlignment(AbstractRandomFeedback):
 
 
 class DirectFeedbackAlignment(AbstractRandomFeedback):
-    """Fixed random B_l of shape `(n_l, n_L)` from the output error to every hidden layer
+    """Fixed random B_l of shape `(n_l, n_L)` from the output straight to every hidden layer
     (Nøkland 2016). Arguments as `FeedbackAlignment`."""
 
     direct: ClassVar[bool] = True
@@ -191,10 +214,9 @@ class KolenPollack(AbstractRandomFeedback):
         dB_l/dt = (dW_{l+1}/dt)^T - decay B_l,    dW_{l+1}/dt += -decay W_{l+1}
 
     so d(B_l - W_{l+1}^T)/dt = -decay (B_l - W_{l+1}^T): B aligns with W^T at rate `decay`.
-    In settle-then-update learning the same holds per optimizer step (`updates_for`).
+    In settle-then-update learning the same holds per optimizer step.
     """
 
-    plastic: ClassVar[bool] = True
     key: PRNGKeyArray
     scale: float = eqx.field(static=True, default=1.0)
     feedback: list[Array] | None = None
@@ -204,19 +226,21 @@ class KolenPollack(AbstractRandomFeedback):
         if not self.weight_decay >= 0:
             raise ValueError(f"KolenPollack: weight_decay must be >= 0; got {self.weight_decay}.")
 
-    def params(self):
-        return list(self.feedback)
+    def trainable(self):
+        return learned_matrices(self)
 
-    def with_params(self, params):
-        return eqx.tree_at(lambda p: p.feedback, self, list(params))
+    def plasticity(self, t, state, signals):
+        rates = [
+            d.T - self.weight_decay * b for d, b in zip(signals.weight_rates[1:], self.feedback)
+        ]
+        return eqx.tree_at(lambda p: p.feedback, self, rates)
 
-    def rate(self, weights, weight_rates, state=None, rates_above=None):
-        return [d.T - self.weight_decay * b for d, b in zip(weight_rates[1:], self.feedback)]
-
-    def decay(self):
+    @property
+    def forward_decay(self):
         return self.weight_decay
 
 
+# Short names for command lines (experiments' --rules); code passes pathway objects.
 PATHWAYS: dict[str, Callable[[PRNGKeyArray], AbstractFeedback]] = {
     "bp": lambda key: WeightTransport(),
     "fa": lambda key: FeedbackAlignment(key),

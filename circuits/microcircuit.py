@@ -28,6 +28,14 @@ W^IP_k = g_B (g_l+g_D) / (g_D G_{k+1}) W_{k+1} with G_{k+1} = g_l+g_B+g_A for a 
 above (g_l+g_B for the output); then, with no target, v_A = 0 and the apical potential
 carries only the top-down error. (SCIENCE.md states the hidden-layer factor; below the
 output, which has no apical compartment, the factor loses g_A.)
+
+With `tau_lo`, the forward updates are low-pass filtered before they move W (as in PAL,
+Max et al. 2024: the filter averages out the exploration noise in the apical dendrites).
+
+The circuit writes only these equations (`vector_field`: neurons, filters, the pathway's
+state; `plasticity`: the three rules and the pathway's); streaming a batch through it is
+`fit(..., dynlearn.AlwaysOn(presentation))`, and the circuit itself, weights fixed, is what
+`settle` integrates.
 """
 
 from __future__ import annotations
@@ -40,17 +48,17 @@ import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray
 
 import dynlearn
-from circuits.backprop import ACTIVATIONS, init_layers
-from circuits.feedback import AbstractFeedback, FeedbackAlignment
-from circuits.latent_equilibrium import check_step, forward_weights, learn_on_stream, n_streams
+from circuits._layers import (
+    forward_weights,
+    init_layers,
+    layer_names,
+    layer_rates,
+    phi_of,
+    sizes_of,
+)
+from circuits.feedback import AbstractFeedback, FeedbackAlignment, Signals
 
-__all__ = [
-    "Conductances",
-    "Microcircuit",
-    "FrozenMicrocircuit",
-    "Sweep",
-    "self_predicting",
-]
+__all__ = ["Conductances", "Microcircuit", "Sweep", "self_predicting", "rule"]
 
 
 class Conductances(eqx.Module):
@@ -94,13 +102,14 @@ class Conductances(eqx.Module):
         return self.leak + self.dendrite + self.somatic
 
 
-class Microcircuit(dynlearn.AbstractDynamics, dynlearn.AbstractLearner):
-    """Layers of dendritic microcircuits learning always-on (`fit(mode=AlwaysOn())`).
+class Microcircuit(dynlearn.AbstractPlastic):
+    """Layers of dendritic microcircuits learning always-on (`dynlearn.AlwaysOn`).
 
-    State: `{"neurons": {name: {...}}, "params": {"weights", "inter_weights",
-    "lateral_weights"}}`; hidden layers hold `u`, `u_inter`, `v_apical`, the output `u`, each
-    `(streams, n)`. `args` is a `StimulusStream` with targets (voltage targets for the output
-    soma, e.g. one-hot labels) or any stimulus (free network).
+    State: hidden layers `{"u", "u_inter", "v_apical"}`, the output `{"u"}`, each
+    `(streams, n)`; a pathway's own state under `"pathway"` (PAL); the low-passed forward
+    updates under `"forward_lp"` with `tau_lo`. `args` is a `StimulusStream` with targets
+    (voltage targets for the output soma, e.g. one-hot labels) or any stimulus (free
+    network).
 
     **Arguments:**
     - `sizes`: `(n_in, n_1, ..., n_L)`; `key`: initialisation (weights, interneurons).
@@ -115,11 +124,11 @@ class Microcircuit(dynlearn.AbstractDynamics, dynlearn.AbstractLearner):
       `circuits.feedback` or `circuits.pal.PAL`; with a direct pathway (DFA) the apical
       dendrites and the interneurons of every hidden layer see the output layer.
     - `noise`: standard deviation of white somatic noise (per sqrt(ms)) in hidden
-      pyramidal neurons (an SDE; `learn_online` draws it from its key); ordinary rates only.
+      pyramidal neurons (an SDE, keyed by the mode); ordinary rates only.
     - `tau_dend`: apical time constant (the fastest; dt must not exceed it).
-    - `presentation`: how `learn_online` streams a batch.
-    - `t_settle`: how long `predict` lets the free network settle (default: 5 slowest
-      somatic time constants, or 20 tau_dend per layer when prospective).
+    - `tau_lo`: low-pass time constant of the forward updates (None: unfiltered).
+    - `dt`, `t_settle`: Euler step and duration of `settle` (and so of `predict`; default
+      5 slowest somatic time constants, or 20 tau_dend per layer when prospective).
     """
 
     weights: list[Array]
@@ -136,7 +145,8 @@ class Microcircuit(dynlearn.AbstractDynamics, dynlearn.AbstractLearner):
     prospective: bool = eqx.field(static=True)
     noise: float = eqx.field(static=True)
     tau_dend: float = eqx.field(static=True)
-    presentation: dynlearn.Presentation = eqx.field(static=True)
+    tau_lo: float | None = eqx.field(static=True)
+    dt: float = eqx.field(static=True)
     t_settle: float = eqx.field(static=True)
 
     def __init__(
@@ -154,40 +164,31 @@ class Microcircuit(dynlearn.AbstractDynamics, dynlearn.AbstractLearner):
         feedback: AbstractFeedback | None = None,
         noise: float = 0.0,
         tau_dend: float = 0.1,
-        presentation: dynlearn.Presentation = dynlearn.Presentation(t_pres=2.0, dt=0.1),
+        tau_lo: float | None = None,
+        dt: float = 0.1,
         t_settle: float | None = None,
     ):
-        for name, value in (("activation", activation), ("output_activation", output_activation)):
-            if value not in ACTIVATIONS:
-                raise ValueError(f"{name}: unknown {value!r}; known: {sorted(ACTIVATIONS)}.")
+        phi_of(activation, "activation")
+        phi_of(output_activation, "output_activation")
         n_layers = len(sizes) - 1
         if eta is None:  # tuned here on digits and mnist5k (t_pres 2 ms, 16-32 streams)
             eta = (3.0,) * (n_layers - 1) + (1.0,)
-        eta = (float(eta),) * n_layers if isinstance(eta, int | float) else tuple(map(float, eta))
-        if len(eta) != n_layers or min(eta) < 0 or eta_inter < 0 or eta_lateral < 0:
+        self.eta = layer_rates(eta, n_layers)
+        if eta_inter < 0 or eta_lateral < 0:
             raise ValueError(
-                f"learning rates must be >= 0 (eta: one value or {n_layers}); got eta={eta}, "
-                f"eta_inter={eta_inter}, eta_lateral={eta_lateral}."
+                f"learning rates must be >= 0; got eta_inter={eta_inter}, "
+                f"eta_lateral={eta_lateral}."
             )
         if not (noise >= 0 and tau_dend > 0):
             raise ValueError(f"need noise >= 0 and tau_dend > 0; got {noise}, {tau_dend}.")
+        if tau_lo is not None and not tau_lo > 0:
+            raise ValueError(f"tau_lo must be > 0 or None; got {tau_lo}.")
         if noise > 0 and prospective:
             raise ValueError(
                 "noise: white somatic noise never reaches prospective rates (they follow the "
                 "conductance-weighted mean of the compartments' inputs); use prospective=False "
                 "or apical exploration noise (circuits.pal)."
             )
-        g = conductances
-        check_step(
-            presentation.dt,
-            {
-                "1/(g_l+g_B+g_A)": 1 / g.hidden,
-                "1/(g_l+g_D+g_som)": 1 / g.interneuron,
-                "1/(g_l+g_B+g_nudge)": 1 / g.output(True),
-                "tau_dend": tau_dend,
-            }
-            | (feedback.time_constants() if feedback is not None else {}),
-        )
         k_forward, k_inter, k_lateral, k_feedback = jax.random.split(key, 4)
         self.weights, _ = init_layers(sizes, k_forward)
         feedback = feedback or FeedbackAlignment(k_feedback)
@@ -206,29 +207,30 @@ class Microcircuit(dynlearn.AbstractDynamics, dynlearn.AbstractLearner):
             init_layers([sizes[src], sizes[k]], key)[0][0]
             for k, src, key in zip(range(1, n_layers), source, keys_lateral)
         ]
-        self.conductances = g
-        self.eta, self.eta_inter, self.eta_lateral = eta, float(eta_inter), float(eta_lateral)
+        self.conductances = conductances
+        self.eta_inter, self.eta_lateral = float(eta_inter), float(eta_lateral)
         self.activation, self.output_activation = activation, output_activation
         self.prospective = bool(prospective)
         self.noise, self.tau_dend = float(noise), float(tau_dend)
-        self.presentation = presentation
+        self.tau_lo = None if tau_lo is None else float(tau_lo)
         if t_settle is None:
-            t_settle = 20 * tau_dend * n_layers if prospective else 5 / g.output(False)
-        self.t_settle = float(t_settle)
+            t_settle = 20 * tau_dend * n_layers if prospective else 5 / conductances.output(False)
+        self.dt, self.t_settle = float(dt), float(t_settle)
+        dynlearn.check_step(self.dt, dynlearn.all_time_constants(self), "Microcircuit (dt)")
 
     # ----------------------------------------------------------------- structure
     @property
     def sizes(self) -> list[int]:
-        return [self.weights[0].shape[1]] + [w.shape[0] for w in self.weights]
+        return sizes_of(self.weights)
 
     @property
     def layer_names(self) -> list[str]:
-        return [f"hidden{i}" for i in range(1, len(self.weights))] + ["output"]
+        return layer_names(len(self.weights))
 
     @property
     def phis(self) -> list:
-        hidden = ACTIVATIONS[self.activation]
-        return [hidden] * (len(self.weights) - 1) + [ACTIVATIONS[self.output_activation]]
+        hidden = phi_of(self.activation)
+        return [hidden] * (len(self.weights) - 1) + [phi_of(self.output_activation)]
 
     def source(self, k: int) -> int:
         """Index of the layer whose rates reach hidden layer k's apical dendrites (and whose
@@ -241,31 +243,47 @@ class Microcircuit(dynlearn.AbstractDynamics, dynlearn.AbstractLearner):
         n_hidden = len(self.weights) - 1
         return [g.basal / g.hidden] * n_hidden + [g.basal / g.output(False)]
 
-    def params(self) -> dict:
-        """The plastic arrays (a plastic pathway's matrices under "feedback", else None)."""
+    def time_constants(self):
+        g = self.conductances
         return {
-            "weights": list(self.weights),
-            "inter_weights": list(self.inter_weights),
-            "lateral_weights": list(self.lateral_weights),
-            "feedback": self.feedback.params(),
+            "1/(g_l+g_B+g_A)": 1 / g.hidden,
+            "1/(g_l+g_D+g_som)": 1 / g.interneuron,
+            "1/(g_l+g_B+g_nudge)": 1 / g.output(True),
+            "tau_dend": self.tau_dend,
         }
 
-    def with_params(self, params: dict) -> Microcircuit:
-        names = ("weights", "inter_weights", "lateral_weights")
-        values = tuple(params[n] for n in names) + (self.feedback.with_params(params["feedback"]),)
+    def components(self):
+        return {"pathway": self.feedback}
+
+    def trainable(self):
+        """Forward, interneuron and lateral weights, and a plastic pathway's matrices."""
+        spec = jax.tree.map(lambda _: False, self)
         return eqx.tree_at(
-            lambda c: tuple(getattr(c, n) for n in names) + (c.feedback,), self, values
+            lambda c: (c.weights, c.inter_weights, c.lateral_weights, c.feedback),
+            spec,
+            (
+                [True] * len(self.weights),
+                [True] * len(self.inter_weights),
+                [True] * len(self.lateral_weights),
+                self.feedback.trainable(),
+            ),
         )
+
+    def prunable(self):
+        """The forward (bottom-up) weights W_l; interneuron, lateral and feedback matrices
+        keep the circuit self-predicting and are not pruned."""
+        return forward_weights(self)
 
     def init_state(self, x: Array | None = None) -> dict:
         """The feed-forward state for input `x` `(streams, n_in)`: somata at their free steady
-        state with silent apical dendrites, interneurons equal to the layer above."""
+        state with silent apical dendrites, interneurons equal to the layer above (and a
+        pathway's own state, empty update filters)."""
         x = jnp.zeros((1, self.sizes[0])) if x is None else x
         somata, rate = [], x
         for w, a, phi in zip(self.weights, self.attenuations(), self.phis):
             somata.append(a * (rate @ w.T))
             rate = phi(somata[-1])
-        neurons = {
+        state = {
             name: {
                 "u": somata[k],
                 "u_inter": somata[self.source(k)],
@@ -273,176 +291,168 @@ class Microcircuit(dynlearn.AbstractDynamics, dynlearn.AbstractLearner):
             }
             for k, name in enumerate(self.layer_names[:-1])
         }
-        neurons["output"] = {"u": somata[-1]}
+        state["output"] = {"u": somata[-1]}
         rates = [phi(u) for phi, u in zip(self.phis, somata)]
-        pathway = self.feedback.init_state(self.weights, rates[1:])
+        pathway = self.feedback.init_state(self._signals(rates))
         if pathway is not None:  # e.g. PAL's noise and filters
-            neurons["pathway"] = pathway
-        return {"neurons": neurons, "params": self.params()}
-
-    def expected_state(self, y: dict) -> dict:
-        """`init_state` for as many parallel streams as `y` has."""
-        return self.init_state(jnp.zeros((n_streams(y), self.sizes[0])))
+            state["pathway"] = pathway
+        if self.tau_lo is not None:
+            state["forward_lp"] = [jnp.zeros_like(w) for w in self.weights]
+        return state
 
     # ----------------------------------------------------------------- dynamics
-    def vector_field(self, t, state, drive):
-        x, y = dynlearn.input_and_target(drive, t)
-        d_neurons, d_params = self.rates_of_change(state["params"], state["neurons"], x, y)
-        return {"neurons": d_neurons, "params": d_params}
-
-    def diffusion(self, t, state, drive):
-        pathway = state["neurons"].get("pathway")
-        pathway_noise = None if pathway is None else self.feedback.state_noise(pathway)
-        if self.noise == 0 and pathway_noise is None:
-            return None
-        somatic = self.noise if self.noise > 0 else None
-        neurons = {
-            name: {"u": somatic, "u_inter": None, "v_apical": None}
-            for name in self.layer_names[:-1]
-        }
-        neurons["output"] = {"u": None}
-        if pathway is not None:
-            neurons["pathway"] = pathway_noise
-        return {"neurons": neurons, "params": None}
-
-    def apical(self, neurons) -> list[Array]:
-        """Apical potentials of the hidden layers, with a pathway's perturbation (PAL's
-        exploration noise) added."""
-        apical = [neurons[name]["v_apical"] for name in self.layer_names[:-1]]
-        pathway = neurons.get("pathway")
-        extra = None if pathway is None else self.feedback.perturbation(pathway)
-        return apical if extra is None else [a + e for a, e in zip(apical, extra)]
-
-    def frozen(self) -> FrozenMicrocircuit:
-        """The neurons alone with the weights fixed (state: the `"neurons"` dict)."""
-        return FrozenMicrocircuit(self)
-
-    def sweep(self, params, neurons, x, y=None):
-        """Bottom-up pass: basal potentials W_k r_{k-1}, voltages (prospective ubreve: the
-        conductance-weighted mean of the inputs; else the soma u) and rates of the pyramidal
-        neurons; then the interneurons' dendritic potentials W^IP_k r_k, voltages and rates."""
+    def vector_field(self, t, y, drive):
+        """Somata, interneurons and apical dendrites (weights fixed), the pathway's state
+        and the update filters."""
+        x, target = dynlearn.input_and_target(drive, t)
         g = self.conductances
-        n_hidden = len(self.weights) - 1
-        apical = self.apical(neurons)
-        basal, voltages, rates, rate = [], [], [], x
-        for k, (w, name, phi) in enumerate(zip(params["weights"], self.layer_names, self.phis)):
-            n = neurons[name]
-            basal.append(rate @ w.T)
-            if not self.prospective:
-                voltages.append(n["u"])
-            elif k < n_hidden:
-                voltages.append((g.basal * basal[k] + g.apical * apical[k]) / g.hidden)
-            elif y is None:
-                voltages.append(g.basal * basal[k] / g.output(False))
-            else:
-                voltages.append((g.basal * basal[k] + g.nudge * y) / g.output(True))
-            rate = phi(voltages[k])
-            rates.append(rate)
-        dendrites, inter_voltages, inter_rates = [], [], []
-        for k in range(n_hidden):
-            dendrites.append(rates[k] @ params["inter_weights"][k].T)
-            if self.prospective:  # nudged by the prospective voltage of the layer above
-                teacher = voltages[self.source(k)]
-                u_inter = (g.dendrite * dendrites[k] + g.somatic * teacher) / g.interneuron
-            else:
-                u_inter = neurons[self.layer_names[k]]["u_inter"]
-            inter_voltages.append(u_inter)
-            inter_rates.append(self.phis[self.source(k)](u_inter))
-        return Sweep(basal, voltages, rates, dendrites, inter_voltages, inter_rates, apical)
-
-    def rates_of_change(self, params, neurons, x, y=None, *, learn: bool = True):
-        """`(d neurons/dt, d params/dt)` at a state (the second is None when not learning)."""
-        g = self.conductances
-        s = self.sweep(params, neurons, x, y)
-        pathway = self.feedback.with_params(params["feedback"])
-        feedback = pathway.matrices(params["weights"])
-        d_neurons = {}
+        s = self.sweep(y, x, target)
+        feedback = self.feedback.matrices(self.weights)
+        d = {}
         for k, name in enumerate(self.layer_names[:-1]):
-            n = neurons[name]
+            n = y[name]
             src = self.source(k)
-            teacher = neurons[self.layer_names[src]]["u"]
+            teacher = y[self.layer_names[src]]["u"]
             apical_input = (
-                s.rates[src] @ feedback[k].T + s.inter_rates[k] @ params["lateral_weights"][k].T
+                s.rates[src] @ feedback[k].T + s.inter_rates[k] @ self.lateral_weights[k].T
             )
-            d_neurons[name] = {
+            d[name] = {
                 "u": g.basal * s.basal[k] + g.apical * s.apical[k] - g.hidden * n["u"],
                 "u_inter": g.dendrite * s.dendrites[k]
                 + g.somatic * teacher
                 - g.interneuron * n["u_inter"],
                 "v_apical": (apical_input - n["v_apical"]) / self.tau_dend,
             }
-        u_out = neurons["output"]["u"]
+        u_out = y["output"]["u"]
         d_out = g.basal * s.basal[-1] - g.output(False) * u_out
-        if y is not None:
-            d_out = d_out + g.nudge * (y - u_out)
-        d_neurons["output"] = {"u": d_out}
-        if not learn:
-            if "pathway" in neurons:
-                d_neurons["pathway"] = pathway.state_rates(neurons["pathway"], s.rates[1:], None)
-            return d_neurons, None
-        d_params, d_pathway = self._plasticity(pathway, params, neurons, x, s)
-        if d_pathway is not None:
-            d_neurons["pathway"] = d_pathway
-        return d_neurons, d_params
+        if target is not None:
+            d_out = d_out + g.nudge * (target - u_out)
+        d["output"] = {"u": d_out}
+        if "pathway" in y:
+            d["pathway"] = self.feedback.vector_field(t, y["pathway"], self._signals(s.rates))
+        if self.tau_lo is not None:
+            raw = self._forward_rates(x, s)
+            d["forward_lp"] = [(r - f) / self.tau_lo for r, f in zip(raw, y["forward_lp"])]
+        return d
 
-    def _plasticity(self, feedback, params, neurons, x, s: Sweep) -> tuple[dict, dict | None]:
-        """Urbanczik-Senn for W, the interneuron rules for W^IP and W^PI (stream means), the
-        pathway's rule for B; and the rate of change of the pathway's own state."""
+    def diffusion(self, t, y, drive):
+        """White somatic noise in the hidden pyramidal neurons (a pathway's noise is
+        composed in by the engine)."""
+        if self.noise == 0:
+            return None
+        noise = {
+            name: {"u": self.noise, "u_inter": None, "v_apical": None}
+            for name in self.layer_names[:-1]
+        }
+        return noise | {key: None for key in y if key not in noise}
+
+    def plasticity(self, t, y, drive):
+        """Urbanczik-Senn for W (low-passed with `tau_lo`; minus the pathway's forward
+        decay), the interneuron rules for W^IP and W^PI (stream means), the pathway's own
+        rule for B."""
+        x, target = dynlearn.input_and_target(drive, t)
         g = self.conductances
+        s = self.sweep(y, x, target)
+        raw = self._forward_rates(x, s)
+        d_feedback = self.feedback.plasticity(t, y.get("pathway"), self._signals(s.rates, raw))
+        d_weights = raw if self.tau_lo is None else list(y["forward_lp"])
+        if decay := self.feedback.forward_decay:
+            d_weights = [d - decay * w for d, w in zip(d_weights, self.weights)]
         n_streams = x.shape[0]
-        presynaptic = [x] + s.rates[:-1]
-        d_weights = [
-            eta * ((rate - phi(a * b)).T @ pre) / n_streams
-            for eta, rate, phi, a, b, pre in zip(
-                self.eta, s.rates, self.phis, self.attenuations(), s.basal, presynaptic
-            )
-        ]
-        state = neurons.get("pathway")
-        d_state = None if state is None else feedback.state_rates(state, s.rates[1:], d_weights)
-        d_feedback = feedback.rate(params["weights"], d_weights, state, s.rates[1:])
-        if state is not None:
-            d_weights = feedback.forward_rates(state, d_weights)
-        if decay := feedback.decay():
-            d_weights = [d - decay * w for d, w in zip(d_weights, params["weights"])]
         d_inter, d_lateral = [], []
         for k, name in enumerate(self.layer_names[:-1]):
             phi = self.phis[self.source(k)]
             predicted = phi(g.dendrite / (g.leak + g.dendrite) * s.dendrites[k])
             error = s.inter_rates[k] - predicted
             d_inter.append(self.eta_inter * (error.T @ s.rates[k]) / n_streams)
-            apical = neurons[name]["v_apical"]
+            apical = y[name]["v_apical"]
             d_lateral.append(-self.eta_lateral * (apical.T @ s.inter_rates[k]) / n_streams)
-        d_params = {
-            "weights": d_weights,
-            "inter_weights": d_inter,
-            "lateral_weights": d_lateral,
-            "feedback": d_feedback,
-        }
-        return d_params, d_state
+        return eqx.tree_at(
+            lambda c: (c.weights, c.inter_weights, c.lateral_weights, c.feedback),
+            self,
+            (d_weights, d_inter, d_lateral, d_feedback),
+        )
+
+    def _forward_rates(self, x, s: Sweep) -> list[Array]:
+        """eta_k [phi(u_k) - phi(vhat_k)] r_{k-1}^T, stream means (Urbanczik & Senn 2014)."""
+        presynaptic = [x] + s.rates[:-1]
+        return [
+            eta * ((rate - phi(a * b)).T @ pre) / x.shape[0]
+            for eta, rate, phi, a, b, pre in zip(
+                self.eta, s.rates, self.phis, self.attenuations(), s.basal, presynaptic
+            )
+        ]
+
+    def _signals(self, rates, weight_rates=None) -> Signals:
+        above = [rates[self.source(k)] for k in range(len(self.weights) - 1)]
+        return Signals(list(self.weights), above, weight_rates)
+
+    def apical(self, y) -> list[Array]:
+        """Apical potentials of the hidden layers, with a pathway's perturbation (PAL's
+        exploration noise) added."""
+        apical = [y[name]["v_apical"] for name in self.layer_names[:-1]]
+        extra = None if "pathway" not in y else self.feedback.perturbation(y["pathway"])
+        return apical if extra is None else [a + e for a, e in zip(apical, extra)]
+
+    def sweep(self, y, x, target=None) -> Sweep:
+        """Bottom-up pass: basal potentials W_k r_{k-1}, voltages (prospective ubreve: the
+        conductance-weighted mean of the inputs; else the soma u) and rates of the pyramidal
+        neurons; then the interneurons' dendritic potentials W^IP_k r_k, voltages and rates."""
+        g = self.conductances
+        n_hidden = len(self.weights) - 1
+        apical = self.apical(y)
+        basal, voltages, rates, rate = [], [], [], x
+        for k, (w, name, phi) in enumerate(zip(self.weights, self.layer_names, self.phis)):
+            basal.append(rate @ w.T)
+            if not self.prospective:
+                voltages.append(y[name]["u"])
+            elif k < n_hidden:
+                voltages.append((g.basal * basal[k] + g.apical * apical[k]) / g.hidden)
+            elif target is None:
+                voltages.append(g.basal * basal[k] / g.output(False))
+            else:
+                voltages.append((g.basal * basal[k] + g.nudge * target) / g.output(True))
+            rate = phi(voltages[k])
+            rates.append(rate)
+        dendrites, inter_voltages, inter_rates = [], [], []
+        for k in range(n_hidden):
+            dendrites.append(rates[k] @ self.inter_weights[k].T)
+            if self.prospective:  # nudged by the prospective voltage of the layer above
+                teacher = voltages[self.source(k)]
+                u_inter = (g.dendrite * dendrites[k] + g.somatic * teacher) / g.interneuron
+            else:
+                u_inter = y[self.layer_names[k]]["u_inter"]
+            inter_voltages.append(u_inter)
+            inter_rates.append(self.phis[self.source(k)](u_inter))
+        return Sweep(basal, voltages, rates, dendrites, inter_voltages, inter_rates, apical)
 
     # ----------------------------------------------------------------- learning
     def settle(self, x: Array, t_settle: float | None = None) -> dict:
-        """Neurons of the free network (no target, weights fixed) after `t_settle` from
-        `init_state(x)`."""
+        """The free network's state (no target, weights fixed, no noise) after `t_settle`
+        from `init_state(x)`."""
         t_settle = self.t_settle if t_settle is None else t_settle
-        neurons0 = self.init_state(x)["neurons"]
+        y0 = {k: v for k, v in self.init_state(x).items() if k != "pathway"}
         return dynlearn.simulate(
-            self.frozen(), neurons0, 0.0, t_settle, args=x, dt=self.presentation.dt, check=False
+            _Quiet(self), y0, 0.0, t_settle, args=x, dt=self.dt, check=False
         ).y1
 
     def predict(self, x):
         """Output rates of the free network after settling for `t_settle`."""
-        neurons = self.settle(x)
-        return self.sweep(self.params(), neurons, x).rates[-1]
+        dynlearn.check_batch(x, None, self.sizes[0], what=f"layer sizes {self.sizes}")
+        return self.sweep(self.settle(x), x).rates[-1]
 
-    def learn_online(self, x, y, key):
-        """Stream the batch (see `presentation`); neurons and all weights evolve together."""
-        return learn_on_stream(self, x, y, key)
 
-    def prunable(self):
-        """The forward (bottom-up) weights W_l; interneuron, lateral and feedback matrices
-        keep the circuit self-predicting and are not pruned."""
-        return forward_weights(self)
+class _Quiet(dynlearn.AbstractDynamics):
+    """A microcircuit without its noise (and without its pathway's state): the deterministic
+    dynamics `settle` integrates."""
+
+    circuit: Microcircuit
+
+    def vector_field(self, t, y, drive):
+        return self.circuit.vector_field(t, y, drive)
+
+    def time_constants(self):
+        return self.circuit.time_constants()
 
 
 class Sweep(eqx.Module):
@@ -455,16 +465,6 @@ class Sweep(eqx.Module):
     inter_voltages: list[Array]
     inter_rates: list[Array]
     apical: list[Array]
-
-
-class FrozenMicrocircuit(dynlearn.AbstractDynamics):
-    """A microcircuit's neurons with its weights fixed; `args` is the drive."""
-
-    circuit: Microcircuit
-
-    def vector_field(self, t, neurons, drive):
-        x, y = dynlearn.input_and_target(drive, t)
-        return self.circuit.rates_of_change(self.circuit.params(), neurons, x, y, learn=False)[0]
 
 
 def self_predicting(circuit: Microcircuit) -> Microcircuit:
@@ -484,12 +484,11 @@ def self_predicting(circuit: Microcircuit) -> Microcircuit:
     return eqx.tree_at(lambda c: (c.inter_weights, c.lateral_weights), circuit, (inter, lateral))
 
 
-def rule(sizes: Sequence[int], key: PRNGKeyArray):
+def rule(sizes: Sequence[int], key: PRNGKeyArray) -> dynlearn.Recipe:
     """The registered rule `microcircuit` (`dynlearn.rules`): the prospective dendritic
     microcircuit (sigmoid, fixed random feedback, default conductances and rates) from its
-    self-predicting state, always-on over 16 parallel streams (t_pres 2 ms, dt 0.1 ms); fit
+    self-predicting state, always-on over 16 parallel streams (t_pres 2 ms, dt 0.1 ms);
     batches of 320."""
-    net = Microcircuit(
-        sizes, key, presentation=dynlearn.Presentation(t_pres=2.0, dt=0.1, streams=16)
-    )
-    return self_predicting(net), {"mode": dynlearn.AlwaysOn(), "batch_size": 320}
+    net = self_predicting(Microcircuit(sizes, key))
+    presentation = dynlearn.Presentation(t_pres=2.0, dt=0.1, streams=16)
+    return dynlearn.Recipe(net, dynlearn.AlwaysOn(presentation), 320)

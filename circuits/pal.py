@@ -15,8 +15,14 @@ and the feedback weights learn, always on, the correlation of the two:
 
 Averaged over the noise, xi_l r_HP^T is proportional to diag(phi_l') W_{l+1}^T
 diag(phi_{l+1}'), so B_l aligns with W_{l+1}^T without weight transport; alpha sets B's
-scale. Forward-weight updates are low-pass filtered (tau_LO) so the noise they carry averages
-out. Nothing is switched: neurons, noise, filters and all weights evolve together.
+scale. Nothing is switched: neurons, noise, filters and all weights evolve together. In
+the paper the host's forward-weight updates are also low-pass filtered (tau_LO) so that the
+noise they carry averages out: that is the host's option (`tau_lo` of
+`circuits.latent_equilibrium.LENetwork` and `circuits.microcircuit.Microcircuit`).
+
+PAL is a sub-system of its host (`circuits.feedback`): its state (the noise xi and the
+low-passed rates above) lives under the host's state key `"pathway"`, its noise is composed
+into the host's by the engine, and the host passes it the rates of the layers above.
 
 Reference settings (dt 0.01 ms): tau_xi = tau_HP = 10 dt, tau_LO = 1e4 dt, sigma 0.01-0.05,
 alpha 1e-5-1e-6. The defaults here (dt = 0.1 ms: tau_xi = tau_HP = 10 dt, sigma 0.1, eta 10,
@@ -28,14 +34,11 @@ alpha 2e-5 did).
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray
 
-from circuits.feedback import AbstractRandomFeedback
+from circuits.feedback import AbstractRandomFeedback, learned_matrices
 
 __all__ = ["PAL"]
 
@@ -47,18 +50,15 @@ class PAL(AbstractRandomFeedback):
     - `key`: draws the initial (random) B.
     - `sigma`: stationary standard deviation of the exploration noise (>= 0).
     - `tau_xi`, `tau_hp`: noise correlation time and high-pass time constant (ms).
-    - `tau_lo`: low-pass time constant of the forward updates (ms; None: unfiltered).
     - `alpha`: the regulariser (sets B's scale: B ~ <xi r_HP^T> / alpha).
     - `eta`: feedback learning rate (per ms).
     - `scale`, `feedback`: as `FeedbackAlignment` (initial B).
     """
 
-    plastic: ClassVar[bool] = True
     key: PRNGKeyArray
     sigma: float = eqx.field(static=True, default=0.1)
     tau_xi: float = eqx.field(static=True, default=1.0)
     tau_hp: float = eqx.field(static=True, default=1.0)
-    tau_lo: float | None = eqx.field(static=True, default=100.0)
     alpha: float = eqx.field(static=True, default=1e-3)
     eta: float = eqx.field(static=True, default=10.0)
     scale: float = eqx.field(static=True, default=1.0)
@@ -67,76 +67,51 @@ class PAL(AbstractRandomFeedback):
     def __check_init__(self):
         if not self.sigma >= 0:
             raise ValueError(f"PAL: sigma (noise amplitude) must be >= 0; got {self.sigma}.")
-        for name in ("tau_xi", "tau_hp", "tau_lo"):
-            value = getattr(self, name)
-            if value is not None and not value > 0:
-                raise ValueError(f"PAL: {name} must be > 0; got {value}.")
+        for name in ("tau_xi", "tau_hp"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"PAL: {name} must be > 0; got {getattr(self, name)}.")
         if not (self.alpha >= 0 and self.eta >= 0):
             raise ValueError(f"PAL: alpha and eta must be >= 0; got {self.alpha}, {self.eta}.")
 
     def time_constants(self):
-        out = {"PAL tau_xi": self.tau_xi, "PAL tau_hp": self.tau_hp}
-        if self.tau_lo is not None:
-            out["PAL tau_lo"] = self.tau_lo
-        return out
+        return {"PAL tau_xi": self.tau_xi, "PAL tau_hp": self.tau_hp}
 
     # -------------------------------------------------------------- plasticity of B
-    def params(self):
-        return list(self.feedback)
+    def trainable(self):
+        return learned_matrices(self)
 
-    def with_params(self, params):
-        return eqx.tree_at(lambda p: p.feedback, self, list(params))
-
-    def rate(self, weights, weight_rates, state=None, rates_above=None):
+    def plasticity(self, t, state, signals):
         n = state["xi"][0].shape[0]
-        return [
+        rates = [
             self.eta * ((xi.T @ (r - lp)) / n - self.alpha * b)
-            for xi, r, lp, b in zip(state["xi"], rates_above, state["rate_lp"], self.feedback)
+            for xi, r, lp, b in zip(
+                state["xi"], signals.rates_above, state["rate_lp"], self.feedback
+            )
         ]
+        return eqx.tree_at(lambda p: p.feedback, self, rates)
 
     # -------------------------------------------------------------- its own state
-    def init_state(self, weights, rates_above):
-        state = {
-            "xi": [jnp.zeros((r.shape[0], w.shape[1])) for r, w in zip(rates_above, weights[1:])],
-            "rate_lp": list(rates_above),
+    def init_state(self, signals):
+        """Silent noise, and the low-pass filters at the current rates (so r_HP = 0)."""
+        return {
+            "xi": [
+                jnp.zeros((r.shape[0], w.shape[1]), r.dtype)
+                for r, w in zip(signals.rates_above, signals.weights[1:])
+            ],
+            "rate_lp": list(signals.rates_above),
         }
-        if self.tau_lo is not None:
-            state["forward"] = [jnp.zeros_like(w) for w in weights]
-        return state
 
-    def state_rates(self, state, rates_above, weight_rates):
-        out = {
+    def vector_field(self, t, state, signals):
+        return {
             "xi": [-xi / self.tau_xi for xi in state["xi"]],
-            "rate_lp": [(r - lp) / self.tau_hp for r, lp in zip(rates_above, state["rate_lp"])],
+            "rate_lp": [
+                (r - lp) / self.tau_hp for r, lp in zip(signals.rates_above, state["rate_lp"])
+            ],
         }
-        if self.tau_lo is not None:
-            if weight_rates is None:
-                out["forward"] = [jnp.zeros_like(f) for f in state["forward"]]
-            else:
-                out["forward"] = [
-                    (d - f) / self.tau_lo for d, f in zip(weight_rates, state["forward"])
-                ]
-        return out
 
-    def state_noise(self, state):
+    def diffusion(self, t, state, args):
         amplitude = self.sigma * jnp.sqrt(2.0 / self.tau_xi)
-        out = {"xi": [amplitude for _ in state["xi"]], "rate_lp": None}
-        if self.tau_lo is not None:
-            out["forward"] = None
-        return out
+        return {"xi": [amplitude for _ in state["xi"]], "rate_lp": None}
 
     def perturbation(self, state):
         return state["xi"]
-
-    def forward_rates(self, state, weight_rates):
-        return weight_rates if self.tau_lo is None else list(state["forward"])
-
-
-def rule(sizes, key):
-    """The registered rule `pal` (`dynlearn.rules`): an always-on LE network (as rule `le`)
-    whose feedback weights are learned by PAL (sigma 0.03, eta 10, alpha 1e-4; the settings
-    of `experiments/feedback_comparison.py`)."""
-    from circuits.latent_equilibrium import always_on_rule
-
-    k_net, k_fb = jax.random.split(key)
-    return always_on_rule(sizes, k_net, PAL(k_fb, sigma=0.03, eta=10.0, alpha=1e-4))

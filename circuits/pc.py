@@ -6,29 +6,35 @@ Energy (Rao & Ballard 1999; Whittington & Bogacz 2017):
 
     F = sum_l 1/(2 s_l) |x_l - mu_l|^2   [+ beta/2 |x_L - y|^2 when the output is nudged]
 
-Inference is the gradient flow dx/dt = -dF/dx on the free layers, derived from F by
-`dynlearn.AbstractEnergyDynamics`; at equilibrium the local update dW_l ∝ eps_l r_{l-1}^T,
-eps_l = (x_l - mu_l)/s_l, is minus dF/dW_l, also taken from F with `jax.grad`.
+Inference is the gradient flow tau dx/dt = -dF/dx on the free layers (`gradient_flow`);
+the local update dW_l ∝ eps_l r_{l-1}^T, eps_l = (x_l - mu_l)/s_l, is minus dF/dW_l, also
+taken from F with `jax.grad`.
 
-Modes (which layers are clamped):
-- supervised (`beta=None`): input clamped, output clamped to the target while learning. At
-  test time the output is free and the feed-forward pass is already the minimum of F (all
-  errors zero), so `predict` runs no inference.
-- nudged (`beta > 0`): output free with the cost beta/2 |x_L - y|^2; as beta -> 0 the update
-  divided by beta tends to BP's gradient (Millidge et al. 2022; `theory/pc_vs_bp.py`).
-- generative (`generative=True`): data clamped at the output (the bottom of the generative
-  hierarchy), the top x_0 free with a unit Gaussian prior 1/2 |x_0|^2.
+Tasks (which layers are clamped), as option objects:
+- `Clamped()`: input clamped, output clamped to the target while learning. At test time the
+  output is free and the feed-forward pass is already the minimum of F (all errors zero),
+  so `predict` runs no inference.
+- `Nudged(beta)`: output free with the cost beta/2 |x_L - y|^2; as beta -> 0 the update
+  divided by beta tends to BP's gradient (Millidge et al. 2022; `theory/pc_infinitesimal.py`).
+- `Generative()`: data clamped at the output (the bottom of the generative hierarchy), the
+  top x_0 free with a unit Gaussian prior 1/2 |x_0|^2.
 
-Learning: settle-then-update (`updates`), Z-IL/exact backprop (`rule="zil"`, Song et al.
-2020), and always-on in continuous time (`learn_online` with `online=Streaming(...)`:
-weights are state with a slower time constant) or incremental PC (`online=Incremental(...)`,
-Salvatori et al. 2024: weights updated at every inference step).
+Learning:
+- settle-then-update (`dynlearn.SettleThenUpdate`): an `inference` option settles the
+  network (`EulerInference`, `SteadyStateInference`) and an update rule reads dF/dtheta
+  (`EquilibriumRule`), or Z-IL (`ZIL`, Song et al. 2020) reads exact backprop;
+- always-on (`dynlearn.AlwaysOn`): `plasticity` is tau_w dtheta/dt = -dF/dtheta (weights
+  slower than inference), so activities and weights descend F together while samples
+  stream by; incremental PC (Salvatori et al. 2024) is the same joint flow on a whole
+  batch at once (`incremental`).
 """
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Sequence
 
+import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -36,19 +42,22 @@ import optax
 from jaxtyping import Array, PRNGKeyArray
 
 import dynlearn
-from circuits.backprop import ACTIVATIONS, init_layers
+from circuits._layers import SquaredError, init_layers, layer_names, phi_of, sizes_of
 
 __all__ = [
     "PCNetwork",
     "PCDrive",
+    "Clamped",
+    "Nudged",
+    "Generative",
     "EulerInference",
     "SteadyStateInference",
-    "Streaming",
-    "Incremental",
-    "RULES",
+    "EquilibriumRule",
+    "ZIL",
+    "incremental",
+    "rule",
+    "rule_always_on",
 ]
-
-RULES = ("equilibrium", "zil")
 
 
 @jax.custom_vjp
@@ -89,67 +98,209 @@ class PCDrive(eqx.Module):
     input_prediction: Array | None = None
 
 
-class EulerInference(eqx.Module):
+# ------------------------------------------------------------------------------ tasks
+class AbstractTask(eqx.Module):
+    """Which layers are clamped, and what the energy adds to the layers' errors."""
+
+    @abc.abstractmethod
+    def free_layers(self, names: list[str]) -> list[str]:
+        """The free state variables, given the layer names x_1..x_L."""
+
+    @abc.abstractmethod
+    def drive(self, x: Array, y: Array | None) -> PCDrive:
+        """The drive for a sample (or batch) `x` with targets `y` (generative: `x` are data)."""
+
+    @abc.abstractmethod
+    def extra_energy(self, state: dict, drive: PCDrive) -> Array:
+        """Terms of F beyond the prediction errors (a nudge, a prior)."""
+
+    def update_scale(self) -> float:
+        """Factor on the weight updates (1/beta for a nudged output)."""
+        return 1.0
+
+
+class Clamped(AbstractTask):
+    """Supervised: input clamped, output clamped to the target while learning."""
+
+    def free_layers(self, names):
+        return names[:-1]
+
+    def drive(self, x, y):
+        return PCDrive(x, y)
+
+    def extra_energy(self, state, drive):
+        return 0.0
+
+
+class Nudged(AbstractTask):
+    """Supervised with a free output, pulled towards the target by beta/2 |x_L - y|^2."""
+
+    beta: float = eqx.field(static=True)
+
+    def __check_init__(self):
+        if not self.beta > 0:
+            raise ValueError(f"Nudged: beta must be > 0 (a nudging strength); got {self.beta}.")
+
+    def free_layers(self, names):
+        return names
+
+    def drive(self, x, y):
+        return PCDrive(x, y)
+
+    def extra_energy(self, state, drive):
+        return 0.5 * self.beta * jnp.sum((state["output"]["x"] - drive.y) ** 2)
+
+    def update_scale(self):
+        return 1.0 / self.beta
+
+
+class Generative(AbstractTask):
+    """Data clamped at the output; the top x_0 free with a unit Gaussian prior."""
+
+    def free_layers(self, names):
+        return ["input"] + names[:-1]
+
+    def drive(self, x, y):
+        return PCDrive(None, x)
+
+    def extra_energy(self, state, drive):
+        return 0.5 * jnp.sum(state["input"]["x"] ** 2)
+
+
+# ------------------------------------------------------------------------------ inference
+class AbstractInference(eqx.Module):
+    """How a PC network settles on a drive."""
+
+    @abc.abstractmethod
+    def settle(self, network: PCNetwork, state0: dict, drive: PCDrive) -> dict: ...
+
+
+class EulerInference(AbstractInference):
     """A fixed number of Euler steps (the literature's setting: 20-100 steps of 0.1)."""
 
     n_steps: int = eqx.field(static=True, default=20)
     dt: float = eqx.field(static=True, default=0.1)
 
+    def settle(self, network, state0, drive):
+        t1 = self.n_steps * self.dt
+        return dynlearn.simulate(network, state0, 0.0, t1, args=drive, dt=self.dt, check=False).y1
 
-class SteadyStateInference(eqx.Module):
+
+class SteadyStateInference(AbstractInference):
     """Adaptive integration to a steady state (`dynlearn.equilibrate`; jpc's choice is Heun
     with rtol = atol = 1e-3)."""
 
     rtol: float = eqx.field(static=True, default=1e-3)
     atol: float = eqx.field(static=True, default=1e-3)
-    solver: str = eqx.field(static=True, default="heun")
+    solver: diffrax.AbstractSolver = diffrax.Heun()
     max_time: float = eqx.field(static=True, default=1e3)
 
-
-class Streaming(eqx.Module):
-    """Always-on learning on a stream: each sample shown for `t_pres`, weights move with
-    `tau_w dtheta/dt = -dF/dtheta` (tau_w >> 1: slower than inference), Euler step `dt`."""
-
-    t_pres: float = eqx.field(static=True, default=2.0)
-    tau_w: float = eqx.field(static=True, default=100.0)
-    dt: float = eqx.field(static=True, default=0.1)
-
-
-class Incremental(eqx.Module):
-    """Incremental PC: on a whole batch, `n_steps` Euler steps of the joint flow in which
-    activities (step dt) and weights (step `lr`) descend F together."""
-
-    n_steps: int = eqx.field(static=True, default=20)
-    dt: float = eqx.field(static=True, default=0.1)
-    lr: float = eqx.field(static=True, default=1e-3)
+    def settle(self, network, state0, drive):
+        return dynlearn.equilibrate(
+            network,
+            state0,
+            drive,
+            solver=self.solver,
+            rtol=self.rtol,
+            atol=self.atol,
+            max_time=self.max_time,
+            check=False,
+        ).y
 
 
-class PCNetwork(dynlearn.AbstractEnergyDynamics, dynlearn.AbstractLearner):
+# ------------------------------------------------------------------------------ rules
+class AbstractUpdateRule(eqx.Module):
+    """How settle-then-update reads the weight update from the network."""
+
+    @abc.abstractmethod
+    def check(self, network: PCNetwork) -> None: ...
+
+    @abc.abstractmethod
+    def updates(self, network: PCNetwork, x: Array, y: Array) -> tuple[PCNetwork, dict]: ...
+
+
+class EquilibriumRule(AbstractUpdateRule):
+    """Settle every sample, then dF/dtheta at the settled states (batch mean)."""
+
+    def check(self, network):
+        pass
+
+    def updates(self, network, x, y):
+        if isinstance(network.task, Generative):
+            drive = network.task.drive(x, y)
+            states0 = jax.vmap(lambda _: network.init_state())(x)
+        else:
+            feedforward = network.feedforward(x)
+            states0 = {
+                name: {"x": feedforward[i]}
+                for i, name in enumerate(network.layer_names)
+                if name in network.free_layers()
+            }
+            drive = PCDrive(x, y, feedforward[0])
+        settle = jax.vmap(lambda s, d: network.inference.settle(network, s, d))
+        states = settle(states0, drive)
+        grads = network.energy_grad(states, drive)
+        if isinstance(network.task, Generative):
+            loss = jnp.mean(jax.vmap(network.energy)(states, drive))
+            return grads, {"loss": loss}
+        output = feedforward[-1]
+        return grads, {"loss": SquaredError()(output, y), "output": output}
+
+
+class ZIL(AbstractUpdateRule):
+    """Z-IL (Song et al. 2020): from the feed-forward state, Euler steps of size 1 with the
+    output clamped; layer l's update is dF/dW_l read at inference step L - l.
+
+    At that step the error of layer l is exactly BP's delta, so the updates equal BP's
+    gradient of 1/2 |y - x_L|^2, averaged over the batch (requires the clamped task and
+    unit variances)."""
+
+    def check(self, network):
+        if not isinstance(network.task, Clamped):
+            raise ValueError("rule: ZIL needs the supervised task with a clamped output.")
+        if any(s != 1.0 for s in network.variances):
+            raise ValueError("rule: ZIL requires unit variances (inference rate 1).")
+
+    def updates(self, network, x, y):
+        n_layers = len(network.weights)
+        drives = PCDrive(x, y)
+        states = [jax.vmap(network.init_state)(x)]
+        step = jax.vmap(lambda s, d: network.vector_field(0.0, s, d))
+        for _ in range(n_layers - 1):
+            states.append(jax.tree.map(lambda s, f: s + f, states[-1], step(states[-1], drives)))
+        per_step = [network.energy_grad(state, drives) for state in states]
+        weights = [per_step[n_layers - 1 - i].weights[i] for i in range(n_layers)]
+        biases = [per_step[n_layers - 1 - i].biases[i] for i in range(n_layers)]
+        output = network.predict(x)
+        grads = eqx.tree_at(lambda m: (m.weights, m.biases), network, (weights, biases))
+        return grads, {"loss": SquaredError()(output, y), "output": output}
+
+
+# ------------------------------------------------------------------------------ network
+class PCNetwork(dynlearn.AbstractPlastic, dynlearn.AbstractBatchLearner):
     """Layered predictive-coding network (state: `{"hidden<l>": {"x"}, ..., "output"}`).
 
     **Arguments:**
     - `sizes`: `(n_0, n_1, ..., n_L)`; `key`: initialisation (as `BackpropMLP`).
-    - `activation`: f for hidden layers, a name in `ACTIVATIONS` (linear, tanh, relu,
-      sigmoid, hard_sigmoid).
+    - `activation`: f for hidden layers, a name in `circuits._layers.ACTIVATIONS`.
     - `variances`: s_1..s_L (default all 1).
-    - `beta`: None (output clamped while learning) or the nudging strength > 0.
-    - `generative`: top (input) layer free with a unit Gaussian prior.
-    - `inference`: `EulerInference(...)` or `SteadyStateInference(...)`.
-    - `rule`: `"equilibrium"` (settle, then dF/dtheta) or `"zil"` (exact backprop).
-    - `online`: `Streaming(...)` or `Incremental(...)`, the always-on variant used by
-      `learn_online` (`fit(..., mode=AlwaysOn())`).
+    - `task`: `Clamped()` (default), `Nudged(beta)` or `Generative()`.
+    - `inference`: `EulerInference(...)` (default: 20 steps of 0.1) or
+      `SteadyStateInference(...)`, for settle-then-update.
+    - `rule`: `EquilibriumRule()` (settle, then dF/dtheta) or `ZIL()` (exact backprop).
+    - `tau`: inference time constant; `tau_w`: the weights' time constant when learning
+      always-on (tau_w dtheta/dt = -dF/dtheta, tau_w >> tau).
     """
 
     weights: list[Array]
     biases: list[Array]
-    activation_name: str = eqx.field(static=True)
+    activation: str = eqx.field(static=True)
     variances: tuple[float, ...] = eqx.field(static=True)
-    beta: float | None = eqx.field(static=True)
-    generative: bool = eqx.field(static=True)
-    inference: EulerInference | SteadyStateInference = eqx.field(static=True)
-    rule: str = eqx.field(static=True)
-    online: Streaming | Incremental = eqx.field(static=True)
-    tau: float = eqx.field(static=True, default=1.0)
+    task: AbstractTask
+    inference: AbstractInference
+    rule: AbstractUpdateRule
+    tau: float = eqx.field(static=True)
+    tau_w: float  # a plain float (not an array): fixed, but `eqx.tree_at` can set it
 
     def __init__(
         self,
@@ -158,24 +309,24 @@ class PCNetwork(dynlearn.AbstractEnergyDynamics, dynlearn.AbstractLearner):
         *,
         activation: str = "tanh",
         variances: Sequence[float] | None = None,
-        beta: float | None = None,
-        generative: bool = False,
-        inference=EulerInference(),
-        rule: str = "equilibrium",
-        online=Streaming(),
+        task: AbstractTask = Clamped(),
+        inference: AbstractInference = EulerInference(),
+        rule: AbstractUpdateRule = EquilibriumRule(),
+        tau: float = 1.0,
+        tau_w: float = 100.0,
     ):
-        if activation not in ACTIVATIONS:
-            raise ValueError(
-                f"activation: unknown name {activation!r}; known: {sorted(ACTIVATIONS)}."
-            )
-        if beta is not None and not beta > 0:
-            raise ValueError(
-                f"beta must be > 0 (a nudging strength) or None (output clamped); got {beta}."
-            )
-        if rule not in RULES:
-            raise ValueError(f"rule: unknown {rule!r}; known: {list(RULES)}.")
-        if rule == "zil" and (beta is not None or generative):
-            raise ValueError("rule='zil' needs the supervised mode (beta=None, generative=False).")
+        phi_of(activation, "activation")
+        for name, value, kind in (
+            ("task", task, AbstractTask),
+            ("inference", inference, AbstractInference),
+            ("rule", rule, AbstractUpdateRule),
+        ):
+            if not isinstance(value, kind):
+                raise ValueError(
+                    f"{name}: expected a circuits.pc {kind.__name__[8:]}; got {value!r}."
+                )
+        if not (tau > 0 and tau_w > 0):
+            raise ValueError(f"tau and tau_w must be > 0; got tau={tau}, tau_w={tau_w}.")
         self.weights, self.biases = init_layers(sizes, key)
         n_layers = len(self.weights)
         variances = (1.0,) * n_layers if variances is None else tuple(map(float, variances))
@@ -184,35 +335,31 @@ class PCNetwork(dynlearn.AbstractEnergyDynamics, dynlearn.AbstractLearner):
                 f"variances: need {n_layers} positive values (one per layer above the input); "
                 f"got {variances}."
             )
-        self.activation_name = activation
+        self.activation = activation
         self.variances = variances
-        self.beta = None if beta is None else float(beta)
-        self.generative = generative
-        self.inference = inference
-        self.rule = rule
-        self.online = online
+        self.task, self.inference, self.rule = task, inference, rule
+        self.tau, self.tau_w = float(tau), float(tau_w)
+        rule.check(self)
 
     # ----------------------------------------------------------------- structure
     @property
     def sizes(self) -> list[int]:
-        return [self.weights[0].shape[1]] + [w.shape[0] for w in self.weights]
+        return sizes_of(self.weights)
 
     @property
     def layer_names(self) -> list[str]:
         """Names of x_1..x_L."""
-        return [f"hidden{i}" for i in range(1, len(self.weights))] + ["output"]
+        return layer_names(len(self.weights))
 
-    def activation(self, x):
-        return ACTIVATIONS[self.activation_name](x)
+    def phi(self, x):
+        return phi_of(self.activation)(x)
 
     def free_layers(self) -> list[str]:
         """State variables: hidden layers, the output if nudged, the top if generative."""
-        names = self.layer_names[:-1]
-        if self.beta is not None:
-            names = names + ["output"]
-        if self.generative:
-            names = ["input"] + names
-        return names
+        return self.task.free_layers(self.layer_names)
+
+    def time_constants(self):
+        return {"tau": self.tau}
 
     def feedforward(self, x0) -> list[Array]:
         """x_1..x_L of the feed-forward pass (every error zero)."""
@@ -220,23 +367,29 @@ class PCNetwork(dynlearn.AbstractEnergyDynamics, dynlearn.AbstractLearner):
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
             x = r @ w.T + b
             xs.append(x)
-            r = self.activation(x) if i < len(self.weights) - 1 else x
+            r = self.phi(x) if i < len(self.weights) - 1 else x
         return xs
 
-    def init_state(self, x0=None) -> dict:
-        """The feed-forward state for input `x0` (zeros if None) restricted to free layers
-        (in generative mode: the top at zero, its prior mean, and its feed-forward values)."""
-        x0 = jnp.zeros(self.sizes[0]) if x0 is None else x0
-        values = dict(zip(self.layer_names, self.feedforward(x0)))
-        values["input"] = x0
+    def init_state(self, x=None) -> dict:
+        """The feed-forward state for input `x` (zeros if None; a leading batch or stream
+        axis is kept) restricted to the free layers. Generative: the top at zero (its prior
+        mean), one row per row of `x` (whose width is the data's), and its feed-forward
+        values."""
+        if isinstance(self.task, Generative):
+            shape = (self.sizes[0],) if x is None else x.shape[:-1] + (self.sizes[0],)
+            x = jnp.zeros(shape)
+        elif x is None:
+            x = jnp.zeros(self.sizes[0])
+        values = dict(zip(self.layer_names, self.feedforward(x)))
+        values["input"] = x
         return {name: {"x": values[name]} for name in self.free_layers()}
 
     # ----------------------------------------------------------------- energy
     def energy(self, state, drive: PCDrive):
-        """F for one sample (see the module docstring)."""
-        x_prev = state["input"]["x"] if self.generative else drive.x
-        total = 0.5 * jnp.sum(x_prev**2) if self.generative else 0.0
-        r = x_prev
+        """F for a state (summed over any leading batch or stream axis)."""
+        generative = isinstance(self.task, Generative)
+        r = state["input"]["x"] if generative else drive.x
+        total = self.task.extra_energy(state, drive)
         last = len(self.weights) - 1
         for i, (name, w, b, s) in enumerate(
             zip(self.layer_names, self.weights, self.biases, self.variances)
@@ -247,236 +400,113 @@ class PCNetwork(dynlearn.AbstractEnergyDynamics, dynlearn.AbstractLearner):
             else:
                 mu = r @ w.T + b
             total = total + jnp.sum((x - mu) ** 2) / (2 * s)
-            r = self.activation(x) if i < last else x
-        if self.beta is not None:
-            total = total + 0.5 * self.beta * jnp.sum((state["output"]["x"] - drive.y) ** 2)
+            r = self.phi(x) if i < last else x
         return total
 
     def errors(self, state, drive: PCDrive) -> dict:
         """eps_l = (x_l - mu_l)/s_l per layer (for analysis; learning uses jax.grad of F)."""
-        r = state["input"]["x"] if self.generative else drive.x
+        generative = isinstance(self.task, Generative)
+        r = state["input"]["x"] if generative else drive.x
         out, last = {}, len(self.weights) - 1
         for i, (name, w, b, s) in enumerate(
             zip(self.layer_names, self.weights, self.biases, self.variances)
         ):
             x = state[name]["x"] if name in state else drive.y
             out[name] = (x - (r @ w.T + b)) / s
-            r = self.activation(x) if i < last else x
+            r = self.phi(x) if i < last else x
         return out
 
-    # ----------------------------------------------------------------- inference
-    def settle(self, x0, y, state0=None, drive=None):
-        """Inference from the feed-forward state; returns the settled state.
+    def drive_at(self, drive, t) -> PCDrive:
+        """A `PCDrive` as is, or a stream's input and target at time `t` as one."""
+        if isinstance(drive, PCDrive):
+            return drive
+        x, y = dynlearn.input_and_target(drive, t)
+        return self.task.drive(x, y)
 
-        Works on one sample (vmap it for batches) or on a batch as one system (F is then
-        the sum over samples and a steady-state stop applies to the whole batch).
-        Generative mode: `x0` is ignored (the top is free) and `y` are the clamped data.
-        """
-        if drive is None and self.generative:
+    def vector_field(self, t, state, drive):
+        """tau dx/dt = -dF/dx on the free layers."""
+        return dynlearn.gradient_flow(self.energy, state, self.drive_at(drive, t), tau=self.tau)
+
+    def plasticity(self, t, state, drive):
+        """tau_w dtheta/dt = -dF/dtheta, F averaged over the streams (the leading axis)."""
+        drive = self.drive_at(drive, t)
+        streams = jax.tree.leaves(state)[0].shape[0]
+        grads = eqx.filter_grad(lambda net: net.energy(state, drive))(self)
+        return jax.tree.map(lambda g: -g / (self.tau_w * streams), grads)
+
+    # ----------------------------------------------------------------- learning
+    def settle(self, x0, y, state0=None, drive=None):
+        """Inference from the feed-forward state (or `state0`) with this network's
+        `inference`; one sample, or a batch as one system. Generative: `x0` is ignored (the
+        top is free) and `y` are the clamped data."""
+        generative = isinstance(self.task, Generative)
+        if drive is None and generative:
             drive = PCDrive(None, y)
         elif drive is None:
             drive = PCDrive(x0, y, x0 @ self.weights[0].T + self.biases[0])
-        state0 = self.init_state(x0) if state0 is None else state0
-        if isinstance(self.inference, EulerInference):
-            n, dt = self.inference.n_steps, self.inference.dt
-            return dynlearn.simulate(self, state0, 0.0, n * dt, args=drive, dt=dt, check=False).y1
-        inf = self.inference
-        eq = dynlearn.equilibrate(
-            self,
-            state0,
-            drive,
-            solver=inf.solver,
-            rtol=inf.rtol,
-            atol=inf.atol,
-            max_time=inf.max_time,
-            check=False,
-        )
-        return eq.y
+        if state0 is None:
+            state0 = self.init_state(None if generative else x0)
+        return self.inference.settle(self, state0, drive)
 
-    # ----------------------------------------------------------------- learning
     def predict(self, x):
         """Outputs for a batch: the feed-forward pass (the free output's energy minimum)."""
-        if x.ndim != 2 or x.shape[-1] != self.sizes[0]:
-            raise ValueError(
-                f"x: expected a batch (batch, {self.sizes[0]}) for layer sizes {self.sizes}; "
-                f"got shape {x.shape}."
-            )
-        return jax.vmap(lambda xi: self.feedforward(xi)[-1])(x)
+        dynlearn.check_batch(x, None, self.sizes[0], what=f"layer sizes {self.sizes}")
+        return self.feedforward(x)[-1]
 
     def loss(self, x, y):
         """Squared error 1/2 |y - x_L^ff|^2, averaged over the batch (PC's implied loss)."""
-        return 0.5 * jnp.mean(jnp.sum((y - self.predict(x)) ** 2, axis=-1))
-
-    def params(self):
-        return (self.weights, self.biases)
-
-    def with_params(self, params) -> PCNetwork:
-        return eqx.tree_at(lambda m: (m.weights, m.biases), self, params)
+        return SquaredError()(self.predict(x), y)
 
     def energy_grad(self, states, drives) -> PCNetwork:
         """Batch mean of dF/dtheta at settled `states` (leading batch axis), shaped like
         the network. Differentiating the batch-summed energy yields the local products
         eps_l r_{l-1}^T summed over the batch, never per-sample weight gradients."""
-
         batch = jax.tree.leaves(states)[0].shape[0]
-
-        def mean_energy(params):
-            # F is a sum over samples, so the batched call is the batch total (and the
-            # products become matrix products over the batch).
-            return self.with_params(params).energy(states, drives) / batch
-
-        return self.with_params(jax.grad(mean_energy)(self.params()))
+        return eqx.filter_grad(lambda net: net.energy(states, drives) / batch)(self)
 
     def updates(self, x, y, key):
-        """Settle each sample, return the batch-mean dF/dtheta (divided by beta if nudged).
-
-        Generative mode: `x` are the data (clamped at the output) and `y` is ignored; the
-        reported loss is then the mean settled energy.
-        """
-        x, y = self._check_batch(x, y)
-        if self.generative:
-            drives = PCDrive(None, x)
-            states = jax.vmap(lambda d: self.settle(None, d, self.init_state()))(x)
-            grads = self.energy_grad(states, drives)
-            metrics = {"loss": jnp.mean(jax.vmap(self.energy)(states, drives))}
-        elif self.rule == "zil":
-            grads = self.zil_updates(x, y)
-            metrics = self._supervised_metrics(self.predict(x), y)
+        """The update rule's batch-mean dF/dtheta (divided by beta if nudged). Generative:
+        `x` are the data (clamped at the output) and `y` is ignored; the reported loss is
+        then the mean settled energy."""
+        if isinstance(self.task, Generative):
+            x, _ = dynlearn.check_batch(x, None, self.sizes[-1], what="the data (output) width")
         else:
-            feedforward = self.feedforward(x)
-            states0 = {name: {"x": feedforward[i]} for i, name in enumerate(self.layer_names)}
-            states0 = {name: states0[name] for name in self.free_layers()}
-            drive = PCDrive(x, y, feedforward[0])
-            states = jax.vmap(self.settle)(x, y, states0, drive)
-            grads = self.energy_grad(states, drive)
-            metrics = self._supervised_metrics(feedforward[-1], y)
-        if self.beta is not None:
-            grads = jax.tree.map(lambda g: g / self.beta, eqx.filter(grads, eqx.is_array))
+            x, y = dynlearn.check_batch(x, y, self.sizes[0], self.sizes[-1])
+        grads, metrics = self.rule.updates(self, x, y)
+        scale = self.task.update_scale()
+        if scale != 1.0:
+            grads = jax.tree.map(lambda g: g * scale, grads)
         return grads, metrics
 
-    @staticmethod
-    def _supervised_metrics(output, y):
-        return {"loss": 0.5 * jnp.mean(jnp.sum((y - output) ** 2, -1)), "output": output}
 
-    def zil_updates(self, x, y) -> PCNetwork:
-        """Z-IL (Song et al. 2020) on a batch: from the feed-forward state, Euler steps of
-        size 1 with the output clamped; layer l's update is dF/dW_l read at inference step
-        L - l.
-
-        At that step the error of layer l is exactly BP's delta, so the updates equal BP's
-        gradient of 1/2 |y - x_L|^2, averaged over the batch (requires unit variances).
-        """
-        if any(s != 1.0 for s in self.variances):
-            raise ValueError("rule='zil' requires unit variances (inference rate 1).")
-        n_layers = len(self.weights)
-        drives = PCDrive(x, y)
-        states = [jax.vmap(self.init_state)(x)]
-        step = jax.vmap(lambda s, d: self.vector_field(0.0, s, d))
-        for _ in range(n_layers - 1):
-            states.append(jax.tree.map(lambda s, f: s + f, states[-1], step(states[-1], drives)))
-        per_step = [self.energy_grad(state, drives) for state in states]
-        weights = [per_step[n_layers - 1 - i].weights[i] for i in range(n_layers)]
-        biases = [per_step[n_layers - 1 - i].biases[i] for i in range(n_layers)]
-        return self.with_params((weights, biases))
-
-    def learn_online(self, x, y, key):
-        """Always-on learning on the batch (see `Streaming` and `Incremental`)."""
-        x, y = self._check_batch(x, y)
-        output = self.predict(x)
-        loss = self.loss(x, y)
-        if isinstance(self.online, Incremental):
-            learned = self._incremental(x, y)
-        else:
-            learned = self._streaming(x, y)
-        return learned, {"loss": loss, "output": output}
-
-    def _incremental(self, x, y):
-        """Euler steps of the joint flow on the batch: activities and weights together."""
-        inc = self.online
-        states = jax.vmap(self.init_state)(x)
-        drives = PCDrive(None if self.generative else x, y if not self.generative else x)
-
-        def batch_energy(params, states):
-            net = self.with_params(params)
-            return jnp.sum(jax.vmap(net.energy)(states, drives))
-
-        def step(carry, _):
-            params, states = carry
-            g_params, g_states = jax.grad(batch_energy, argnums=(0, 1))(params, states)
-            n = x.shape[0]
-            params = jax.tree.map(lambda p, g: p - inc.lr * g / n, params, g_params)
-            states = jax.tree.map(lambda s, g: s - inc.dt * g / self.tau, states, g_states)
-            return (params, states), None
-
-        (params, _), _ = jax.lax.scan(step, (self.params(), states), length=inc.n_steps)
-        return self.with_params(params)
-
-    def _streaming(self, x, y):
-        """One simulation over the batch streamed sample by sample; weights are state."""
-        stream = dynlearn.StimulusStream(x, t_pres=self.online.t_pres, targets=y)
-        system = _AlwaysOnPC(self, self.online.tau_w)
-        state0 = {"layers": self.init_state(x[0]), "params": self.params()}
-        end = dynlearn.simulate(
-            system, state0, 0.0, stream.t1, args=stream, dt=self.online.dt, check=False
-        ).y1
-        return self.with_params(end["params"])
-
-    def _check_batch(self, x, y=None):
-        """Shapes at trace time, finiteness at run time (errors name the argument)."""
-        expected = self.sizes[-1] if self.generative else self.sizes[0]
-        if x.ndim != 2 or x.shape[-1] != expected:
-            raise ValueError(
-                f"x: expected a batch (batch, {expected}) for layer sizes {self.sizes}; got "
-                f"shape {x.shape}."
-            )
-        if y is not None and not self.generative and y.shape != (x.shape[0], self.sizes[-1]):
-            raise ValueError(
-                f"y: expected targets of shape ({x.shape[0]}, {self.sizes[-1]}) for output "
-                f"width {self.sizes[-1]}; got {y.shape}."
-            )
-        # Inside fit the data set was checked once; here only eager calls are checked.
-        return dynlearn.check_finite((x, y), "inputs (x, y)", when_traced=False)
+def incremental(
+    network: PCNetwork, *, n_steps: int, dt: float, lr: float, batch_size: int
+) -> dynlearn.Recipe:
+    """Incremental PC (Salvatori et al. 2024) as the generic always-on mode: every sample of
+    a batch is its own stream, presented at once for `n_steps` Euler steps of `dt` from the
+    feed-forward state, with the weights descending F at every step by `lr` times the batch
+    mean of dF/dtheta (tau_w = dt / lr)."""
+    net = eqx.tree_at(lambda n: n.tau_w, network, float(dt / lr))
+    presentation = dynlearn.Presentation(t_pres=n_steps * dt, dt=dt, streams=batch_size)
+    return dynlearn.Recipe(net, dynlearn.AlwaysOn(presentation), batch_size)
 
 
-class _AlwaysOnPC(dynlearn.AbstractDynamics):
-    """Joint gradient flow of activities (time constant tau) and parameters (tau_w) on a
-    stream: `tau dx/dt = -dF/dx`, `tau_w dtheta/dt = -dF/dtheta`.
-
-    Nothing is reset between samples: activities settle from where the previous sample left
-    them, and the weights integrate the local rule throughout.
-    """
-
-    network: PCNetwork
-    tau_w: float = eqx.field(static=True)
-
-    def vector_field(self, t, state, stream):
-        x = stream.input(t)
-        generative = self.network.generative
-        drive = PCDrive(None if generative else x, x if generative else stream.target(t))
-
-        def energy(s, drive):
-            return self.network.with_params(s["params"]).energy(s["layers"], drive)
-
-        tau = {"layers": self.network.tau, "params": self.tau_w}
-        return dynlearn.gradient_flow(energy, state, drive, tau=tau)
-
-
-def rule(sizes, key):
+def rule(sizes, key) -> dynlearn.Recipe:
     """The registered rule `pc` (`dynlearn.rules`): predictive coding, settle-then-update
-    (20 Euler steps of inference, equilibrium weight rule), tanh, a weakly nudged output
-    (variance 10 at the output, 1 below: closer to BP than a clamped output, see
+    (20 Euler steps of inference, equilibrium weight rule), tanh, a weakly clamped output
+    (variance 10 at the output, 1 below: closer to BP than a tightly clamped output, see
     `experiments/pc_vs_bp.py`), Adam 1e-3, batches of 32."""
     variances = [1.0] * (len(sizes) - 2) + [10.0]
     net = PCNetwork(sizes, key, variances=variances)
-    return net, {"optimizer": optax.adam(1e-3), "batch_size": 32}
+    return dynlearn.Recipe(net, dynlearn.SettleThenUpdate(optax.adam(1e-3)), 32)
 
 
-def rule_always_on(sizes, key):
+def rule_always_on(sizes, key) -> dynlearn.Recipe:
     """The registered rule `pc-always-on` (`dynlearn.rules`): phase-free predictive coding —
     inference and weights descend the energy together while samples stream by (10 ms each,
-    tau_w = 1000 ms, Euler dt 0.2 ms; the settings of `experiments/pc_vs_bp.py`), weak output
-    nudge as rule `pc`, batches of 32."""
+    tau_w = 1000 ms, Euler dt 0.2 ms; the settings of `experiments/pc_vs_bp.py`), weakly
+    clamped output as rule `pc`, batches of 32."""
     variances = [1.0] * (len(sizes) - 2) + [10.0]
-    online = Streaming(t_pres=10.0, tau_w=1000.0, dt=0.2)
-    net = PCNetwork(sizes, key, variances=variances, online=online)
-    return net, {"mode": dynlearn.AlwaysOn(), "batch_size": 32}
+    net = PCNetwork(sizes, key, variances=variances, tau_w=1000.0)
+    presentation = dynlearn.Presentation(t_pres=10.0, dt=0.2)
+    return dynlearn.Recipe(net, dynlearn.AlwaysOn(presentation), 32)

@@ -1,5 +1,6 @@
 """The pieces of `dynlearn demo`: every registered learning rule trained briefly, and the
-fast theory checks, each result saved to the run folder."""
+theory checks that declare themselves part of the demo, each result saved to the run
+folder. Rules and checks come from the registry; nothing here names one."""
 
 from __future__ import annotations
 
@@ -13,48 +14,46 @@ import numpy as np
 from . import registry
 from ._dataset import save_netcdf
 from ._fit import fit
-from ._learner import AlwaysOn
 
-__all__ = ["train_rules", "run_checks", "DEMO_CHECKS"]
+__all__ = ["train_rules", "run_checks", "demo_checks"]
 
-# One fast theory check per family of rules (all of them: `dynlearn check all --fast`).
-DEMO_CHECKS = (
-    "delta_rule",
-    "pc_zil",
-    "ep_free_phase",
-    "le_no_lag",
-    "mc_self_predicting",
-    "feedback_signals",
-    "pal_mechanism",
-)
+
+def demo_checks() -> list[str]:
+    """The registered theory checks made with `script_main(..., demo=True)`."""
+    return sorted(
+        name
+        for name, entry in registry.entries("checks").items()
+        if getattr(entry.load(), "demo", False)
+    )
 
 
 def train_rules(
     data, run_dir: Path, *, hidden: int, epochs: int, rules: list[str] | None = None
 ) -> list[dict]:
     """Train every registered rule (or `rules`) on `data` with layer sizes `[n_in, hidden,
-    n_out]`, seed 0, its own fit settings; write `rule-<name>.nc` (per-epoch metrics) and
-    `rules.png` (test accuracy per epoch) to `run_dir`.
+    n_out]`, seed 0, its own mode and batch size; write `rule-<name>.nc` (per-epoch
+    metrics) and `rules.png` (test accuracy per epoch) to `run_dir`.
 
     **Returns:** one row per rule: rule, learner, mode, accuracy, seconds.
     """
     from . import plot
 
-    names = rules if rules is not None else list(registry.entries("rules"))
+    names = sorted(rules if rules is not None else registry.entries("rules"))
     sizes = [data.n_features, hidden, data.n_classes]
     rows, curves = [], {}
-    for name in sorted(names, key=lambda rule: (rule != "bp", rule)):
+    for name in names:
         tic = time.perf_counter()
-        learner, fit_kwargs = registry.load("rules", name)(sizes, jax.random.key(0))
-        metrics = fit(learner, data, epochs=epochs, seed=0, progress=False, **fit_kwargs).metrics
+        learner, mode, batch_size = registry.load("rules", name)(sizes, jax.random.key(0))
+        metrics = fit(
+            learner, data, mode, epochs=epochs, batch_size=batch_size, seed=0, progress=False
+        ).metrics
         save_netcdf(metrics, Path(run_dir) / f"rule-{name}.nc")
         curves[name] = metrics.test_accuracy.values
-        always_on = isinstance(fit_kwargs.get("mode"), AlwaysOn)
         rows.append(
             {
                 "rule": name,
                 "learner": type(learner).__name__,
-                "mode": "always-on" if always_on else "settle-then-update",
+                "mode": type(mode).__name__,
                 "accuracy": float(metrics.test_accuracy[-1]),
                 "seconds": time.perf_counter() - tic,
             }

@@ -16,7 +16,14 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import PyTree
 
-__all__ = ["AbstractDynamics", "AbstractEnergyDynamics", "gradient_flow"]
+__all__ = [
+    "AbstractDynamics",
+    "AbstractEnergyDynamics",
+    "gradient_flow",
+    "total_diffusion",
+    "all_time_constants",
+    "check_step",
+]
 
 
 class AbstractDynamics(eqx.Module):
@@ -27,12 +34,23 @@ class AbstractDynamics(eqx.Module):
       prefix of it, e.g. `None` for noise-free variables), turning the system into the SDE
       `dy = f dt + g * dW` with one independent Wiener process per state element (additive
       noise when `g` does not depend on `y`). The default `None` means an ODE.
+    - `components()`: sub-systems whose state lives under a top-level key of `y` (e.g. a
+      feedback pathway's noise and filters under `y["pathway"]`). The host's vector field
+      passes each component what it needs (its drift depends on the host); their noise is
+      composed by the engine (`total_diffusion`), so a host never writes a component's
+      diffusion.
+    - `time_constants()`: the system's time constants by name; fixed-step solves refuse a
+      step longer than the fastest (`check_step`).
+    - `event()`: a discontinuity (a threshold crossing and its reset, see
+      `dynlearn.AbstractEvent`), handled by `simulate` in both integration paths.
     - `energy(y, args)`: a scalar energy for gradient systems (see `AbstractEnergyDynamics`).
-    - `init_state()`: a resting state. When defined, `check_state` requires every state to
-      have its structure and shapes.
+    - `init_state(x=None)`: the state the system starts from (a resting state, or the state
+      it settles to when input `x` is presented). When defined, `check_state` requires
+      every state to have its structure and shapes.
     - `check_state(y)`: raise a `ValueError` naming the variable when `y` does not fit the
-      parameters. The default compares `y` with `init_state()` (if defined) and checks that
-      `vector_field` maps `y` to a pytree of the same structure and shapes.
+      parameters. The default compares `y` with `expected_state(y)` (if `init_state` is
+      defined) and checks that `vector_field` maps `y` to a pytree of the same structure and
+      shapes.
     """
 
     @abc.abstractmethod
@@ -41,6 +59,18 @@ class AbstractDynamics(eqx.Module):
 
     def diffusion(self, t, y: PyTree, args: Any) -> PyTree | None:
         """Diagonal noise amplitude `g` in `dy = f dt + g * dW`; `None` for an ODE."""
+        return None
+
+    def components(self) -> dict[str, AbstractDynamics]:
+        """Sub-systems by the top-level state key that holds their state (default: none)."""
+        return {}
+
+    def time_constants(self) -> dict[str, float]:
+        """Time constants by name (default: none declared)."""
+        return {}
+
+    def event(self):
+        """A `dynlearn.AbstractEvent` (threshold and reset) or None (default: continuous)."""
         return None
 
     def energy(self, y: PyTree, args: Any) -> jax.Array:
@@ -114,6 +144,52 @@ def gradient_flow(
     if free is None:
         return flow
     return _broadcast_map(lambda f, m: f * jnp.asarray(m, f.dtype), flow, free)
+
+
+def total_diffusion(system: AbstractDynamics, t, y: PyTree, args: Any) -> PyTree | None:
+    """The system's own `diffusion` with the noise of its `components()` composed in.
+
+    A component's noise depends on its own state (it is called with `args=None`); a host
+    whose own diffusion is `None` gets `None` for its other top-level entries.
+    """
+    own = system.diffusion(t, y, args)
+    parts = {
+        key: total_diffusion(component, t, y[key], None)
+        for key, component in system.components().items()
+        if isinstance(y, dict) and key in y
+    }
+    parts = {key: noise for key, noise in parts.items() if noise is not None}
+    if not parts:
+        return own
+    if own is None:
+        own = {key: None for key in y}
+    return {**own, **parts}
+
+
+def all_time_constants(system: AbstractDynamics) -> dict[str, float]:
+    """`time_constants()` of a system and of its components (named `key/name`)."""
+    out = dict(system.time_constants())
+    for key, component in system.components().items():
+        out.update({f"{key}/{name}": tau for name, tau in all_time_constants(component).items()})
+    return out
+
+
+def check_step(dt: float, time_constants: dict[str, float], owner: str = "") -> None:
+    """Refuse a fixed step longer than the fastest time constant.
+
+    Euler's stability bound on a leak `tau dy/dt = -y` is `dt < 2 tau`, and at `dt = tau`
+    the leak is applied in one step (the "previous-step" schemes of LE and PAL use exactly
+    that); beyond `tau` a variable overshoots its target, so that is refused.
+    """
+    if not time_constants or not isinstance(dt, int | float):
+        return
+    name, fastest = min(time_constants.items(), key=lambda item: item[1])
+    if dt > fastest * (1 + 1e-9):
+        where = f" of {owner}" if owner else ""
+        raise ValueError(
+            f"dt={dt} is larger than the fastest time constant{where}, {name}={fastest:.4g}; "
+            f"use dt <= {fastest:.4g} (or slow that time constant down)."
+        )
 
 
 def _broadcast_map(fn, tree, prefix):

@@ -1,14 +1,12 @@
-"""The learning-rule plumbing: what `fit` asks of a circuit, and the two ways to learn.
+"""What `fit` asks of a circuit: a learner predicts, and learns in one of two ways.
 
-A learner is an `equinox.Module` that can `predict` a batch. It learns in one of two modes:
-
-- `SettleThenUpdate` (the literature's baseline): `learner.updates(x, y, key)` settles the
-  circuit on a batch and returns `(updates, metrics)`, the updates a pytree shaped like the
-  learner with a *gradient-like* sign (optax subtracts a multiple of it), read from the
-  settled state by the circuit's local rule. An `optax` optimizer advances the weights.
-- `AlwaysOn` (phase-free): `learner.learn_online(x, y, key)` streams the batch through one
-  simulation in which the weights are part of the state and move under their own local
-  dynamics; it returns `(new_learner, metrics)`. No optimizer is involved.
+- `AbstractBatchLearner` (settle-then-update, the literature's baseline):
+  `learner.updates(x, y, key)` settles the circuit on a batch and returns `(updates,
+  metrics)`, the updates a pytree shaped like the learner with a *gradient-like* sign
+  (optax subtracts a multiple of it), read from the settled state by the circuit's local
+  rule. The `SettleThenUpdate(optimizer)` mode applies them.
+- `dynlearn.AbstractPlastic` (phase-free): the circuit's neurons and its synapses evolve in
+  one system of equations; the `AlwaysOn(presentation)` mode streams a batch through it.
 
 `metrics` is a dict with the batch's `"loss"` (a scalar) and, optionally, `"output"`: the
 circuit's outputs for the batch (used for the training accuracy; without it `fit` calls
@@ -18,13 +16,15 @@ circuit's outputs for the batch (used for the training accuracy; without it `fit
 from __future__ import annotations
 
 import abc
-from typing import ClassVar
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
-__all__ = ["AbstractLearner", "AbstractMode", "SettleThenUpdate", "AlwaysOn"]
+from ._solvers import check_finite
+
+__all__ = ["AbstractLearner", "AbstractBatchLearner", "squared_error", "check_batch"]
 
 
 class AbstractLearner(eqx.Module):
@@ -34,24 +34,8 @@ class AbstractLearner(eqx.Module):
     def predict(self, x: Float[Array, "batch n_in"]) -> Float[Array, "batch n_out"]:
         """Outputs for a batch; the predicted class is the arg-max."""
 
-    def updates(
-        self, x: Float[Array, "batch n_in"], y: Float[Array, "batch n_out"], key: PRNGKeyArray
-    ) -> tuple[PyTree, dict[str, Array]]:
-        """`(updates, metrics)` for settle-then-update learning (gradient-like sign)."""
-        raise NotImplementedError(
-            f"{type(self).__name__} has no settle-then-update rule; use mode=AlwaysOn()."
-        )
-
-    def learn_online(
-        self, x: Float[Array, "batch n_in"], y: Float[Array, "batch n_out"], key: PRNGKeyArray
-    ) -> tuple[AbstractLearner, dict[str, Array]]:
-        """`(new_learner, metrics)` after streaming the batch through always-on learning."""
-        raise NotImplementedError(
-            f"{type(self).__name__} has no always-on rule; use mode=SettleThenUpdate()."
-        )
-
     def trainable(self) -> PyTree[bool]:
-        """Filter of the leaves an optimizer may change (default: every float array)."""
+        """Filter of the leaves that learn (default: every float array)."""
         return jax.tree.map(eqx.is_inexact_array, self)
 
     def prunable(self) -> PyTree[bool]:
@@ -66,35 +50,32 @@ class AbstractLearner(eqx.Module):
         )
 
 
-class AbstractMode(eqx.Module):
-    """How one batch changes a learner."""
-
-    uses_optimizer: eqx.AbstractClassVar[bool]
+class AbstractBatchLearner(AbstractLearner):
+    """A learner with a settle-then-update rule (used by `SettleThenUpdate`)."""
 
     @abc.abstractmethod
-    def step(self, learner, opt_state, optimizer, x, y, key):
-        """`(learner, opt_state, metrics)` after one batch."""
+    def updates(
+        self, x: Float[Array, "batch n_in"], y: Float[Array, "batch n_out"], key: PRNGKeyArray
+    ) -> tuple[PyTree, dict[str, Array]]:
+        """`(updates, metrics)`: updates shaped like the learner, with a gradient's sign."""
 
 
-class SettleThenUpdate(AbstractMode):
-    """Settle, read the local update, let `optax` apply it."""
-
-    uses_optimizer: ClassVar[bool] = True
-
-    def step(self, learner, opt_state, optimizer, x, y, key):
-        updates, metrics = learner.updates(x, y, key)
-        spec = learner.trainable()
-        params = eqx.filter(learner, spec)
-        updates = eqx.filter(updates, spec)
-        updates, opt_state = optimizer.update(updates, opt_state, params)
-        return eqx.apply_updates(learner, updates), opt_state, metrics
+def squared_error(output: Array, target: Array) -> Array:
+    """`1/2 |target - output|^2` summed over units, averaged over the batch."""
+    return 0.5 * jnp.mean(jnp.sum((target - output) ** 2, axis=-1))
 
 
-class AlwaysOn(AbstractMode):
-    """Weights are state: one simulation over the streamed batch is the learning."""
-
-    uses_optimizer: ClassVar[bool] = False
-
-    def step(self, learner, opt_state, optimizer, x, y, key):
-        learner, metrics = learner.learn_online(x, y, key)
-        return learner, opt_state, metrics
+def check_batch(x, y, n_in: int, n_out: int | None = None, *, what: str = "layer sizes"):
+    """A batch `x` `(batch, n_in)` and targets `y` `(batch, n_out)` (or None): shapes at
+    trace time, with errors naming the argument; finiteness on eager calls only (`fit`
+    checks its data set once)."""
+    if jnp.ndim(x) != 2 or jnp.shape(x)[-1] != n_in:
+        raise ValueError(
+            f"x: expected a batch (batch, {n_in}) for {what}; got shape {jnp.shape(x)}."
+        )
+    if y is not None and n_out is not None and jnp.shape(y) != (jnp.shape(x)[0], n_out):
+        raise ValueError(
+            f"y: expected targets of shape ({jnp.shape(x)[0]}, {n_out}) for output width "
+            f"{n_out}; got {jnp.shape(y)}."
+        )
+    return check_finite((x, y), "inputs (x, y)", when_traced=False)

@@ -14,35 +14,30 @@ from jaxtyping import Array, PyTree
 from ._learner import AbstractLearner
 from .analysis import prune_global
 
-__all__ = ["Pruned", "prune"]
+__all__ = ["Pruned", "prune", "apply_masks", "unwrap", "rewrap"]
 
 
 class Pruned(AbstractLearner):
     """`learner` with a fixed sparsity mask on its `prunable()` weights.
 
-    `masks` holds one 0/1 array per prunable leaf (in `jax.tree.leaves` order). Learning
-    keeps the pruned entries at zero in both modes:
+    `masks` holds one 0/1 array per prunable leaf (in `jax.tree.leaves` order). Both modes
+    keep the pruned entries exactly at zero:
     - settle-then-update: the updates of pruned entries are zeroed before the optimizer
       (so any optax transformation whose step is zero for a zero gradient at a zero weight,
       e.g. SGD, Adam, AdamW, leaves them at zero);
-    - always-on: the weights are state of the simulation; the mask is applied to them
-      again after each streamed batch (within one batch a pruned entry may drift from zero
-      by one batch's worth of local plasticity, and is reset at its end).
+    - always-on: the rates of pruned weights are zero in the joint dynamics of neurons and
+      weights (`dynlearn.Learning`).
     """
 
     learner: AbstractLearner
     masks: list[Array]
 
+    @property
+    def sizes(self) -> list[int]:
+        return self.learner.sizes
+
     def predict(self, x):
         return self.learner.predict(x)
-
-    def updates(self, x, y, key):
-        updates, metrics = self.learner.updates(x, y, key)
-        return Pruned(self._apply(updates), self.masks), metrics
-
-    def learn_online(self, x, y, key):
-        learner, metrics = self.learner.learn_online(x, y, key)
-        return Pruned(self._apply(learner), self.masks), metrics
 
     def trainable(self):
         return Pruned(self.learner.trainable(), [False] * len(self.masks))
@@ -50,17 +45,33 @@ class Pruned(AbstractLearner):
     def prunable(self):
         return Pruned(self.learner.prunable(), [False] * len(self.masks))
 
-    def _apply(self, tree: PyTree) -> PyTree:
-        """`tree` (shaped like the learner) with its prunable leaves multiplied by the masks."""
-        selected, rest = eqx.partition(tree, self.learner.prunable())
-        leaves, treedef = jax.tree.flatten(selected)
-        if len(leaves) != len(self.masks):
-            raise ValueError(
-                f"Pruned: {len(leaves)} prunable arrays in the learner's tree, "
-                f"{len(self.masks)} masks; expected one mask per prunable weight matrix."
-            )
-        masked = [leaf * mask for leaf, mask in zip(leaves, self.masks)]
-        return eqx.combine(jax.tree.unflatten(treedef, masked), rest)
+
+def apply_masks(tree: PyTree, learner: AbstractLearner, masks: list[Array] | None) -> PyTree:
+    """`tree` (shaped like `learner`, or a filtered part of it) with its `prunable()` leaves
+    multiplied by `masks` (None: unchanged)."""
+    if masks is None:
+        return tree
+    selected, rest = eqx.partition(tree, learner.prunable(), is_leaf=lambda x: x is None)
+    leaves, treedef = jax.tree.flatten(selected)
+    if len(leaves) != len(masks):
+        raise ValueError(
+            f"Pruned: {len(leaves)} prunable arrays in the learner's tree, "
+            f"{len(masks)} masks; expected one mask per prunable weight matrix."
+        )
+    masked = [leaf * mask for leaf, mask in zip(leaves, masks)]
+    return eqx.combine(jax.tree.unflatten(treedef, masked), rest)
+
+
+def unwrap(learner: AbstractLearner) -> tuple[AbstractLearner, list[Array] | None]:
+    """`(circuit, masks)` of a `Pruned` learner; `(learner, None)` of any other."""
+    if isinstance(learner, Pruned):
+        return learner.learner, learner.masks
+    return learner, None
+
+
+def rewrap(tree: PyTree, masks: list[Array] | None) -> PyTree:
+    """The inverse of `unwrap`: `Pruned(tree, masks)`, or `tree` without masks."""
+    return tree if masks is None else Pruned(tree, masks)
 
 
 def prune(learner: AbstractLearner, sparsity: float) -> Pruned:

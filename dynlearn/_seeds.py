@@ -13,17 +13,17 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
-from ._fit import (
-    _check_fit_args,
-    _predict_classes,
-    _train_chunk,
+from ._batches import (
+    check_fit_args,
     epoch_batches,
     epoch_keys,
     padded_chunks,
+    predict_classes,
+    train_chunk,
 )
-from ._learner import AbstractLearner, AbstractMode, SettleThenUpdate
+from ._learner import AbstractLearner
+from ._modes import AbstractMode
 
 __all__ = ["stack", "unstack", "fit_seeds", "evaluate_seeds"]
 
@@ -62,10 +62,9 @@ def unstack(tree, index: int):
 def fit_seeds(
     learners: AbstractLearner,
     data,
+    mode: AbstractMode,
     *,
     seeds: Sequence[int],
-    optimizer: optax.GradientTransformation | None = None,
-    mode: AbstractMode = SettleThenUpdate(),
     epochs: int = 1,
     batch_size: int = 64,
     updates_per_dispatch: int = 50,
@@ -85,14 +84,11 @@ def fit_seeds(
             f"learners: expected a stack with a leading axis of len(seeds) = {len(seeds)} on "
             f"every array (see dynlearn.stack); found leading sizes {sorted(sizes)}."
         )
-    _check_fit_args(unstack(learners, 0), data, optimizer, mode, epochs, batch_size)
+    check_fit_args(unstack(learners, 0), data, mode, epochs, batch_size)
     x, x_test = np.asarray(data.x_train), np.asarray(data.x_test)
     labels, labels_test = np.asarray(data.y_train), np.asarray(data.y_test)
     targets = np.eye(data.n_classes, dtype=x.dtype)[labels]
-    opt_states = None
-    if optimizer is not None:
-        init = lambda learner: optimizer.init(eqx.filter(learner, learner.trainable()))  # noqa: E731
-        opt_states = eqx.filter_vmap(init)(learners)
+    states = eqx.filter_vmap(mode.init)(learners)
     n_batches = len(x) // batch_size
     accuracy = np.full((len(seeds), epochs), np.nan)
     for epoch in range(epochs):
@@ -100,11 +96,10 @@ def fit_seeds(
         keys = jnp.stack([epoch_keys(s, epoch, n_batches) for s in seeds])
         for lo in range(0, n_batches, updates_per_dispatch):
             idx = orders[:, lo : lo + updates_per_dispatch]
-            learners, opt_states = _train_chunk_seeds(
+            learners, states = _train_chunk_seeds(
                 mode,
-                optimizer,
                 learners,
-                opt_states,
+                states,
                 jnp.asarray(x[idx]),
                 jnp.asarray(targets[idx]),
                 jnp.asarray(labels[idx]),
@@ -123,15 +118,13 @@ def evaluate_seeds(learners: AbstractLearner, x, labels, *, batch_size: int = 10
 
 @eqx.filter_jit
 def _predict_classes_seeds(learners, xs):
-    return eqx.filter_vmap(lambda learner: _predict_classes(learner, xs))(learners)
+    return eqx.filter_vmap(lambda learner: predict_classes(learner, xs))(learners)
 
 
 @eqx.filter_jit
-def _train_chunk_seeds(mode, optimizer, learners, opt_states, xs, ys, labels, keys):
-    def one(learner, opt_state, x, y, label, key):
-        learner, opt_state, _, _ = _train_chunk(
-            mode, optimizer, learner, opt_state, x, y, label, key
-        )
-        return learner, opt_state
+def _train_chunk_seeds(mode, learners, states, xs, ys, labels, keys):
+    def one(learner, state, x, y, label, key):
+        learner, state, _, _ = train_chunk(mode, learner, state, x, y, label, key)
+        return learner, state
 
-    return eqx.filter_vmap(one)(learners, opt_states, xs, ys, labels, keys)
+    return eqx.filter_vmap(one)(learners, states, xs, ys, labels, keys)

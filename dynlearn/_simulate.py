@@ -12,7 +12,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, PRNGKeyArray, PyTree
 
-from ._dynamics import AbstractDynamics
+from ._dynamics import AbstractDynamics, all_time_constants, check_step
+from ._events import adaptive_with_event, fixed_steps_with_event
 from ._solvers import (
     DiagonalNoise,
     check_finite,
@@ -96,6 +97,7 @@ def simulate(
     differentiable_noise: bool = False,
     adjoint: diffrax.AbstractAdjoint | None = None,
     check: bool = True,
+    max_events: int = 10_000,
 ) -> Trajectory:
     """Integrate `dy/dt = f(t, y, args)` (+ `g dW`) from `t0` to `t1`.
 
@@ -108,6 +110,11 @@ def simulate(
     Memory is flat in the number of steps: only the end (`save_end`) and the times `ts` are
     stored, and of those only `variables` (see `select`). Runs under `jax.jit`/`jax.vmap`.
 
+    A fixed step longer than the fastest of the system's `time_constants()` is refused. A
+    system with an `event()` (a threshold and its reset) is integrated piecewise: masked
+    resets after each fixed step, or adaptive solves from one located crossing to the next
+    (see `dynlearn.AbstractEvent`; not differentiable through the events).
+
     **Arguments:**
     - `system`, `y0`, `t0`, `t1`, `args`: the system, initial state, time span, drive.
     - `dt`: fixed step size (also the initial step of an adaptive solve).
@@ -115,7 +122,10 @@ def simulate(
     - `rtol`, `atol`: tolerances; giving either makes the solve adaptive.
     - `ts`: times to save the (selected) state at; `save_end`: keep the full final state.
     - `key`: PRNG key for the noise (required for SDEs).
-    - `max_steps`: defaults to the exact count for fixed steps, 100_000 for adaptive.
+    - `max_steps`: defaults to the exact count for fixed steps, 100_000 for adaptive (per
+      segment between events).
+    - `max_events`: with an adaptive solve of a system with an `event()`, the most
+      segments (events + 1) before giving up with an out-of-steps error.
     - `check`: validate state shapes and finiteness of `y0` and `args`.
 
     **Returns:** a `Trajectory`.
@@ -125,15 +135,16 @@ def simulate(
     adaptive = rtol is not None or atol is not None
     solver = resolve_solver(solver, adaptive=adaptive)
     _check_times(t0, t1, dt, adaptive)
+    if not adaptive:
+        check_step(dt, all_time_constants(system), type(system).__name__)
     if check:
         system.check_state(y0, args)
         y0 = check_finite(y0, "y0")
         args = check_finite(args, "args")
 
+    tols = (1e-3 if rtol is None else rtol, 1e-6 if atol is None else atol)
     if adaptive:
-        controller = diffrax.PIDController(
-            rtol=1e-3 if rtol is None else rtol, atol=1e-6 if atol is None else atol
-        )
+        controller = diffrax.PIDController(rtol=tols[0], atol=tols[1])
         jumps = jump_times(args)
         if jumps is not None and jumps.size:
             controller = diffrax.ClipStepSizeController(controller, jump_ts=jumps)
@@ -159,6 +170,12 @@ def simulate(
         terms = diffrax.MultiTerm(terms, DiagonalNoise(brownian))
         if adjoint is None and not (adaptive or differentiable_noise):
             adjoint = diffrax.DirectAdjoint()
+    event = system.event()
+    if event is not None:
+        return _with_event(
+            event, terms, solver, system, y0, args, t0, t1, dt, adaptive, controller, tols,
+            max_steps, ts, variables, save_end, max_events,
+        )  # fmt: skip
     if _can_scan(adaptive, ts, *user_choices, (system, y0, args), t0, t1, dt):
         n_steps = max(1, math.ceil((t1 - t0) / dt - 1e-9))
         y_end = _scan_fixed_steps(terms, solver, t0, t1, n_steps, y0, (system, args))
@@ -209,6 +226,54 @@ def simulate(
         num_steps=sol.stats["num_steps"],
         solver=type(solver).__name__,
         dt=dt if isinstance(dt, (int, float)) else None,
+    )
+
+
+def _with_event(
+    event, terms, solver, system, y0, args, t0, t1, dt, adaptive, controller, tols, max_steps,
+    ts, variables, save_end, max_events,
+) -> Trajectory:  # fmt: skip
+    """`simulate` for a system with a discontinuity (see `dynlearn._events`)."""
+    selector = _Selector(variables)
+    if ts is None and variables is not None:
+        raise ValueError("variables: selecting variables needs save times; pass ts=... too.")
+    ts = None if ts is None else jnp.asarray(ts)
+    if adaptive:
+        y_end, saved, num_steps, result = adaptive_with_event(
+            terms, solver, event, t0, t1, dt, y0, (system, args), controller, tols,
+            max_steps, ts, selector, max_events,
+        )  # fmt: skip
+        y_end = raise_if(
+            y_end,
+            result == diffrax.RESULTS.max_steps_reached,
+            f"simulate: the solver ran out of steps (max_steps={max_steps} per segment, "
+            f"max_events={max_events}) before t1={t1}; increase them, or check that the "
+            "event's jump moves the state below its threshold.",
+        )
+        y_end = raise_if(
+            y_end,
+            (result != diffrax.RESULTS.successful)
+            & (result != diffrax.RESULTS.max_steps_reached)
+            & (result != diffrax.RESULTS.event_occurred),
+            "simulate: the solver failed (step size collapsed or non-finite values): the "
+            "system probably diverged; reduce dt, tighten rtol/atol, or check the parameters.",
+        )
+    else:
+        if not isinstance(dt, int | float) or not all(isinstance(x, int | float) for x in (t0, t1)):
+            raise ValueError("dt: a system with an event needs concrete t0, t1 and dt.")
+        n_steps = max(1, math.ceil((t1 - t0) / dt - 1e-9))
+        y_end, saved = fixed_steps_with_event(
+            terms, solver, event, t0, t1, n_steps, y0, (system, args), ts, selector
+        )
+        num_steps = jnp.asarray(n_steps)
+    y_end = _raise_if_diverged(y_end)
+    return Trajectory(
+        ts=ts,
+        ys=saved,
+        y1=y_end if save_end else None,
+        num_steps=num_steps,
+        solver=type(solver).__name__,
+        dt=dt if isinstance(dt, int | float) else None,
     )
 
 

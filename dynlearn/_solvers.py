@@ -9,7 +9,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from ._dynamics import AbstractDynamics, _path_name
+from ._dynamics import AbstractDynamics, _path_name, total_diffusion
 
 # Names accepted where a solver is asked for (the CLI and quick scripts); code should pass
 # solver objects, e.g. `solver=diffrax.Tsit5()`.
@@ -93,16 +93,17 @@ def _is_none(x) -> bool:
 class DiagonalNoise(diffrax.AbstractTerm):
     """The noise term `g(t, y, args) * dW` with diagonal (elementwise) diffusion.
 
-    `g` is `system.diffusion(...)`: a pytree shaped like `y` whose leaves (or whole
-    subtrees) may be `None` for noise-free variables; the Brownian path has leaves only for
-    the noisy variables, so noise-free state (e.g. plastic weights) costs no random numbers.
+    `g` is the system's diffusion with its components' noise composed in
+    (`total_diffusion`): a pytree shaped like `y` whose leaves (or whole subtrees) may be
+    `None` for noise-free variables; the Brownian path has leaves only for the noisy
+    variables, so noise-free state (e.g. plastic weights) costs no random numbers.
     """
 
     brownian: diffrax.AbstractBrownianPath
 
     def vf(self, t, y, system_and_args):
         system, args = system_and_args
-        return system.diffusion(t, y, args)
+        return total_diffusion(system, t, y, args)
 
     def contr(self, t0, t1, **kwargs):
         return self.brownian.evaluate(t0, t1, **kwargs)
@@ -127,7 +128,7 @@ class DiagonalNoise(diffrax.AbstractTerm):
 
 def noise_shape(system, t0, y0, args) -> Any:
     """Shape of the Brownian motion the system needs, or None for an ODE."""
-    g = eqx.filter_eval_shape(system.diffusion, t0, y0, args)
+    g = eqx.filter_eval_shape(total_diffusion, system, t0, y0, args)
     if g is None:
         return None
     return jax.tree.map(

@@ -117,6 +117,11 @@ class StimulusStream(AbstractStimulus):
         k = jnp.floor((t - self.t0) / self.t_pres).astype(jnp.int32)
         return jnp.clip(k, 0, self.n_samples - 1)
 
+    def elapsed(self, t) -> Array:
+        """Time since the onset of the sample on at `t` (within `[0, t_pres)`; it keeps
+        growing after the last onset)."""
+        return t - (self.t0 + self.index(t) * self.t_pres)
+
     def __call__(self, t) -> Array:
         return self.input(t)
 
@@ -157,8 +162,8 @@ class StimulusStream(AbstractStimulus):
 
 
 class Presentation(eqx.Module):
-    """How an always-on circuit sees a batch: `streams` parallel streams of samples, each
-    sample on for `t_pres`, integrated with Euler steps of `dt`.
+    """How an always-on circuit sees a batch (`dynlearn.AlwaysOn`): `streams` parallel
+    streams of samples, each sample on for `t_pres`, integrated with Euler steps of `dt`.
 
     A batch of `n` samples becomes `streams` streams of `n / streams` consecutive samples
     each (stream `s` shows samples `s m ... (s+1) m - 1`, `m = n / streams`); parallel

@@ -6,7 +6,6 @@ Demos, experiments, theory checks and benchmarks register themselves as entry po
 
 from __future__ import annotations
 
-import datetime as _dt
 import time
 from pathlib import Path
 
@@ -15,7 +14,8 @@ from rich.console import Console
 from rich.table import Table
 
 from . import registry
-from ._demo import DEMO_CHECKS, run_checks, train_rules
+from ._demo import demo_checks, run_checks, train_rules
+from ._runs import run_folder
 
 app = typer.Typer(
     help="dynlearn: networks as dynamical systems, learning without backprop.",
@@ -26,16 +26,6 @@ data_app = typer.Typer(help="Datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 console = Console()
 PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
-
-
-def run_folder(root: Path, name: str) -> Path:
-    """A new folder `root/name-YYYYmmdd-HHMMSS` (suffixed if it exists)."""
-    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    path, i = root / f"{name}-{stamp}", 1
-    while path.exists():
-        path, i = root / f"{name}-{stamp}-{i}", i + 1
-    path.mkdir(parents=True)
-    return path
 
 
 def _load(group: str, name: str):
@@ -59,7 +49,9 @@ def _listing(group: str, title: str) -> None:
 def demo(
     quick: bool = typer.Option(False, help="Tiny networks and one check: seconds, not minutes."),
     checks: list[str] = typer.Option(
-        None, help=f"Theory checks to run fast ('all' for every one); default {DEMO_CHECKS}."
+        None,
+        help="Theory checks to run fast ('all' for every one); default: those registered "
+        "as part of the demo (one per family of rules).",
     ),
     runs: Path = typer.Option(Path("runs"), help="Folder for run folders."),
 ) -> None:
@@ -73,7 +65,7 @@ def demo(
         console.print("[red]No rules registered: install the package with `pip install .`.")
         raise typer.Exit(1)
     known_checks = registry.entries("checks")
-    chosen = checks or (["delta_rule"] if quick else list(DEMO_CHECKS))
+    chosen = checks or (demo_checks()[:1] if quick else demo_checks())
     chosen = sorted(known_checks) if chosen == ["all"] else chosen
     unknown = sorted(set(chosen) - set(known_checks))
     if unknown:

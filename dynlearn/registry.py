@@ -5,11 +5,12 @@ Packages declare, in their `pyproject.toml`:
     [project.entry-points."dynlearn.demos"]
     hopfield = "circuits.hopfield:demo"
 
-Groups: `dynlearn.rules` (learning rules: `factory(sizes, key) -> (learner, fit_kwargs)`,
-a learner for layer sizes `[n_in, ..., n_out]` and the keyword arguments `fit` trains it
-with: optimizer or mode, batch size), `dynlearn.demos` (`demo(run_dir, quick) ->
-list[dict]` rows of the demo's dynamics table), `dynlearn.experiments`,
-`dynlearn.benchmarks` and `dynlearn.checks` (`main(argv) -> exit code`).
+Groups: `dynlearn.rules` (learning rules: `factory(sizes, key) -> dynlearn.Recipe`, a
+learner for layer sizes `[n_in, ..., n_out]`, the mode that trains it and its batch size),
+`dynlearn.demos` (`demo(run_dir, quick) -> list[dict]` rows of the demo's dynamics table),
+`dynlearn.experiments`, `dynlearn.benchmarks` and `dynlearn.checks` (`main(argv) -> exit
+code`; a check's `main.demo` says whether `dynlearn demo` runs it, see
+`dynlearn.validation.script_main`).
 """
 
 from __future__ import annotations

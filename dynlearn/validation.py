@@ -3,7 +3,8 @@
 A script defines `run(fast) -> (Dataset, passed)` (the numbers, and whether the claim
 holds at its stated tolerance) and `plot(ds, path)`, and gets its command-line entry from
 `script_main`: `--fast` (the version pytest runs), `--run-dir`; it prints the Dataset's
-table, writes `<name>.nc` and `<name>.png`, and exits 0 only if the claim holds.
+table, writes `<name>.nc` and `<name>.png`, and exits 0 only if the claim holds. A check
+made with `demo=True` is one of those `dynlearn demo` runs (its fast version).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 import xarray as xr
 
 from ._dataset import save_netcdf
+from ._runs import run_folder
 
 __all__ = ["script_main"]
 
@@ -24,8 +26,11 @@ def script_main(
     claim: str,
     run: Callable[[bool], tuple[xr.Dataset, bool]],
     plot: Callable[[xr.Dataset, Path], object] | None = None,
+    *,
+    demo: bool = False,
 ) -> Callable[[list[str] | None], int]:
-    """The `main(argv) -> exit code` of a theory script."""
+    """The `main(argv) -> exit code` of a theory script; `main.demo` says whether `dynlearn
+    demo` runs it."""
 
     def main(argv: list[str] | None = None) -> int:
         parser = argparse.ArgumentParser(prog=f"dynlearn check {name}", description=claim)
@@ -34,11 +39,7 @@ def script_main(
         opts = parser.parse_args(argv)
         ds, passed = run(opts.fast)
         ds.attrs.update({"claim": claim, "passed": int(passed), "fast": int(opts.fast)})
-        run_dir = opts.run_dir
-        if run_dir is None:
-            from .cli import run_folder
-
-            run_dir = run_folder(Path("runs"), name)
+        run_dir = opts.run_dir if opts.run_dir is not None else run_folder("runs", name)
         save_netcdf(ds, Path(run_dir) / f"{name}.nc")
         if plot is not None:
             plot(ds, Path(run_dir) / f"{name}.png")
@@ -48,4 +49,5 @@ def script_main(
         print(f"{'PASS' if passed else 'FAIL'} ({run_dir})")
         return 0 if passed else 1
 
+    main.demo = demo
     return main

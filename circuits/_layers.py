@@ -1,0 +1,121 @@
+"""The circuits' toolbox: activations, layer initialisation, sizes, names, losses.
+
+Layer conventions shared by every layered circuit: layer l computes `a_l = W_l r_{l-1} +
+b_l` with `W_l` of shape `(n_l, n_{l-1})`, `r_0 = x`; layers are named `hidden1, ...,
+hidden{L-1}, output`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import optax
+from jaxtyping import Array, PRNGKeyArray, PyTree
+
+__all__ = [
+    "ACTIVATIONS",
+    "phi_of",
+    "init_layers",
+    "sizes_of",
+    "layer_names",
+    "layer_rates",
+    "slope",
+    "feedforward",
+    "forward_weights",
+    "SquaredError",
+    "CrossEntropy",
+]
+
+ACTIVATIONS: dict[str, Callable] = {
+    "linear": lambda a: a,
+    "tanh": jnp.tanh,
+    "relu": jax.nn.relu,
+    "sigmoid": jax.nn.sigmoid,
+    "hard_sigmoid": lambda a: jnp.clip(a, 0.0, 1.0),
+}
+
+
+def phi_of(name: str, argument: str = "activation") -> Callable:
+    """The function `ACTIVATIONS[name]`, or a `ValueError` naming `argument`."""
+    if name not in ACTIVATIONS:
+        raise ValueError(f"{argument}: unknown name {name!r}; known: {sorted(ACTIVATIONS)}.")
+    return ACTIVATIONS[name]
+
+
+def init_layers(sizes: Sequence[int], key: PRNGKeyArray) -> tuple[list[Array], list[Array]]:
+    """Weights `(n_l, n_{l-1})` ~ U(-1/sqrt(n_in), 1/sqrt(n_in)) (PyTorch's default), zero
+    biases, for layer sizes `(n_in, n_1, ..., n_L)`."""
+    if len(sizes) < 2 or any(int(n) < 1 for n in sizes):
+        raise ValueError(f"sizes: need at least two positive layer sizes; got {list(sizes)}.")
+    keys = jax.random.split(key, len(sizes) - 1)
+    weights = [
+        jax.random.uniform(k, (n_out, n_in), minval=-1.0, maxval=1.0) / jnp.sqrt(n_in)
+        for k, n_in, n_out in zip(keys, sizes[:-1], sizes[1:])
+    ]
+    biases = [jnp.zeros(n) for n in sizes[1:]]
+    return weights, biases
+
+
+def sizes_of(weights: Sequence[Array]) -> list[int]:
+    """Layer sizes `[n_in, n_1, ..., n_L]` of weight matrices `(n_l, n_{l-1})`."""
+    return [weights[0].shape[-1]] + [w.shape[-2] for w in weights]
+
+
+def layer_names(n_layers: int) -> list[str]:
+    """`hidden1, ..., hidden{n_layers - 1}, output`."""
+    return [f"hidden{i}" for i in range(1, n_layers)] + ["output"]
+
+
+def layer_rates(eta: float | Sequence[float], n_layers: int, name: str = "eta") -> tuple:
+    """One learning rate per layer from one value or `n_layers` values, all >= 0."""
+    rates = (float(eta),) * n_layers if isinstance(eta, int | float) else tuple(map(float, eta))
+    if len(rates) != n_layers or min(rates) < 0:
+        raise ValueError(f"{name}: need one value >= 0 or {n_layers} (one per layer); got {eta}.")
+    return rates
+
+
+def slope(phi: Callable, v: Array) -> Array:
+    """phi'(v) elementwise (forward mode, fused with phi by XLA)."""
+    return jax.jvp(phi, (v,), (jnp.ones_like(v),))[1]
+
+
+def feedforward(weights, biases, phis, x) -> list[Array]:
+    """`a_l = W_l phi_{l-1}(a_{l-1}) + b_l` with `a_0`'s rate `x`: every layer's drive of
+    the feed-forward pass (`biases` may be None)."""
+    biases = biases if biases is not None else [0.0] * len(weights)
+    voltages, rate = [], x
+    for w, b, phi in zip(weights, biases, phis):
+        voltages.append(rate @ w.T + b)
+        rate = phi(voltages[-1])
+    return voltages
+
+
+def forward_weights(circuit) -> PyTree[bool]:
+    """A filter selecting only `circuit.weights`, the forward weight matrices (what
+    magnitude pruning acts on in circuits with feedback or interneuron matrices)."""
+    spec = jax.tree.map(lambda _: False, circuit)
+    return eqx.tree_at(lambda c: c.weights, spec, [True] * len(circuit.weights))
+
+
+class SquaredError(eqx.Module):
+    """`1/2 |y - output|^2` per sample; calling it averages over the batch."""
+
+    def per_sample(self, output: Array, target: Array) -> Array:
+        return 0.5 * jnp.sum((target - output) ** 2, axis=-1)
+
+    def __call__(self, output: Array, target: Array) -> Array:
+        return jnp.mean(self.per_sample(output, target))
+
+
+class CrossEntropy(eqx.Module):
+    """Softmax cross-entropy of logits `output` against one-hot targets, per sample; calling
+    it averages over the batch."""
+
+    def per_sample(self, output: Array, target: Array) -> Array:
+        return optax.softmax_cross_entropy(output, target)
+
+    def __call__(self, output: Array, target: Array) -> Array:
+        return jnp.mean(self.per_sample(output, target))

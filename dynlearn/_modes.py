@@ -1,0 +1,176 @@
+"""How a batch changes a learner: the two learning modes, each carrying its settings.
+
+- `SettleThenUpdate(optimizer)`: the circuit settles on the batch, its local rule gives an
+  update (`AbstractBatchLearner.updates`), and an optax optimizer applies it — the
+  literature's baseline.
+- `AlwaysOn(presentation)`: the batch streams through `Learning(circuit)`, in which neurons
+  and weights evolve together; one simulation is the learning (phase-free).
+
+`fit` and `fit_seeds` call `check` before any work, `init` once, and `step` per batch.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import equinox as eqx
+import optax
+from jaxtyping import Array, PRNGKeyArray, PyTree
+
+from ._dynamics import all_time_constants, check_step
+from ._learner import AbstractBatchLearner, AbstractLearner, squared_error
+from ._plastic import AbstractPlastic, Learning
+from ._pruning import apply_masks, rewrap, unwrap
+from ._simulate import simulate
+from ._stimulus import Presentation
+
+__all__ = ["AbstractMode", "SettleThenUpdate", "AlwaysOn", "Recipe"]
+
+
+class AbstractMode(eqx.Module):
+    """How one batch changes a learner."""
+
+    @abc.abstractmethod
+    def check(self, learner: AbstractLearner, batch_size: int) -> None:
+        """Raise a `ValueError` if this mode cannot train `learner` in batches of
+        `batch_size` (called before any work)."""
+
+    @abc.abstractmethod
+    def init(self, learner: AbstractLearner) -> PyTree:
+        """The mode's own state for `learner` (e.g. the optimizer's)."""
+
+    @abc.abstractmethod
+    def step(
+        self, learner: AbstractLearner, state: PyTree, x: Array, y: Array, key: PRNGKeyArray
+    ) -> tuple[AbstractLearner, PyTree, dict[str, Array]]:
+        """`(learner, state, metrics)` after one batch."""
+
+    @abc.abstractmethod
+    def config(self) -> dict[str, Any]:
+        """The settings, as JSON-ready values (recorded with metrics and checkpoints)."""
+
+
+class SettleThenUpdate(AbstractMode):
+    """Settle, read the local update, let an `optax` optimizer apply it.
+
+    **Arguments:**
+    - `optimizer`: an `optax.GradientTransformation` (e.g. `optax.adam(1e-3)`); the
+      learner's updates have a gradient's sign, so optax's usual conventions hold.
+    """
+
+    optimizer: optax.GradientTransformation
+
+    def __check_init__(self):
+        if not isinstance(self.optimizer, optax.GradientTransformation):
+            raise ValueError(
+                f"optimizer: expected an optax.GradientTransformation (e.g. optax.adam(1e-3)); "
+                f"got {type(self.optimizer).__name__}."
+            )
+
+    def check(self, learner, batch_size):
+        circuit, _ = unwrap(learner)
+        if not isinstance(circuit, AbstractBatchLearner):
+            raise ValueError(
+                f"mode: {type(circuit).__name__} has no settle-then-update rule (it is not a "
+                "dynlearn.AbstractBatchLearner); train it with AlwaysOn(presentation)."
+            )
+
+    def init(self, learner):
+        return self.optimizer.init(eqx.filter(learner, learner.trainable()))
+
+    def step(self, learner, state, x, y, key):
+        circuit, masks = unwrap(learner)
+        updates, metrics = circuit.updates(x, y, key)
+        updates = rewrap(apply_masks(updates, circuit, masks), masks)
+        spec = learner.trainable()
+        updates, state = self.optimizer.update(
+            eqx.filter(updates, spec), state, eqx.filter(learner, spec)
+        )
+        return eqx.apply_updates(learner, updates), state, metrics
+
+    def config(self):
+        update = getattr(self.optimizer, "update", None)
+        name = getattr(update, "__qualname__", type(self.optimizer).__name__)
+        return {"optimizer": name.split(".<locals>")[0]}
+
+
+class AlwaysOn(AbstractMode):
+    """Weights are state: one simulation over the streamed batch is the learning.
+
+    The batch becomes `presentation.streams` parallel streams of samples, each shown for
+    `t_pres` (see `Presentation`), integrated with Euler steps of `dt` from the circuit's
+    `init_state` for the first samples, with the weights carried over from batch to batch;
+    nothing is reset between the samples of a batch. The metrics are those of the circuit
+    before the batch (its `predict`, scored by `loss`).
+
+    **Arguments:**
+    - `presentation`: a `dynlearn.Presentation`.
+    - `loss`: `loss(output, target)` for the reported training loss (default: the
+      squared error).
+    """
+
+    presentation: Presentation
+    loss: Callable[[Array, Array], Array] = eqx.field(static=True, default=squared_error)
+
+    def __check_init__(self):
+        if not isinstance(self.presentation, Presentation):
+            raise ValueError(
+                f"presentation: expected a dynlearn.Presentation; got "
+                f"{type(self.presentation).__name__}."
+            )
+
+    def check(self, learner, batch_size):
+        circuit, _ = unwrap(learner)
+        if not isinstance(circuit, AbstractPlastic):
+            raise ValueError(
+                f"mode: {type(circuit).__name__} has no always-on plasticity (it is not a "
+                "dynlearn.AbstractPlastic); train it with SettleThenUpdate(optimizer)."
+            )
+        streams = self.presentation.streams
+        if batch_size % streams:
+            raise ValueError(
+                f"batch_size: {batch_size} samples do not split into {streams} equal streams; "
+                f"choose a multiple of presentation.streams={streams}."
+            )
+        check_step(self.presentation.dt, all_time_constants(circuit), type(circuit).__name__)
+
+    def init(self, learner):
+        return None
+
+    def step(self, learner, state, x, y, key):
+        circuit, masks = unwrap(learner)
+        output = circuit.predict(x)
+        if y.shape != output.shape:
+            raise ValueError(
+                f"y: expected targets of shape {output.shape} (the outputs of "
+                f"{type(circuit).__name__}); got {y.shape}."
+            )
+        system = Learning(circuit, masks)
+        stream = self.presentation.stream(x, y)
+        end = simulate(
+            system,
+            system.init_state(stream.samples[0]),
+            0.0,
+            stream.t1,
+            args=stream,
+            dt=self.presentation.dt,
+            key=key,
+            check=False,
+        ).y1
+        learned = rewrap(system.learned(end), masks)
+        return learned, state, {"loss": self.loss(output, y), "output": output}
+
+    def config(self):
+        p = self.presentation
+        return {"t_pres": p.t_pres, "dt": p.dt, "streams": p.streams, "tau_filter": p.tau_filter}
+
+
+class Recipe(NamedTuple):
+    """What a registered rule factory returns (`dynlearn.rules`): a learner, the mode that
+    trains it, and its batch size; unpack it as `learner, mode, batch_size = recipe`."""
+
+    learner: AbstractLearner
+    mode: AbstractMode
+    batch_size: int

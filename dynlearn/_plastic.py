@@ -1,0 +1,150 @@
+"""Learning as part of the dynamics: a circuit's synapses as slow state.
+
+A plastic circuit writes its equations only — the fast dynamics of its neurons (weights held
+at their current values) and its local plasticity rule `dtheta/dt` — and the engine builds
+the joint system `Learning(circuit)` in which neurons and synapses evolve together:
+
+    dy/dt     = f_theta(t, y, args)          circuit.vector_field
+    dtheta/dt = g_theta(t, y, args)          circuit.plasticity   (trainable leaves only)
+
+Streaming a batch through it (`AlwaysOn`), weights as state, parallel streams, checkpoints,
+seeds (`fit_seeds`) and pruning masks then come from the engine, written once.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, PyTree
+
+from ._dynamics import AbstractDynamics, all_time_constants, total_diffusion
+from ._events import AbstractEvent
+from ._learner import AbstractLearner
+from ._pruning import apply_masks
+
+__all__ = ["AbstractPlastic", "Learning", "stream_count"]
+
+
+class AbstractPlastic(AbstractDynamics, AbstractLearner):
+    """A circuit whose synapses learn in its own dynamics (phase-free, always on).
+
+    Subclasses implement
+    - `vector_field(t, y, args)`: the neurons' drift with the weights fixed at the circuit's
+      own (so the circuit is also the frozen-weight system, e.g. for settling);
+    - `plasticity(t, y, args)`: the local rule, `dtheta/dt` as a pytree shaped like the
+      circuit (e.g. `eqx.tree_at(lambda c: c.weights, self, rates)`); only the leaves of
+      `trainable()` are read, so fixed parts may hold anything;
+    - `init_state(x)`: the state for input `x` of shape `(streams, n_in)`;
+    - `sizes`: layer sizes `[n_in, ..., n_out]`.
+
+    Convention: state leaves that belong to a stream carry a leading stream axis; the
+    streams share the weights, and `plasticity` returns the rate of the shared weights (the
+    mean over streams, as matrix products: `e.T @ r / streams`). `args` is the drive (a
+    `dynlearn.StimulusStream` with targets while learning, or any stimulus).
+    """
+
+    sizes: eqx.AbstractVar[list[int]]
+
+    @abc.abstractmethod
+    def init_state(self, x: Array | None = None) -> PyTree:
+        """The state for input `x` `(streams, n_in)` (default: one stream of zeros)."""
+
+    @abc.abstractmethod
+    def plasticity(self, t, y: PyTree, args: Any) -> PyTree:
+        """`dtheta/dt`, shaped like the circuit (trainable leaves are read)."""
+
+    def expected_state(self, y: PyTree) -> PyTree:
+        """`init_state` for as many streams as `y` has (see `stream_count`)."""
+        zeros = jnp.zeros((stream_count(self, y), self.sizes[0]))
+        return eqx.filter_eval_shape(self.init_state, zeros)
+
+
+def stream_count(circuit: AbstractPlastic, y: PyTree) -> int:
+    """The number of parallel streams of a state `y` of `circuit`: the leading size of the
+    first leaf that depends on the number of streams (found by shaping `init_state` for one
+    and for two streams); 1 if no leaf does."""
+    n_in = circuit.sizes[0]
+    one = jax.tree.leaves(eqx.filter_eval_shape(circuit.init_state, jnp.zeros((1, n_in))))
+    two = jax.tree.leaves(eqx.filter_eval_shape(circuit.init_state, jnp.zeros((2, n_in))))
+    for a, b, leaf in zip(one, two, jax.tree.leaves(y)):
+        if a.shape != b.shape and jnp.ndim(leaf) >= 1:
+            return int(jnp.shape(leaf)[0])
+    return 1
+
+
+class Learning(AbstractDynamics):
+    """A plastic circuit while it learns: state `{"neurons": y, "params": theta}`.
+
+    `theta` is the circuit's trainable part (`eqx.filter(circuit, circuit.trainable())`);
+    the circuit's own copy of it is replaced by the state at every evaluation. With `masks`
+    (one 0/1 array per `prunable()` leaf, see `dynlearn.prune`) the rates of pruned weights
+    are zero, so a pruned weight stays exactly zero.
+
+    **Arguments:**
+    - `circuit`: an `AbstractPlastic`.
+    - `masks`: optional pruning masks.
+    """
+
+    circuit: AbstractPlastic
+    masks: list[Array] | None = None
+
+    def __check_init__(self):
+        if not isinstance(self.circuit, AbstractPlastic):
+            raise ValueError(
+                f"circuit: expected a dynlearn.AbstractPlastic (a circuit with a plasticity "
+                f"rule); got {type(self.circuit).__name__}."
+            )
+
+    def params(self) -> PyTree:
+        """The circuit's trainable part, the slow state."""
+        return eqx.filter(self.circuit, self.circuit.trainable())
+
+    def circuit_at(self, params: PyTree) -> AbstractPlastic:
+        """The circuit with trainable leaves `params`."""
+        fixed = eqx.filter(self.circuit, self.circuit.trainable(), inverse=True)
+        return eqx.combine(params, fixed)
+
+    def learned(self, y: PyTree) -> AbstractPlastic:
+        """The circuit with the weights of a state `y` of this system."""
+        return self.circuit_at(y["params"])
+
+    def init_state(self, x: Array | None = None) -> dict:
+        return {"neurons": self.circuit.init_state(x), "params": self.params()}
+
+    def expected_state(self, y: dict) -> dict:
+        return {"neurons": self.circuit.expected_state(y["neurons"]), "params": self.params()}
+
+    def vector_field(self, t, y, args):
+        circuit = self.circuit_at(y["params"])
+        d_neurons = circuit.vector_field(t, y["neurons"], args)
+        d_params = eqx.filter(circuit.plasticity(t, y["neurons"], args), circuit.trainable())
+        if self.masks is not None:
+            d_params = apply_masks(d_params, circuit, self.masks)
+        return {"neurons": d_neurons, "params": d_params}
+
+    def diffusion(self, t, y, args):
+        noise = total_diffusion(self.circuit_at(y["params"]), t, y["neurons"], args)
+        return None if noise is None else {"neurons": noise, "params": None}
+
+    def time_constants(self) -> dict[str, float]:
+        return all_time_constants(self.circuit)
+
+    def event(self):
+        inner = self.circuit.event()
+        return None if inner is None else _NeuronEvent(inner)
+
+
+class _NeuronEvent(AbstractEvent):
+    """A circuit's event acting on the `"neurons"` part of a `Learning` state."""
+
+    inner: AbstractEvent
+
+    def condition(self, t, y, args):
+        return self.inner.condition(t, y["neurons"], args)
+
+    def jump(self, t, y, args, fired):
+        return {"neurons": self.inner.jump(t, y["neurons"], args, fired), "params": y["params"]}
