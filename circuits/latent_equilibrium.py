@@ -50,10 +50,10 @@ from circuits._layers import (
     sizes_of,
     slope,
 )
-from circuits.feedback import AbstractFeedback, Signals, WeightTransport
+from circuits.feedback import AbstractFeedback, FeedbackAlignment, Signals, WeightTransport
 from circuits.pal import PAL
 
-__all__ = ["LENetwork", "always_on_rule", "rule", "rule_pal"]
+__all__ = ["LENetwork", "always_on_rule", "rule", "rule_le_fa", "rule_pal", "PAL_SETTINGS"]
 
 
 class _Sweep(eqx.Module):
@@ -286,6 +286,13 @@ def always_on_rule(
 def rule(sizes: Sequence[int], key: PRNGKeyArray) -> dynlearn.Recipe:
     """The registered rule `le`: `always_on_rule` with weight transport (B = W^T)."""
     return always_on_rule(sizes, key)
+
+
+def rule_le_fa(sizes: Sequence[int], key: PRNGKeyArray) -> dynlearn.Recipe:
+    """The registered rule `le-fa`: `always_on_rule` with fixed random feedback (always-on
+    feedback alignment; PAL's like-for-like reference)."""
+    k_net, k_fb = jax.random.split(key)
+    return always_on_rule(sizes, k_net, FeedbackAlignment(k_fb))
 
 
 PAL_SETTINGS = {"sigma": 0.03, "eta": 10.0, "alpha": 1e-4}
