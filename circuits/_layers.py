@@ -16,6 +16,7 @@ import optax
 from jaxtyping import Array, PRNGKeyArray, PyTree
 
 __all__ = [
+    "AbstractLayered",
     "ACTIVATIONS",
     "phi_of",
     "init_layers",
@@ -25,6 +26,8 @@ __all__ = [
     "slope",
     "feedforward",
     "forward_weights",
+    "learning_filter",
+    "check_options",
     "SquaredError",
     "CrossEntropy",
 ]
@@ -91,6 +94,52 @@ def feedforward(weights, biases, phis, x) -> list[Array]:
         voltages.append(rate @ w.T + b)
         rate = phi(voltages[-1])
     return voltages
+
+
+class AbstractLayered(eqx.Module):
+    """The structure every layered rate circuit shares: forward weights `(n_l, n_{l-1})`,
+    a hidden activation and an output activation (names in `ACTIVATIONS`)."""
+
+    weights: eqx.AbstractVar[list[Array]]
+    activation: eqx.AbstractVar[str]
+    output_activation: eqx.AbstractVar[str]
+
+    @property
+    def sizes(self) -> list[int]:
+        return sizes_of(self.weights)
+
+    @property
+    def layer_names(self) -> list[str]:
+        return layer_names(len(self.weights))
+
+    @property
+    def phis(self) -> list[Callable]:
+        hidden = phi_of(self.activation)
+        return [hidden] * (len(self.weights) - 1) + [phi_of(self.output_activation)]
+
+
+def learning_filter(module, fields: Sequence[str], pathway: str | None = None) -> PyTree[bool]:
+    """A `trainable()` filter: the arrays in the list fields `fields` learn, and so do the
+    learning leaves of the feedback pathway in field `pathway` (its own `trainable()`)."""
+    spec = jax.tree.map(lambda _: False, module)
+    spec = eqx.tree_at(
+        lambda m: tuple(getattr(m, f) for f in fields),
+        spec,
+        tuple([True] * len(getattr(module, f)) for f in fields),
+    )
+    if pathway is None:
+        return spec
+    return eqx.tree_at(lambda m: getattr(m, pathway), spec, getattr(module, pathway).trainable())
+
+
+def check_options(module: str, options) -> None:
+    """Each `(name, value, kind, examples)` of `options`: `value` must be a `kind`, or a
+    `ValueError` names the argument, the examples and what was given."""
+    for name, value, kind, examples in options:
+        if not isinstance(value, kind):
+            raise ValueError(
+                f"{name}: expected a {module} {name} option ({examples}); got {value!r}."
+            )
 
 
 def forward_weights(circuit) -> PyTree[bool]:

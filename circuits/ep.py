@@ -44,7 +44,7 @@ import optax
 from jaxtyping import Array, PRNGKeyArray
 
 import dynlearn
-from circuits._layers import ACTIVATIONS, init_layers, layer_names, phi_of
+from circuits._layers import ACTIVATIONS, check_options, init_layers, layer_names, phi_of
 
 __all__ = [
     "EPNetwork",
@@ -272,17 +272,14 @@ class EPNetwork(dynlearn.AbstractPlastic, dynlearn.AbstractBatchLearner):
         tau: float = 1.0,
     ):
         phi_of(activation, "activation")
-        for name, value, kind in (
-            ("readout", readout, AbstractReadout),
-            ("estimator", estimator, AbstractEstimator),
-            ("phases", phases, AbstractPhases),
-        ):
-            if not isinstance(value, kind):
-                raise ValueError(
-                    f"{name}: expected a circuits.ep {kind.__name__.removeprefix('Abstract')} "
-                    f"option (e.g. {'Symmetric()' if name == 'estimator' else '...'}); got "
-                    f"{value!r}."
-                )
+        check_options(
+            "circuits.ep",
+            [
+                ("readout", readout, AbstractReadout, "RateReadout() or SoftmaxReadout()"),
+                ("estimator", estimator, AbstractEstimator, "Symmetric(), OneSided(), ..."),
+                ("phases", phases, AbstractPhases, "EulerPhases() or SteadyStatePhases()"),
+            ],
+        )
         if not beta > 0:
             raise ValueError(
                 f"beta must be > 0: every EP estimator divides by it (got {beta}); the sign of "

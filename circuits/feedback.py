@@ -180,9 +180,11 @@ class AbstractRandomFeedback(AbstractFeedback):
 
 
 def learned_matrices(pathway: AbstractRandomFeedback) -> PyTree[bool]:
-    """The `trainable()` filter of a pathway whose matrices `feedback` learn."""
+    """The `trainable()` filter of a pathway whose matrices `feedback` learn (`True` in
+    their place while they are not drawn yet)."""
     spec = jax.tree.map(lambda _: False, pathway)
-    return eqx.tree_at(lambda p: p.feedback, spec, [True] * len(pathway.feedback))
+    learn = True if pathway.feedback is None else [True] * len(pathway.feedback)
+    return eqx.tree_at(lambda p: p.feedback, spec, learn, is_leaf=lambda x: x is None)
 
 
 class FeedbackAlignment(AbstractRandomFeedback):

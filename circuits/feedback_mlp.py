@@ -24,12 +24,13 @@ from jaxtyping import Array, PRNGKeyArray
 
 import dynlearn
 from circuits._layers import (
+    AbstractLayered,
     SquaredError,
     feedforward,
     forward_weights,
     init_layers,
+    learning_filter,
     phi_of,
-    sizes_of,
     slope,
 )
 from circuits.feedback import (
@@ -45,7 +46,7 @@ from circuits.feedback import (
 __all__ = ["FeedbackMLP", "pathway_rule", "rule_fa", "rule_dfa", "rule_sign", "rule_kp"]
 
 
-class FeedbackMLP(dynlearn.AbstractBatchLearner):
+class FeedbackMLP(AbstractLayered, dynlearn.AbstractBatchLearner):
     """A rate network whose hidden errors travel through a feedback pathway.
 
     **Arguments:**
@@ -84,23 +85,9 @@ class FeedbackMLP(dynlearn.AbstractBatchLearner):
     def _zero_rates(self):
         return [jax.numpy.zeros((1, w.shape[0])) for w in self.weights[1:]]
 
-    @property
-    def sizes(self) -> list[int]:
-        return sizes_of(self.weights)
-
-    @property
-    def phis(self) -> list:
-        hidden = phi_of(self.activation)
-        return [hidden] * (len(self.weights) - 1) + [phi_of(self.output_activation)]
-
     def trainable(self):
         """Weights, biases and a plastic pathway's matrices (fixed random B stays fixed)."""
-        spec = jax.tree.map(lambda _: False, self)
-        return eqx.tree_at(
-            lambda n: (n.weights, n.biases, n.feedback),
-            spec,
-            ([True] * len(self.weights), [True] * len(self.biases), self.feedback.trainable()),
-        )
+        return learning_filter(self, ("weights", "biases"), pathway="feedback")
 
     def prunable(self):
         """The forward weights W_l (a plastic pathway's B is not pruned)."""

@@ -69,7 +69,8 @@ class HopfieldNetwork(dynlearn.AbstractEnergyDynamics):
     def n(self) -> int:
         return self.weights.shape[0]
 
-    def init_state(self) -> dict:
+    def init_state(self, x=None) -> dict:
+        """The resting state u = 0 (the same for any input `x`)."""
         return {"neurons": {"u": jnp.zeros(self.n, self.weights.dtype)}}
 
     def energy(self, y, args):

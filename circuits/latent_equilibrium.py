@@ -41,13 +41,13 @@ from jaxtyping import Array, PRNGKeyArray
 
 import dynlearn
 from circuits._layers import (
+    AbstractLayered,
     feedforward,
     forward_weights,
     init_layers,
-    layer_names,
     layer_rates,
+    learning_filter,
     phi_of,
-    sizes_of,
     slope,
 )
 from circuits.feedback import AbstractFeedback, FeedbackAlignment, Signals, WeightTransport
@@ -65,7 +65,7 @@ class _Sweep(eqx.Module):
     rates: list[Array]
 
 
-class LENetwork(dynlearn.AbstractPlastic):
+class LENetwork(AbstractLayered, dynlearn.AbstractPlastic):
     """A layered Latent-Equilibrium network whose weights learn always-on.
 
     State: `{name: {"u", "e"}}` for layers `hidden1, ..., output`, every array `(streams,
@@ -132,19 +132,6 @@ class LENetwork(dynlearn.AbstractPlastic):
         self.tau_lo = None if tau_lo is None else float(tau_lo)
 
     # ----------------------------------------------------------------- structure
-    @property
-    def sizes(self) -> list[int]:
-        return sizes_of(self.weights)
-
-    @property
-    def layer_names(self) -> list[str]:
-        return layer_names(len(self.weights))
-
-    @property
-    def phis(self) -> list:
-        hidden = phi_of(self.activation)
-        return [hidden] * (len(self.weights) - 1) + [phi_of(self.output_activation)]
-
     def time_constants(self):
         return {"tau": self.tau, "tau_error": self.tau_error}
 
@@ -153,12 +140,7 @@ class LENetwork(dynlearn.AbstractPlastic):
 
     def trainable(self):
         """Weights, biases and a plastic pathway's matrices (fixed random B stays fixed)."""
-        spec = jax.tree.map(lambda _: False, self)
-        return eqx.tree_at(
-            lambda n: (n.weights, n.biases, n.feedback),
-            spec,
-            ([True] * len(self.weights), [True] * len(self.biases), self.feedback.trainable()),
-        )
+        return learning_filter(self, ("weights", "biases"), pathway="feedback")
 
     def prunable(self):
         """The forward weights W_l (a plastic pathway's B is not pruned)."""

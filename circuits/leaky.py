@@ -80,7 +80,8 @@ class LeakyNetwork(dynlearn.AbstractDynamics):
         n = len(self.weights)
         return [f"hidden{i}" for i in range(1, n)] + ["output"]
 
-    def init_state(self) -> dict:
+    def init_state(self, x=None) -> dict:
+        """The resting state u = 0 (the input `x` is switched on from there)."""
         return {
             name: {"u": jnp.zeros(w.shape[0], w.dtype)}
             for name, w in zip(self.layer_names, self.weights)

@@ -49,12 +49,12 @@ from jaxtyping import Array, PRNGKeyArray
 
 import dynlearn
 from circuits._layers import (
+    AbstractLayered,
     forward_weights,
     init_layers,
-    layer_names,
     layer_rates,
+    learning_filter,
     phi_of,
-    sizes_of,
 )
 from circuits.feedback import AbstractFeedback, FeedbackAlignment, Signals
 
@@ -102,7 +102,7 @@ class Conductances(eqx.Module):
         return self.leak + self.dendrite + self.somatic
 
 
-class Microcircuit(dynlearn.AbstractPlastic):
+class Microcircuit(AbstractLayered, dynlearn.AbstractPlastic):
     """Layers of dendritic microcircuits learning always-on (`dynlearn.AlwaysOn`).
 
     State: hidden layers `{"u", "u_inter", "v_apical"}`, the output `{"u"}`, each
@@ -219,19 +219,6 @@ class Microcircuit(dynlearn.AbstractPlastic):
         dynlearn.check_step(self.dt, dynlearn.all_time_constants(self), "Microcircuit (dt)")
 
     # ----------------------------------------------------------------- structure
-    @property
-    def sizes(self) -> list[int]:
-        return sizes_of(self.weights)
-
-    @property
-    def layer_names(self) -> list[str]:
-        return layer_names(len(self.weights))
-
-    @property
-    def phis(self) -> list:
-        hidden = phi_of(self.activation)
-        return [hidden] * (len(self.weights) - 1) + [phi_of(self.output_activation)]
-
     def source(self, k: int) -> int:
         """Index of the layer whose rates reach hidden layer k's apical dendrites (and whose
         soma teaches its interneurons): the layer above, or the output (direct pathways)."""
@@ -257,17 +244,8 @@ class Microcircuit(dynlearn.AbstractPlastic):
 
     def trainable(self):
         """Forward, interneuron and lateral weights, and a plastic pathway's matrices."""
-        spec = jax.tree.map(lambda _: False, self)
-        return eqx.tree_at(
-            lambda c: (c.weights, c.inter_weights, c.lateral_weights, c.feedback),
-            spec,
-            (
-                [True] * len(self.weights),
-                [True] * len(self.inter_weights),
-                [True] * len(self.lateral_weights),
-                self.feedback.trainable(),
-            ),
-        )
+        fields = ("weights", "inter_weights", "lateral_weights")
+        return learning_filter(self, fields, pathway="feedback")
 
     def prunable(self):
         """The forward (bottom-up) weights W_l; interneuron, lateral and feedback matrices

@@ -42,7 +42,7 @@ import optax
 from jaxtyping import Array, PRNGKeyArray
 
 import dynlearn
-from circuits._layers import SquaredError, init_layers, layer_names, phi_of, sizes_of
+from circuits._layers import AbstractLayered, SquaredError, check_options, init_layers, phi_of
 
 __all__ = [
     "PCNetwork",
@@ -277,7 +277,7 @@ class ZIL(AbstractUpdateRule):
 
 
 # ------------------------------------------------------------------------------ network
-class PCNetwork(dynlearn.AbstractPlastic, dynlearn.AbstractBatchLearner):
+class PCNetwork(AbstractLayered, dynlearn.AbstractPlastic, dynlearn.AbstractBatchLearner):
     """Layered predictive-coding network (state: `{"hidden<l>": {"x"}, ..., "output"}`).
 
     **Arguments:**
@@ -295,6 +295,7 @@ class PCNetwork(dynlearn.AbstractPlastic, dynlearn.AbstractBatchLearner):
     weights: list[Array]
     biases: list[Array]
     activation: str = eqx.field(static=True)
+    output_activation: str = eqx.field(static=True, default="linear")  # x_L is linear
     variances: tuple[float, ...] = eqx.field(static=True)
     task: AbstractTask
     inference: AbstractInference
@@ -316,15 +317,14 @@ class PCNetwork(dynlearn.AbstractPlastic, dynlearn.AbstractBatchLearner):
         tau_w: float = 100.0,
     ):
         phi_of(activation, "activation")
-        for name, value, kind in (
-            ("task", task, AbstractTask),
-            ("inference", inference, AbstractInference),
-            ("rule", rule, AbstractUpdateRule),
-        ):
-            if not isinstance(value, kind):
-                raise ValueError(
-                    f"{name}: expected a circuits.pc {kind.__name__[8:]}; got {value!r}."
-                )
+        check_options(
+            "circuits.pc",
+            [
+                ("task", task, AbstractTask, "Clamped(), Nudged(beta) or Generative()"),
+                ("inference", inference, AbstractInference, "EulerInference(), ..."),
+                ("rule", rule, AbstractUpdateRule, "EquilibriumRule() or ZIL()"),
+            ],
+        )
         if not (tau > 0 and tau_w > 0):
             raise ValueError(f"tau and tau_w must be > 0; got tau={tau}, tau_w={tau_w}.")
         self.weights, self.biases = init_layers(sizes, key)
@@ -342,16 +342,8 @@ class PCNetwork(dynlearn.AbstractPlastic, dynlearn.AbstractBatchLearner):
         rule.check(self)
 
     # ----------------------------------------------------------------- structure
-    @property
-    def sizes(self) -> list[int]:
-        return sizes_of(self.weights)
-
-    @property
-    def layer_names(self) -> list[str]:
-        """Names of x_1..x_L."""
-        return layer_names(len(self.weights))
-
     def phi(self, x):
+        """f, the activation of hidden layers (x_1..x_L are named `layer_names`)."""
         return phi_of(self.activation)(x)
 
     def free_layers(self) -> list[str]:

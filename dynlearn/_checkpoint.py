@@ -12,7 +12,7 @@ import equinox as eqx
 import jax
 import numpy as np
 
-__all__ = ["atomic_write", "save_checkpoint", "load_checkpoint"]
+__all__ = ["atomic_write", "save_checkpoint", "load_checkpoint", "checkpoint_info"]
 
 CHECKPOINT = "checkpoint.eqx"
 INFO = "checkpoint.json"
@@ -53,14 +53,29 @@ def save_checkpoint(run_dir: Path, state: Any, info: dict) -> None:
     atomic_write(Path(run_dir) / INFO, lambda f: f.write(text))
 
 
-def load_checkpoint(run_dir: Path, like: Any) -> tuple[Any, dict] | None:
-    """`(state, info)` from `run_dir`, with `like` giving the structure; None if absent."""
-    path = Path(run_dir) / CHECKPOINT
-    if not path.exists():
+def checkpoint_info(run_dir: Path) -> dict | None:
+    """The JSON `info` saved with the checkpoint in `run_dir` (None: no checkpoint; {}: no
+    info file)."""
+    if not (Path(run_dir) / CHECKPOINT).exists():
         return None
-    state = eqx.tree_deserialise_leaves(path, like, filter_spec=_load_leaf)
     info_path = Path(run_dir) / INFO
-    info = json.loads(info_path.read_text()) if info_path.exists() else {}
+    return json.loads(info_path.read_text()) if info_path.exists() else {}
+
+
+def load_checkpoint(run_dir: Path, like: Any) -> tuple[Any, dict] | None:
+    """`(state, info)` from `run_dir`, with `like` giving the structure; None if absent. A
+    checkpoint of another structure (another learner, mode or optimizer) is a `ValueError`."""
+    info = checkpoint_info(run_dir)
+    if info is None:
+        return None
+    path = Path(run_dir) / CHECKPOINT
+    try:
+        state = eqx.tree_deserialise_leaves(path, like, filter_spec=_load_leaf)
+    except (ValueError, TypeError, RuntimeError, OSError) as err:
+        raise ValueError(
+            f"run_dir: the checkpoint in {run_dir} does not fit this learner and mode (saved "
+            f"with {info.get('config', 'unknown settings')}): {err}"
+        ) from err
     return state, info
 
 

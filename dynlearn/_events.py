@@ -67,28 +67,32 @@ def fixed_steps_with_event(terms, solver, event, t0, t1, n_steps, y0, args, ts, 
         first = selector(t0, y0, drive)
         saved = jax.tree.map(lambda a: jnp.broadcast_to(a, ts.shape + a.shape), first)
 
-    def write(saved, i, y_old, y_new):
-        """Rows j with time(i) < ts[j] <= time(i+1): interpolated between the two states."""
+    def write(saved, i, y_old, y_stepped, y_reset):
+        """Rows j with time(i) < ts[j] < time(i+1): interpolated between the state at the
+        step's start and the stepped state (before any reset); rows at time(i+1) (to
+        round-off): the state after the reset."""
         if saved is None:
             return saved
         lo, hi = time(i), time(i + 1)
-        old, new = selector(lo, y_old, drive), selector(hi, y_new, drive)
-        inside = (ts > lo) & (ts <= hi)
+        tol = 1e-6 * (hi - lo)
+        old, new = selector(lo, y_old, drive), selector(hi, y_stepped, drive)
+        after = selector(hi, y_reset, drive)
+        inside = (ts > lo) & (ts < hi - tol)
+        at_end = jnp.abs(ts - hi) <= tol
         weight = jnp.clip((ts - lo) / (hi - lo), 0.0, 1.0)
 
-        def put(rows, a, b):
+        def put(rows, a, b, c):
             w = weight.reshape(weight.shape + (1,) * a.ndim).astype(a.dtype)
-            mask = inside.reshape(w.shape)
-            return jnp.where(mask, a + w * (b - a), rows)
+            rows = jnp.where(inside.reshape(w.shape), a + w * (b - a), rows)
+            return jnp.where(at_end.reshape(w.shape), c, rows)
 
-        return jax.tree.map(put, saved, old, new)
+        return jax.tree.map(put, saved, old, new, after)
 
     def step(i, carry):
         y, state, saved = carry
         y_new, _, _, state, _ = solver.step(terms, time(i), time(i + 1), y, args, state, False)
-        saved = write(saved, i, y, y_new)
-        y_new = _fire(event, time(i + 1), y_new, drive)
-        return y_new, state, saved
+        y_reset = _fire(event, time(i + 1), y_new, drive)
+        return y_reset, state, write(saved, i, y, y_new, y_reset)
 
     y, _, saved = jax.lax.fori_loop(0, n_steps, step, (y0, state, saved))
     return y, saved

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
@@ -23,7 +24,7 @@ from ._batches import (
     predict_classes,
     train_chunk,
 )
-from ._checkpoint import load_checkpoint, save_checkpoint
+from ._checkpoint import checkpoint_info, load_checkpoint, save_checkpoint
 from ._dataset import config_of, load_netcdf, save_netcdf
 from ._learner import AbstractLearner
 from ._modes import AbstractMode
@@ -92,6 +93,7 @@ def fit(
         "learner": config_of(learner),
         "mode": type(mode).__name__,
         **mode.config(),
+        "mode_state": _state_kinds(state),
         "dataset": getattr(data, "name", type(data).__name__),
         "n_train": len(x_train),
         "batch_size": batch_size,
@@ -201,15 +203,14 @@ def evaluate(learner: AbstractLearner, x, labels, *, batch_size: int = 1000) -> 
 
 
 def _restore(run_dir: Path, resume: bool, learner, state, config):
-    found = load_checkpoint(run_dir, (learner, state, jnp.asarray(0)))
-    if found is None:
+    info = checkpoint_info(run_dir)
+    if info is None:
         return learner, state, 0, []
     if not resume:
         raise ValueError(
             f"run_dir: {run_dir} already holds a checkpoint; pass resume=True to continue it "
             "or choose another run_dir (nothing was overwritten)."
         )
-    (learner, state, epoch), info = found
     saved = info.get("config", {})
     for key in config:
         if key != "learner" and key in saved and saved[key] != config[key]:
@@ -217,6 +218,7 @@ def _restore(run_dir: Path, resume: bool, learner, state, config):
                 f"resume: the checkpoint in {run_dir} was made with {key}={saved[key]!r}, "
                 f"this call has {key}={config[key]!r}; resume with the same settings."
             )
+    (learner, state, epoch), _ = load_checkpoint(run_dir, (learner, state, jnp.asarray(0)))
     epoch = int(epoch)
     history = []
     if (run_dir / METRICS).exists():
@@ -226,6 +228,17 @@ def _restore(run_dir: Path, resume: bool, learner, state, config):
             row.update({v: float(ds[v][i]) for v in ds.data_vars})
             history.append(row)
     return learner, state, epoch, history
+
+
+def _state_kinds(state) -> str:
+    """The classes of a mode's state (e.g. an optax optimizer's `ScaleByAdamState`), to tell
+    one optimizer from another in a checkpoint's configuration."""
+
+    def is_named(x):
+        return isinstance(x, tuple) and hasattr(x, "_fields")
+
+    nodes = jax.tree.leaves(state, is_leaf=is_named)
+    return "+".join(type(node).__name__ for node in nodes if is_named(node)) or "none"
 
 
 def _metrics_dataset(history: list[dict], config: dict) -> xr.Dataset:

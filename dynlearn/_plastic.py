@@ -47,7 +47,10 @@ class AbstractPlastic(AbstractDynamics, AbstractLearner):
     `dynlearn.StimulusStream` with targets while learning, or any stimulus).
     """
 
-    sizes: eqx.AbstractVar[list[int]]
+    @property
+    @abc.abstractmethod
+    def sizes(self) -> list[int]:
+        """Layer sizes `[n_in, ..., n_out]`."""
 
     @abc.abstractmethod
     def init_state(self, x: Array | None = None) -> PyTree:
@@ -58,7 +61,13 @@ class AbstractPlastic(AbstractDynamics, AbstractLearner):
         """`dtheta/dt`, shaped like the circuit (trainable leaves are read)."""
 
     def expected_state(self, y: PyTree) -> PyTree:
-        """`init_state` for as many streams as `y` has (see `stream_count`)."""
+        """`init_state()` if `y` is shaped like it (e.g. one unbatched sample), else
+        `init_state` for as many streams as `y` has (see `stream_count`)."""
+        plain = eqx.filter_eval_shape(self.init_state)
+        if jax.tree.structure(plain) == jax.tree.structure(y) and all(
+            a.shape == jnp.shape(b) for a, b in zip(jax.tree.leaves(plain), jax.tree.leaves(y))
+        ):
+            return plain
         zeros = jnp.zeros((stream_count(self, y), self.sizes[0]))
         return eqx.filter_eval_shape(self.init_state, zeros)
 

@@ -3,7 +3,7 @@
 Packages declare, in their `pyproject.toml`:
 
     [project.entry-points."dynlearn.demos"]
-    hopfield = "circuits.hopfield:demo"
+    my-demo = "my_package.my_module:demo"
 
 Groups: `dynlearn.rules` (learning rules: `factory(sizes, key) -> dynlearn.Recipe`, a
 learner for layer sizes `[n_in, ..., n_out]`, the mode that trains it and its batch size),

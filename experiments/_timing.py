@@ -12,16 +12,17 @@ import dynlearn
 
 
 def fit_curve(
-    make_learner, data, epochs: int, optimizer, batch: int, seed: int = 0, warm_up: bool = True
+    make_learner, data, epochs: int, mode, batch: int, seed: int = 0, warm_up: bool = True
 ) -> list[tuple[float, float]]:
-    """Per-epoch (seconds, test accuracy) of `dynlearn.fit`, one compiled scan per epoch;
-    with `warm_up`, a 1-epoch run compiles everything first (same optimizer object)."""
+    """Per-epoch (seconds, test accuracy) of `dynlearn.fit` in `mode` (e.g.
+    `dynlearn.SettleThenUpdate(optimizer)`), one compiled scan per epoch; with `warm_up`, a
+    1-epoch run compiles everything first (same mode object, so the same compiled epoch)."""
 
     def run(n_epochs):
         return dynlearn.fit(
             make_learner(),
             data,
-            optimizer=optimizer,
+            mode,
             epochs=n_epochs,
             batch_size=batch,
             seed=seed,

@@ -9,7 +9,8 @@
    Target: equal within 10%.
 
 Run: `python -m experiments.bench_engine` (or `dynlearn bench engine`); `--quick` for a
-smoke run with fewer steps and repeats.
+smoke run with fewer steps and repeats (the time ratio is printed but not judged: only the
+memory ratio decides the exit code).
 """
 
 from __future__ import annotations
@@ -93,7 +94,11 @@ def peak_bytes(n_steps: int) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer steps and repeats")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="fewer steps and repeats; the time ratio is printed, not judged (only memory is)",
+    )
     opts = parser.parse_args(argv)
     n_steps, repeats = (100, 3) if opts.quick else (1000, 7)
 
@@ -118,8 +123,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  {small:>9,} steps: {b_small / 2**20:8.2f} MiB")
     print(f"  {large:>9,} steps: {b_large / 2**20:8.2f} MiB")
     print(f"  ratio             : {mem_ratio:8.3f}  (target within 10% of 1)")
-    ok = ratio <= 1.10 and abs(mem_ratio - 1) <= 0.10
+    memory_ok = abs(mem_ratio - 1) <= 0.10
+    ok = ratio <= 1.10 and memory_ok
     print("PASS" if ok else "MISS (see the ratios above)")
+    if opts.quick:
+        print("(--quick: the time ratio is not judged)")
+        return 0 if memory_ok else 1
     return 0 if ok else 1
 
 

@@ -10,7 +10,9 @@ Euler steps of 0.5, one-sided estimator, beta 0.1, Adam(1e-3), `mnist5k` (4,000 
    steps per phase (measured on one batch) and time to the test accuracy the Euler version
    reached after its epochs.
 
-Run: `python -m experiments.bench_ep` (or `dynlearn bench ep`); `--quick` for a smoke run.
+Run: `python -m experiments.bench_ep` (or `dynlearn bench ep`); `--quick` for a smoke run
+(1 timed epoch on 20% of the data, no adaptive run; the ratio is printed but not judged:
+the exit code is 0 unless the run fails).
 """
 
 from __future__ import annotations
@@ -19,17 +21,19 @@ import argparse
 import statistics
 import sys
 
+import diffrax
 import jax
 import jax.numpy as jnp
 import optax
 
 import dynlearn
-from circuits.ep import EPDrive, EPNetwork, EulerPhases, SteadyStatePhases
+from circuits.ep import EPDrive, EPNetwork, EulerPhases, OneSided, SteadyStatePhases
 from experiments._timing import fit_curve, hand_curve
 
 SIZES = [784, 512, 10]
 BATCH, BETA, DT, N_FREE, N_NUDGED = 64, 0.1, 0.5, 30, 10
 OPTIMIZER = optax.adam(1e-3)
+MODE = dynlearn.SettleThenUpdate(OPTIMIZER)  # one object: fit's compiled epoch is reused
 
 
 def hand_epoch_fn():
@@ -76,7 +80,7 @@ def hand_epoch_fn():
 
 def run_hand(data, epochs, seed=0):
     """Per-epoch (seconds, test accuracy) of the hand-written version (same init, order)."""
-    net = EPNetwork(SIZES, jax.random.key(seed), estimator="one_sided", beta=BETA)
+    net = EPNetwork(SIZES, jax.random.key(seed), estimator=OneSided(), beta=BETA)
     params = (net.weights, net.biases)
     epoch_fn, accuracy = hand_epoch_fn()
     return hand_curve(epoch_fn, accuracy, params, OPTIMIZER.init(params), data, epochs, BATCH, seed)
@@ -87,10 +91,10 @@ def run_dynlearn(data, epochs, phases, seed=0):
 
     def make():
         return EPNetwork(
-            SIZES, jax.random.key(seed), estimator="one_sided", beta=BETA, phases=phases
+            SIZES, jax.random.key(seed), estimator=OneSided(), beta=BETA, phases=phases
         )
 
-    return fit_curve(make, data, epochs, OPTIMIZER, BATCH, seed)
+    return fit_curve(make, data, epochs, MODE, BATCH, seed)
 
 
 def adaptive_steps(data, phases) -> float:
@@ -114,9 +118,14 @@ def adaptive_steps(data, phases) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="1 timed epoch, no adaptive run")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: 1 timed epoch on 20%% of the data, no adaptive run; the ratio is "
+        "printed, not judged (exit code 0)",
+    )
     opts = parser.parse_args(argv)
-    data = dynlearn.data.load("mnist5k")
+    data = dynlearn.data.load("mnist5k", fraction=0.2 if opts.quick else 1.0)
     timed = 1 if opts.quick else 5
     euler = EulerPhases(N_FREE, N_NUDGED, DT)
     ours = run_dynlearn(data, 1 + timed, euler)
@@ -124,7 +133,10 @@ def main(argv: list[str] | None = None) -> int:
     t_ours = statistics.median(s for s, _ in ours[1:])
     t_hand = statistics.median(s for s, _ in hand[1:])
     ratio = t_ours / t_hand
-    print("EP 784-512-10, batch 64, 30 free + 10 nudged Euler steps, beta 0.1, mnist5k:")
+    print(
+        f"EP 784-512-10, batch 64, 30 free + 10 nudged Euler steps, beta 0.1, "
+        f"{len(data.x_train)} mnist5k samples:"
+    )
     print(
         f"  dynlearn fit  : {t_ours:.3f} s/epoch, test acc after {1 + timed} epochs "
         f"{ours[-1][1]:.4f}"
@@ -135,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"  ratio         : {ratio:.3f}  (target <= 1.10)")
     if not opts.quick:
-        adaptive = SteadyStatePhases(rtol=1e-3, atol=1e-3, solver="tsit5")
+        adaptive = SteadyStatePhases(rtol=1e-3, atol=1e-3, solver=diffrax.Tsit5())
         target = ours[-1][1]
         curve = run_dynlearn(data, 1 + timed, adaptive)
         total, reached = 0.0, None
@@ -151,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{'epoch ' + str(reached) if reached else 'no'})"
         )
     print("PASS" if ratio <= 1.10 else "MISS (see the ratio above)")
+    if opts.quick:
+        print("(--quick: timings not judged)")
+        return 0
     return 0 if ratio <= 1.10 else 1
 
 

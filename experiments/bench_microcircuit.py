@@ -7,8 +7,9 @@ every `t_pres / dt` = 20 steps so nothing can be hoisted out of the loop):
 3. 5-20-10-20-5, 64 seeds at once (`jax.vmap` over independent circuits);
 4. 5-20-10-20-5 with PAL: apical Ornstein-Uhlenbeck noise (an SDE), high-pass filters,
    feedback learning and low-pass filtered forward updates, batch 1.
-Each is timed as `dynlearn.simulate(circuit, ...)` and as a `lax.scan` of the same equations
-written out in this file (Sacramento et al. 2018 with prospective rates). Target: ratio
+Each is timed as `dynlearn.simulate(dynlearn.Learning(circuit), ...)` (neurons and weights
+evolving together) and as a `lax.scan` of the same equations written out in this file
+(Sacramento et al. 2018 with prospective rates). Target: ratio
 dynlearn / hand <= 1.10. The two compute the same thing: their learned weights agree to
 float32 round-off (relative difference ~1e-6 after 1,000 steps; over 20,000 steps of
 learning the rounding differences grow to ~2e-3, printed as "max rel diff"). Reported:
@@ -16,7 +17,8 @@ microseconds per Euler step and steps (x streams) per second; the fastest of `--
 interleaved runs after a compile run.
 
 Run: `python -m experiments.bench_microcircuit` (or `dynlearn bench microcircuit`);
-`--quick` for a smoke run.
+`--quick` for a smoke run (short streams, 2 repeats; ratios printed but not judged: the
+exit code is 0 unless the run fails).
 """
 
 from __future__ import annotations
@@ -35,17 +37,19 @@ from circuits.pal import PAL
 
 DT, T_PRES = 0.1, 2.0
 STEPS_PER_SAMPLE = round(T_PRES / DT)
+TAU_LO = 100.0  # PAL: the host's low-pass filter of the forward updates (ms)
 
 
 def make(sizes, streams: int, n_samples: int, key=jax.random.key(0), pal_sigma=None):
-    """A self-predicting circuit (fixed random B, or PAL with noise `pal_sigma`) and a
-    stream of random inputs and targets."""
+    """A self-predicting circuit (fixed random B, or PAL with noise `pal_sigma` and the
+    forward updates low-passed with `TAU_LO`) and a stream of random inputs and targets."""
     feedback = None if pal_sigma is None else PAL(jax.random.fold_in(key, 2), sigma=pal_sigma)
     circuit = Microcircuit(
         list(sizes),
         key,
         feedback=feedback,
-        presentation=dynlearn.Presentation(t_pres=T_PRES, dt=DT),
+        tau_lo=None if pal_sigma is None else TAU_LO,
+        dt=DT,
     )
     circuit = self_predicting(circuit)
     k1, k2 = jax.random.split(jax.random.fold_in(key, 1))
@@ -55,10 +59,12 @@ def make(sizes, streams: int, n_samples: int, key=jax.random.key(0), pal_sigma=N
 
 
 def dynlearn_run(circuit, x, y, seed: int = 7):
+    """The learned weights after streaming `x`, `y` through `dynlearn.Learning(circuit)`."""
+    system = dynlearn.Learning(circuit)
     stream = dynlearn.StimulusStream(x, T_PRES, y)
-    return dynlearn.simulate(
-        circuit,
-        circuit.init_state(x[0]),
+    learned = dynlearn.simulate(
+        system,
+        system.init_state(x[0]),
         0.0,
         stream.t1,
         args=stream,
@@ -66,6 +72,12 @@ def dynlearn_run(circuit, x, y, seed: int = 7):
         key=jax.random.key(seed),
         check=False,
     ).y1["params"]
+    return {
+        "weights": learned.weights,
+        "inter_weights": learned.inter_weights,
+        "lateral_weights": learned.lateral_weights,
+        "feedback": learned.feedback.feedback if circuit.feedback.plastic else None,
+    }
 
 
 def hand_run(circuit, x, y, seed: int = 7):
@@ -80,7 +92,7 @@ def hand_run(circuit, x, y, seed: int = 7):
     pal = circuit.feedback if isinstance(circuit.feedback, PAL) else None
     n_hidden = len(circuit.weights) - 1
     feedback0 = circuit.feedback.matrices(circuit.weights)
-    state0 = circuit.init_state(x[0])["neurons"]
+    state0 = circuit.init_state(x[0])
     names = circuit.layer_names
     us = [state0[n]["u"] for n in names]
     u_i = [state0[n]["u_inter"] for n in names[:-1]]
@@ -89,7 +101,7 @@ def hand_run(circuit, x, y, seed: int = 7):
     extra = None
     if pal is not None:
         p0 = state0["pathway"]
-        extra = (feedback0, p0["xi"], p0["rate_lp"], p0["forward"])
+        extra = (feedback0, p0["xi"], p0["rate_lp"], state0["forward_lp"])
     s = x.shape[1]
     sig = jax.nn.sigmoid
 
@@ -151,7 +163,7 @@ def hand_run(circuit, x, y, seed: int = 7):
                 for i, xi in enumerate(xis)
             ]
             new_lp = [lp + DT * (r_up - lp) / pal.tau_hp for lp, r_up in zip(lps, rate[1:])]
-            new_fwd = [f + DT * (d - f) / pal.tau_lo for f, d in zip(fwd, dw)]
+            new_fwd = [f + DT * (d - f) / circuit.tau_lo for f, d in zip(fwd, dw)]
             applied, extra = fwd, (new_b, new_xi, new_lp, new_fwd)
         new_params = tuple(
             [p + DT * d for p, d in zip(ps, ds)]
@@ -208,7 +220,11 @@ def workload(name, sizes, streams, seeds, n_samples, repeats, pal_sigma=None) ->
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dynlearn bench microcircuit", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="smoke run")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: short streams, 2 repeats; ratios printed, not judged (exit code 0)",
+    )
     parser.add_argument("--repeats", type=int, default=7)
     opts = parser.parse_args(argv)
     n, repeats = (50, 2) if opts.quick else (1000, opts.repeats)
@@ -226,6 +242,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     ok = all(r["ratio"] <= 1.10 for r in rows)
     print("PASS" if ok else "FAIL", "(target: ratio <= 1.10)")
+    if opts.quick:
+        print("(--quick: timings not judged)")
+        return 0
     return 0 if ok else 1
 
 

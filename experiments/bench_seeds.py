@@ -35,16 +35,27 @@ def timed(fn) -> tuple[float, object]:
 
 def bench_rule(rule: str, data, sizes, seeds, epochs: int, repeats: int) -> dict:
     factory = registry.load("rules", rule)
-    built = [factory(sizes, jax.random.key(seed)) for seed in seeds]
-    learners, fit_kwargs = [b[0] for b in built], built[0][1]  # one optimizer object: no recompiles
+    recipes = [factory(sizes, jax.random.key(seed)) for seed in seeds]
+    learners = [recipe.learner for recipe in recipes]
+    mode, batch_size = recipes[0].mode, recipes[0].batch_size  # one mode object: no recompiles
     stacked = dynlearn.stack(learners)
 
     def vmapped():
-        return dynlearn.fit_seeds(stacked, data, seeds=seeds, epochs=epochs, **fit_kwargs)
+        return dynlearn.fit_seeds(
+            stacked, data, mode, seeds=seeds, epochs=epochs, batch_size=batch_size
+        )
 
     def sequential():
         return [
-            dynlearn.fit(learner, data, epochs=epochs, seed=seed, progress=False, **fit_kwargs)
+            dynlearn.fit(
+                learner,
+                data,
+                mode,
+                epochs=epochs,
+                batch_size=batch_size,
+                seed=seed,
+                progress=False,
+            )
             for learner, seed in zip(learners, seeds)
         ]
 

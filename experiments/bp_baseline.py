@@ -4,7 +4,7 @@ Default: 784-128-10 tanh, Adam(1e-3), batch 64, 5 epochs on `mnist5k`. Writes
 `metrics.nc`, checkpoints and `learning_curves.png` into its run folder.
 
 Run: `python -m experiments.bp_baseline --dataset mnist5k --epochs 5` or
-`dynlearn run bp --dataset mnist --hidden 128 128`.
+`dynlearn run bp --dataset mnist --hidden 128 128`; `--quick` for a smoke run.
 """
 
 from __future__ import annotations
@@ -17,8 +17,10 @@ import jax
 import optax
 
 import dynlearn
-from circuits.backprop import ACTIVATIONS, BackpropMLP
+from circuits._layers import ACTIVATIONS
+from circuits.backprop import BackpropMLP
 from dynlearn import data
+from experiments._timing import quick_subset
 
 
 def parser() -> argparse.ArgumentParser:
@@ -34,22 +36,27 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", type=Path, default=None, help="default: runs/bp-<time>")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument(
+        "--quick", action="store_true", help="smoke run: 1 epoch on a small training set"
+    )
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     opts = parser().parse_args(argv)
-    ds = data.load(opts.dataset, fraction=opts.fraction, seed=opts.seed)
+    options = quick_subset(opts.dataset, opts.quick)
+    options["fraction"] = options.get("fraction", 1.0) * opts.fraction
+    if opts.quick:
+        opts.epochs = 1
+    ds = data.load(opts.dataset, seed=opts.seed, **options)
     sizes = [ds.n_features, *opts.hidden, ds.n_classes]
     net = BackpropMLP(sizes, jax.random.key(opts.seed), activation=opts.activation)
     if opts.run_dir is None:
-        from dynlearn.cli import run_folder
-
-        opts.run_dir = run_folder(Path("runs"), "bp")
+        opts.run_dir = dynlearn.run_folder(Path("runs"), "bp")
     result = dynlearn.fit(
         net,
         ds,
-        optimizer=optax.adam(opts.lr),
+        dynlearn.SettleThenUpdate(optax.adam(opts.lr)),
         epochs=opts.epochs,
         batch_size=opts.batch_size,
         seed=opts.seed,

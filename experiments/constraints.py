@@ -20,8 +20,10 @@ skips finished cells (a different configuration is refused). The assembled resul
 `constraints.nc` (dims rule, fraction / sparsity / noise_std, seed, epoch),
 `constraints.md` (table) and one figure per constraint (`constraints-<axis>.png`).
 
-Run: `dynlearn run constraints --dataset mnist5k` (add `--run-dir DIR` to resume);
-`--quick` for a smoke run.
+Run: `python -m experiments.constraints --dataset mnist5k` or `dynlearn run constraints
+--dataset mnist5k` (add `--run-dir DIR` to resume); `--quick` for a smoke run (20% of the
+data, 2 epochs, 1 seed and, unless given, rules bp and le, fractions 1 and 0.1, sparsities
+0.5 and 0.9, noise 0 and 0.3).
 """
 
 from __future__ import annotations
@@ -45,31 +47,49 @@ FRACTIONS = (1.0, 0.5, 0.2, 0.1)
 SPARSITIES = (0.5, 0.8, 0.9)
 NOISE_STDS = (0.0, 0.1, 0.3, 0.5)
 NOISE_SEED = 12345  # one noise draw per level, shared by all rules and seeds
+# --quick: one settle-then-update and one always-on rule, two levels per axis (unless given)
+QUICK = {
+    "rules": ["bp", "le"],
+    "fractions": [1.0, 0.1],
+    "sparsities": [0.5, 0.9],
+    "noise_stds": [0.0, 0.3],
+}
 
 
 # -- training ----------------------------------------------------------------------------
 
 
-def build(rule: str, sizes: list[int], seeds: list[int]) -> tuple[list, dict]:
-    """One learner per seed from the rule's registered factory, and its `fit` arguments."""
+def build(rule: str, sizes: list[int], seeds: list[int]) -> tuple[list, dynlearn.Recipe]:
+    """One learner per seed from the rule's registered factory (`dynlearn.Recipe`s), and
+    the recipe of the first seed (its mode and batch size serve every seed: one mode object,
+    so one compiled program)."""
     factory = registry.load("rules", rule)
-    built = [factory(sizes, jax.random.key(seed)) for seed in seeds]
-    return [learner for learner, _ in built], built[0][1]
+    recipes = [factory(sizes, jax.random.key(seed)) for seed in seeds]
+    return [recipe.learner for recipe in recipes], recipes[0]
 
 
-def train(learners: list, data, seeds: list[int], epochs: int, fit_kwargs: dict):
-    """`(trained learners, test accuracy (seed, epoch))`: vmapped over seeds when the
-    learners stack and no seed diverges; otherwise seed by seed, a diverged seed giving
-    `None` and NaN after its last finished epoch. A batch larger than the training set is
-    cut to the largest multiple of 32 that fits (stream counts divide it)."""
-    n_train = len(data.x_train)
-    if fit_kwargs.get("batch_size", 64) > n_train:  # a small fraction of a small dataset
-        fit_kwargs = {**fit_kwargs, "batch_size": max(1, n_train // 32) * 32}
+def batch_size_for(recipe: dynlearn.Recipe, n_train: int) -> int:
+    """The recipe's batch size, or, when it exceeds the training set (a small fraction of a
+    small dataset), the largest multiple of the presentation's stream count that fits
+    (always-on modes split a batch into equal streams; 1 otherwise)."""
+    if recipe.batch_size <= n_train:
+        return recipe.batch_size
+    presentation = getattr(recipe.mode, "presentation", None)
+    streams = 1 if presentation is None else presentation.streams
+    return max(1, n_train // streams) * streams
+
+
+def train(learners: list, data, seeds: list[int], epochs: int, recipe: dynlearn.Recipe):
+    """`(trained learners, test accuracy (seed, epoch))` in `recipe`'s mode and batch size
+    (its learner is not used): vmapped over seeds when the learners stack and no seed
+    diverges; otherwise seed by seed, a diverged seed giving `None` and NaN after its last
+    finished epoch. A batch larger than the training set is cut (`batch_size_for`)."""
+    mode, batch_size = recipe.mode, batch_size_for(recipe, len(data.x_train))
     stacked = stack_or_none(learners)
     if stacked is not None:
         try:
             stacked, accuracy = dynlearn.fit_seeds(
-                stacked, data, seeds=seeds, epochs=epochs, **fit_kwargs
+                stacked, data, mode, seeds=seeds, epochs=epochs, batch_size=batch_size
             )
             return [dynlearn.unstack(stacked, i) for i in range(len(seeds))], accuracy
         except eqx.EquinoxRuntimeError:  # a seed diverged: run them one by one
@@ -78,14 +98,22 @@ def train(learners: list, data, seeds: list[int], epochs: int, fit_kwargs: dict)
     for learner, seed in zip(learners, seeds):
         try:
             result = dynlearn.fit(
-                learner, data, epochs=epochs, seed=seed, progress=False, **fit_kwargs
+                learner,
+                data,
+                mode,
+                epochs=epochs,
+                batch_size=batch_size,
+                seed=seed,
+                progress=False,
             )
             trained.append(result.learner)
             curves.append(result.metrics.test_accuracy.values)
         except eqx.EquinoxRuntimeError:  # diverged: keep the finished epochs
             trained.append(None)
             curves.append(
-                dynlearn.accuracy_curve(learner, data, epochs=epochs, seed=seed, **fit_kwargs)
+                dynlearn.accuracy_curve(
+                    learner, data, mode, epochs=epochs, seed=seed, batch_size=batch_size
+                )
             )
     return trained, np.stack(curves)
 
@@ -167,9 +195,9 @@ class Study:
 
         def compute():
             data = self.data if fraction == 1 else load_fraction(self.config, fraction)
-            learners, fit_kwargs = build(rule, self.sizes, self.seeds)
+            learners, recipe = build(rule, self.sizes, self.seeds)
             epochs = self.config["epochs"]
-            trained, accuracy = train(learners, data, self.seeds, epochs, fit_kwargs)
+            trained, accuracy = train(learners, data, self.seeds, epochs, recipe)
             if fraction == 1:
                 self._save_trained(rule, learners, trained)
             return xr.Dataset(
@@ -184,7 +212,7 @@ class Study:
         """Cell: the trained learners pruned to each sparsity, as is and re-trained."""
 
         def compute():
-            trained, fit_kwargs = self._trained(rule)
+            trained, recipe = self._trained(rule)
             levels, seeds = self.config["sparsities"], self.seeds
             accuracy = np.full((len(levels), 2, len(seeds)), np.nan)
             reached = np.full((len(levels), 2, len(seeds)), np.nan)
@@ -200,7 +228,7 @@ class Study:
                         self.data,
                         [seeds[k] for k in alive],
                         self.config["retrain_epochs"],
-                        fit_kwargs,
+                        recipe,
                     )
                     accuracy[i, 1, alive] = evaluate(retrained, x, labels)
                     reached[i, 1, alive] = [
@@ -234,9 +262,10 @@ class Study:
         kept = [t if t is not None else s for t, s in zip(trained, template)]
         dynlearn.save_checkpoint(self.run_dir / "cells" / rule, (kept, alive), {"rule": rule})
 
-    def _trained(self, rule: str) -> tuple[list, dict]:
-        """The learners trained on 100% of the data (trained now if not on disk)."""
-        learners, fit_kwargs = build(rule, self.sizes, self.seeds)
+    def _trained(self, rule: str) -> tuple[list, dynlearn.Recipe]:
+        """The learners trained on 100% of the data (trained now if not on disk), and the
+        rule's recipe."""
+        learners, recipe = build(rule, self.sizes, self.seeds)
         like = (learners, np.ones(len(learners), bool))
         found = dynlearn.load_checkpoint(self.run_dir / "cells" / rule, like)
         if found is None or not self.cell(rule, "fraction-1").exists():
@@ -245,7 +274,7 @@ class Study:
             self.fraction(rule, 1.0)
             found = dynlearn.load_checkpoint(self.run_dir / "cells" / rule, like)
         (kept, alive), _ = found
-        return [t if ok else None for t, ok in zip(kept, alive)], fit_kwargs
+        return [t if ok else None for t, ok in zip(kept, alive)], recipe
 
 
 def load_fraction(config: dict, fraction: float):
@@ -423,17 +452,33 @@ def main(argv: list[str] | None = None) -> int:
         default="mnist5k",
         choices=["mnist5k", "mnist", "fashion_mnist", "digits", "yinyang", "mnist1d"],
     )
-    parser.add_argument("--rules", nargs="+", default=known, help=f"registered: {known}")
+    parser.add_argument(
+        "--rules", nargs="+", default=None, help=f"default: all registered, {known}"
+    )
     parser.add_argument("--hidden", type=int, nargs="+", default=[100], help="hidden layer sizes")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--fractions", type=float, nargs="+", default=list(FRACTIONS))
-    parser.add_argument("--sparsities", type=float, nargs="+", default=list(SPARSITIES))
-    parser.add_argument("--noise-stds", type=float, nargs="+", default=list(NOISE_STDS))
+    parser.add_argument("--fractions", type=float, nargs="+", help=f"default: {FRACTIONS}")
+    parser.add_argument("--sparsities", type=float, nargs="+", help=f"default: {SPARSITIES}")
+    parser.add_argument("--noise-stds", type=float, nargs="+", help=f"default: {NOISE_STDS}")
     parser.add_argument("--retrain-epochs", type=int, default=1)
     parser.add_argument("--run-dir", type=Path, default=None, help="new, or a study to resume")
-    parser.add_argument("--quick", action="store_true", help="20%% of the data, 2 epochs, 1 seed")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: 20%% of the data, 2 epochs, 1 seed; unless given, rules bp and le, "
+        "fractions 1 and 0.1, sparsities 0.5 and 0.9, noise 0 and 0.3",
+    )
     opts = parser.parse_args(argv)
+    full = {
+        "rules": known,
+        "fractions": list(FRACTIONS),
+        "sparsities": list(SPARSITIES),
+        "noise_stds": list(NOISE_STDS),
+    }
+    for name, value in (QUICK if opts.quick else full).items():
+        if getattr(opts, name) is None:
+            setattr(opts, name, list(value))
     unknown = sorted(set(opts.rules) - set(known))
     if unknown:
         parser.error(f"--rules: unknown {unknown}; registered: {known}")
@@ -452,7 +497,7 @@ def main(argv: list[str] | None = None) -> int:
         "noise_stds": opts.noise_stds,
         "retrain_epochs": opts.retrain_epochs,
     }
-    run_dir = opts.run_dir or dynlearn.cli.run_folder(Path("runs"), "constraints")
+    run_dir = opts.run_dir or dynlearn.run_folder(Path("runs"), "constraints")
     tic = time.perf_counter()
     study = Study(run_dir, config)
     try:

@@ -1,18 +1,23 @@
 """Experiment: feedback pathways compared — BP, FA, DFA, sign symmetry, Kolen-Pollack, PAL.
 
-One architecture (Yin-Yang 4-64-64-3, mnist5k/mnist/fashion_mnist 784-100-100-10, tanh,
-linear output, squared error), one budget (the same samples and epochs), several seeds:
-- `bp`, `fa`, `dfa`, `sign`, `kp`: settle-then-update rate networks whose hidden errors
-  travel through the pathway (`LENetwork.updates`), Adam 1e-3, batches of 32; Kolen-Pollack
-  with weight decay 1e-3 per step;
-- `le-bp`, `le-fa`, `pal`: always-on prospective (LE) networks streaming 16 parallel
-  streams (t_pres 1 ms, dt 0.1 ms, eta 1 per ms, beta 0.1), with B = W^T, fixed random B,
-  or B learned by PAL (sigma 0.03, eta 10, alpha 1e-4, tau_xi = tau_HP = 1 ms, tau_LO =
-  100 ms; `--pal-sigma` etc. to change: sigma 0.1 aligns B faster but its noise, which also
-  reaches the error compartments, costs accuracy) — plain always-on SGD-like learning.
-Logged per epoch: test accuracy and the angle between each B_l and W_{l+1}^T (not defined
-for DFA's direct matrices). Written to the run folder: `feedback_comparison.nc`, `.md`
-(table) and `.png` (accuracy and alignment curves).
+One architecture (Yin-Yang 4-64-64-3, mnist5k/mnist/fashion_mnist 784-100-100-10), one
+budget (the same samples and epochs), several seeds; each rule is the registered one
+(`dynlearn.rules`, any registered name is accepted in `--rules`), with its own learner, mode
+and batch size:
+- `bp`: backprop through a tanh MLP on the squared error, Adam 1e-3, batches of 32;
+- `fa`, `dfa`, `sign`, `kp`: settle-then-update tanh rate networks (linear output, squared
+  error) whose hidden errors travel through the pathway (`circuits.feedback_mlp`), Adam
+  1e-3, batches of 32; Kolen-Pollack with weight decay 1e-3 per step;
+- `le`, `le-fa`, `pal`: always-on prospective (LE) networks streaming 16 parallel streams
+  (t_pres 1 ms, dt 0.1 ms, eta 1 per ms, beta 0.1), with B = W^T, fixed random B, or B
+  learned by PAL (sigma 0.03, eta 10, alpha 1e-4, tau_xi = tau_HP = 1 ms, forward updates
+  low-passed with tau_LO = 100 ms; `--pal-sigma` etc. to change: sigma 0.1 aligns B faster
+  but its noise, which also reaches the error compartments, costs accuracy) — plain
+  always-on SGD-like learning.
+Logged after every epoch (`fit(..., on_epoch=...)`): test accuracy and the angle between
+each B_l and W_{l+1}^T (NaN for learners without a feedback pathway, such as `bp`, and for
+DFA's direct matrices). Written to the run folder: `feedback_comparison.nc`, `.md` (table)
+and `.png` (accuracy and alignment curves).
 
 Run: `python -m experiments.feedback_comparison --dataset mnist5k` (or `dynlearn run
 feedback-comparison ...`); `--quick` for a smoke run.
@@ -22,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -31,52 +35,56 @@ import numpy as np
 import xarray as xr
 
 import dynlearn
-from circuits.feedback import AbstractFeedback, KolenPollack, alignment_angles, by_name
-from circuits.latent_equilibrium import LENetwork, always_on_rule, pathway_rule
-from circuits.pal import PAL
+from circuits.feedback import alignment_angles
+from circuits.latent_equilibrium import PAL_SETTINGS, rule_pal
+from dynlearn import registry
 from experiments._timing import quick_subset
 
-RULES = ["bp", "fa", "dfa", "sign", "kp", "le-bp", "le-fa", "pal"]
+RULES = ["bp", "fa", "dfa", "sign", "kp", "le", "le-fa", "pal"]
 
 
-PAL_SETTINGS = {"sigma": 0.03, "eta": 10.0, "alpha": 1e-4}
+def make(rule: str, sizes, key, pal: dict | None = None) -> dynlearn.Recipe:
+    """The registered rule `rule` (learner, mode, batch size); `pal` overrides PAL's
+    settings (`circuits.latent_equilibrium.PAL_SETTINGS`) of rule `pal`."""
+    pal = PAL_SETTINGS if pal is None else pal
+    if rule == "pal" and pal != PAL_SETTINGS:
+        return rule_pal(sizes, key, **pal)
+    return registry.load("rules", rule)(sizes, key)
 
 
-def make(rule: str, sizes, key) -> tuple[LENetwork, dict]:
-    """The network of `rule` and its `fit` arguments (the registered rules' settings)."""
-    k_net, k_fb = jax.random.split(key)
-    if rule in ("le-bp", "le-fa", "pal"):
-        if rule == "pal":
-            feedback: AbstractFeedback = PAL(k_fb, **PAL_SETTINGS)
-        else:
-            feedback = by_name(rule.removeprefix("le-"), k_fb)
-        return always_on_rule(sizes, k_net, feedback)
-    feedback = KolenPollack(k_fb, weight_decay=1e-3) if rule == "kp" else by_name(rule, k_fb)
-    return pathway_rule(feedback, sizes, k_net)
+def feedback_angles(learner, n_hidden: int) -> np.ndarray:
+    """Angle(B_l, W_{l+1}^T) in degrees per hidden layer; NaN for a learner without a
+    feedback pathway or with a direct one (DFA)."""
+    pathway = getattr(learner, "feedback", None)
+    if pathway is None or pathway.direct:
+        return np.full(n_hidden, np.nan)
+    matrices = pathway.matrices(learner.weights)
+    return np.asarray(alignment_angles(matrices, learner.weights))
 
 
-def train(rule: str, data, sizes, epochs: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per epoch: test accuracy, and angles (epoch, layer) (NaN for direct pathways)."""
-    net, kwargs = make(rule, sizes, jax.random.key(seed))
+def train(
+    rule: str, data, sizes, epochs: int, seed: int, pal: dict | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per epoch: test accuracy, and angles (epoch, layer) (NaN where undefined)."""
+    learner, mode, batch_size = make(rule, sizes, jax.random.key(seed), pal)
+    n_hidden = len(sizes) - 2
     accuracy = np.full(epochs, np.nan)
-    angles = np.full((epochs, len(sizes) - 2), np.nan)
-    with tempfile.TemporaryDirectory() as run_dir:
-        for epoch in range(1, epochs + 1):  # resume epoch by epoch: same run, angles logged
-            result = dynlearn.fit(
-                net,
-                data,
-                epochs=epoch,
-                seed=seed,
-                progress=False,
-                run_dir=run_dir,
-                resume=epoch > 1,
-                **kwargs,
-            )
-            learned = result.learner
-            accuracy[epoch - 1] = float(result.metrics.test_accuracy[-1])
-            if not learned.feedback.direct:
-                matrices = learned.feedback.matrices(learned.weights)
-                angles[epoch - 1] = np.asarray(alignment_angles(matrices, learned.weights))
+    angles = np.full((epochs, n_hidden), np.nan)
+
+    def log(epoch: int, learned, row: dict) -> None:
+        accuracy[epoch - 1] = row["test_accuracy"]
+        angles[epoch - 1] = feedback_angles(learned, n_hidden)
+
+    dynlearn.fit(
+        learner,
+        data,
+        mode,
+        epochs=epochs,
+        batch_size=batch_size,
+        seed=seed,
+        progress=False,
+        on_epoch=log,
+    )
     return accuracy, angles
 
 
@@ -107,13 +115,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--rules", nargs="+", default=RULES, choices=RULES)
+    known = sorted(registry.entries("rules"))
+    parser.add_argument("--rules", nargs="+", default=RULES, help=f"registered: {known}")
     parser.add_argument("--run-dir", type=Path, default=None)
     parser.add_argument("--quick", action="store_true", help="2 epochs, 1 seed, 960 samples")
     for name, value in PAL_SETTINGS.items():
         parser.add_argument(f"--pal-{name}", type=float, default=value, help=f"PAL's {name}")
     opts = parser.parse_args(argv)
-    PAL_SETTINGS.update({name: getattr(opts, f"pal_{name}") for name in PAL_SETTINGS})
+    unknown = sorted(set(opts.rules) - set(known))
+    if unknown:
+        parser.error(f"--rules: unknown {unknown}; registered: {known}")
+    pal = {name: getattr(opts, f"pal_{name}") for name in PAL_SETTINGS}
     data = dynlearn.data.load(opts.dataset, **quick_subset(opts.dataset, opts.quick))
     epochs, seeds = (2, [0]) if opts.quick else (opts.epochs, opts.seeds)
     hidden = 64 if opts.dataset == "yinyang" else 100
@@ -124,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     for i, rule in enumerate(opts.rules):
         for j, seed in enumerate(seeds):
             tic = time.perf_counter()
-            accuracy[i, j], angles[i, j] = train(rule, data, sizes, epochs, seed)
+            accuracy[i, j], angles[i, j] = train(rule, data, sizes, epochs, seed, pal)
             seconds[i, j] = time.perf_counter() - tic
             print(
                 f"{rule} seed {seed}: {np.round(100 * accuracy[i, j], 2)} ({seconds[i, j]:.0f} s)"
@@ -143,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         attrs={"dataset": opts.dataset, "sizes": "-".join(map(str, sizes))},
     )
-    run_dir = opts.run_dir or dynlearn.cli.run_folder(Path("runs"), "feedback-comparison")
+    run_dir = opts.run_dir or dynlearn.run_folder(Path("runs"), "feedback-comparison")
     dynlearn.save_netcdf(ds, Path(run_dir) / "feedback_comparison.nc")
     text = table(ds)
     (Path(run_dir) / "feedback_comparison.md").write_text(text + "\n")

@@ -29,6 +29,7 @@ import optax
 import xarray as xr
 
 import dynlearn
+from circuits._layers import SquaredError
 from circuits.backprop import BackpropMLP
 from circuits.feedback import WeightTransport
 from circuits.microcircuit import Microcircuit, self_predicting
@@ -42,9 +43,9 @@ def train(rule: str, data, sizes, activation: str, epochs: int, seed: int) -> np
     """Test accuracy per epoch (NaN after a divergence)."""
     key = jax.random.key(seed)
     if rule.startswith("bp"):
-        net = BackpropMLP(sizes, key, activation=activation, loss="squared_error")
+        net = BackpropMLP(sizes, key, activation=activation, loss=SquaredError())
         optimizer = optax.sgd(0.1) if rule == "bp-sgd" else optax.adam(1e-3)
-        kwargs = {"optimizer": optimizer, "batch_size": STREAMS}
+        mode, batch_size = dynlearn.SettleThenUpdate(optimizer), STREAMS
     else:
         net = Microcircuit(
             sizes,
@@ -52,11 +53,14 @@ def train(rule: str, data, sizes, activation: str, epochs: int, seed: int) -> np
             activation=activation,
             prospective="-le-" in rule,
             feedback=WeightTransport() if rule.endswith("-bp") else None,
-            presentation=dynlearn.Presentation(t_pres=2.0, dt=0.1, streams=STREAMS),
+            dt=0.1,
         )
-        kwargs = {"mode": dynlearn.AlwaysOn(), "batch_size": 20 * STREAMS}
         net = self_predicting(net)
-    return dynlearn.accuracy_curve(net, data, epochs=epochs, seed=seed, **kwargs)
+        presentation = dynlearn.Presentation(t_pres=2.0, dt=0.1, streams=STREAMS)
+        mode, batch_size = dynlearn.AlwaysOn(presentation), 20 * STREAMS
+    return dynlearn.accuracy_curve(
+        net, data, mode, epochs=epochs, seed=seed, batch_size=batch_size
+    )
 
 
 def table(ds: xr.Dataset) -> str:
@@ -110,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         coords={"rule": opts.rules, "seed": seeds, "epoch": np.arange(1, epochs + 1)},
         attrs={"dataset": opts.dataset, "n_classes": data.n_classes, "sizes": str(sizes)},
     )
-    run_dir = opts.run_dir or dynlearn.cli.run_folder(Path("runs"), "microcircuit")
+    run_dir = opts.run_dir or dynlearn.run_folder(Path("runs"), "microcircuit")
     dynlearn.save_netcdf(ds, Path(run_dir) / "microcircuit.nc")
     text = table(ds)
     (Path(run_dir) / "microcircuit.md").write_text(text + "\n")

@@ -16,7 +16,7 @@ Writes `results.nc` (dims rule, seed, epoch), `learning_curves.png` and `table.m
 its run folder and prints the table.
 
 Run: `python -m experiments.pc_vs_bp --dataset mnist5k --seeds 3 --epochs 10` or
-`dynlearn run pc-vs-bp --dataset mnist`.
+`dynlearn run pc-vs-bp --dataset mnist`; `--quick` for a smoke run.
 """
 
 from __future__ import annotations
@@ -31,28 +31,30 @@ import optax
 import xarray as xr
 
 import dynlearn
+from circuits._layers import SquaredError
 from circuits.backprop import BackpropMLP
-from circuits.pc import PCNetwork, Streaming
+from circuits.pc import PCNetwork
 from dynlearn import data
+from experiments._timing import quick_subset
+
+BATCH = 64
 
 
-def make(rule: str, sizes, seed: int):
-    """(learner, optimizer, mode) for a rule."""
+def make(rule: str, sizes, seed: int) -> tuple[dynlearn.AbstractLearner, dynlearn.AbstractMode]:
+    """(learner, mode) for a rule."""
     key = jax.random.key(seed)
     if rule == "bp":
-        return BackpropMLP(sizes, key, loss="squared_error"), optax.adam(1e-3), None
-    if rule == "pc":
-        return PCNetwork(sizes, key), optax.adam(1e-3), None
-    if rule == "pc-weak":
-        return (
-            PCNetwork(sizes, key, variances=[1.0] * (len(sizes) - 2) + [10.0]),
-            optax.adam(1e-3),
-            None,
-        )
-    if rule == "pc-always-on":
-        online = Streaming(t_pres=10.0, tau_w=1000.0, dt=0.2)
-        return PCNetwork(sizes, key, online=online), None, dynlearn.AlwaysOn()
-    raise ValueError(f"rule: unknown {rule!r}; known: {list(RULES)}.")
+        learner = BackpropMLP(sizes, key, loss=SquaredError())
+    elif rule == "pc":
+        learner = PCNetwork(sizes, key)
+    elif rule == "pc-weak":
+        learner = PCNetwork(sizes, key, variances=[1.0] * (len(sizes) - 2) + [10.0])
+    elif rule == "pc-always-on":
+        presentation = dynlearn.Presentation(t_pres=10.0, dt=0.2)
+        return PCNetwork(sizes, key, tau_w=1000.0), dynlearn.AlwaysOn(presentation)
+    else:
+        raise ValueError(f"rule: unknown {rule!r}; known: {list(RULES)}.")
+    return learner, dynlearn.SettleThenUpdate(optax.adam(1e-3))
 
 
 RULES = ("bp", "pc", "pc-weak", "pc-always-on")
@@ -67,30 +69,34 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--run-dir", type=Path, default=None, help="default: runs/pc-vs-bp-<time>")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: 1 epoch, 1 seed, a small training set",
+    )
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     opts = parser().parse_args(argv)
+    if opts.quick:
+        opts.epochs, opts.seeds = 1, 1
     if opts.run_dir is None:
-        from dynlearn.cli import run_folder
-
-        opts.run_dir = run_folder(Path("runs"), "pc-vs-bp")
-    ds_data = data.load(opts.dataset)
+        opts.run_dir = dynlearn.run_folder(Path("runs"), "pc-vs-bp")
+    ds_data = data.load(opts.dataset, **quick_subset(opts.dataset, opts.quick))
     sizes = [ds_data.n_features, *opts.hidden, ds_data.n_classes]
     accuracy = np.full((len(opts.rules), opts.seeds, opts.epochs), np.nan)
     seconds = np.full((len(opts.rules), opts.seeds), np.nan)
     curves = {}
     for i, rule in enumerate(opts.rules):
         for seed in range(opts.seeds):
-            learner, optimizer, mode = make(rule, sizes, seed)
+            learner, mode = make(rule, sizes, seed)
             result = dynlearn.fit(
                 learner,
                 ds_data,
-                optimizer=optimizer,
-                mode=mode or dynlearn.SettleThenUpdate(),
+                mode,
                 epochs=opts.epochs,
-                batch_size=64,
+                batch_size=BATCH,
                 seed=seed,
                 run_dir=opts.run_dir / f"{rule}-seed{seed}",
                 resume=True,

@@ -8,7 +8,16 @@ import optax
 import pytest
 
 import dynlearn
-from circuits.ep import EPDrive, EPNetwork, EulerPhases, SteadyStatePhases
+from circuits.ep import (
+    EPDrive,
+    EPNetwork,
+    EulerPhases,
+    Holomorphic,
+    OneSided,
+    SoftmaxReadout,
+    SteadyStatePhases,
+    Symmetric,
+)
 
 
 def test_flow_is_the_energy_gradient_for_smooth_rho(x64):
@@ -32,7 +41,7 @@ def test_hard_sigmoid_phase_is_the_primitive_form(x64):
     x = jnp.linspace(0, 1, 4)
     state = {"hidden1": {"u": jnp.linspace(0, 1, 5)}, "output": {"u": jnp.full(3, 0.5)}}
     drive = EPDrive(x, jnp.zeros(3), 0.0)
-    out = net.relax(state, drive, 1)
+    out = net.phases.relax(net, state, drive, nudged=False)
     w1, w2 = net.weights
     expected1 = jnp.clip(w1 @ x + net.biases[0] + w2.T @ state["output"]["u"], 0, 1)
     np.testing.assert_allclose(out["hidden1"]["u"], expected1, rtol=1e-12)
@@ -57,9 +66,9 @@ def test_estimators_agree_with_implicit_gradient(x64):
     ref = eqx.filter_grad(loss)(net)
     ref = (ref.weights, ref.biases)
     errors = {}
-    for est in ("one_sided", "symmetric"):
+    for name, est in (("one_sided", OneSided()), ("symmetric", Symmetric())):
         g, metrics = net.estimate(x, y, estimator=est, beta=0.01)
-        errors[est] = float(dynlearn.analysis.relative_error((g.weights, g.biases), ref))
+        errors[name] = float(dynlearn.analysis.relative_error((g.weights, g.biases), ref))
     assert errors["one_sided"] < 0.02 and errors["symmetric"] < 1e-4
     np.testing.assert_allclose(metrics["loss"], loss(net), rtol=1e-8)
 
@@ -69,20 +78,18 @@ def digits():
     return dynlearn.data.load("digits")
 
 
-@pytest.mark.parametrize("kwargs", [{}, {"readout": "cross_entropy"}], ids=["se", "ce"])
+@pytest.mark.parametrize("kwargs", [{}, {"readout": SoftmaxReadout()}], ids=["se", "ce"])
 def test_ep_learns_digits(digits, kwargs):
     net = EPNetwork([64, 64, 10], jax.random.key(0), **kwargs)
-    result = dynlearn.fit(
-        net, digits, optimizer=optax.adam(1e-3), epochs=3, batch_size=32, progress=False
-    )
+    mode = dynlearn.SettleThenUpdate(optax.adam(1e-3))
+    result = dynlearn.fit(net, digits, mode, epochs=3, batch_size=32, progress=False)
     assert float(result.metrics.test_accuracy[-1]) > 0.8
 
 
 def test_continual_ep_learns_digits(digits):
-    net = EPNetwork([64, 64, 10], jax.random.key(0))
-    result = dynlearn.fit(
-        net, digits, mode=dynlearn.AlwaysOn(), epochs=3, batch_size=32, progress=False
-    )
+    net = EPNetwork([64, 64, 10], jax.random.key(0))  # 15 ms free, then nudged
+    mode = dynlearn.AlwaysOn(dynlearn.Presentation(t_pres=20.0, dt=1.0))
+    result = dynlearn.fit(net, digits, mode, epochs=3, batch_size=32, progress=False)
     assert float(result.metrics.test_accuracy[-1]) > 0.85
 
 
@@ -97,9 +104,15 @@ def test_bad_input():
     with pytest.raises(ValueError, match="beta must be > 0"):
         EPNetwork([4, 5, 3], jax.random.key(0), beta=0.0)
     with pytest.raises(ValueError, match="holomorphic rho"):
-        EPNetwork([4, 5, 3], jax.random.key(0), estimator="holomorphic")
-    with pytest.raises(ValueError, match="estimator: unknown"):
+        EPNetwork([4, 5, 3], jax.random.key(0), estimator=Holomorphic(2))
+    with pytest.raises(ValueError, match="estimator: expected a circuits.ep estimator option"):
         EPNetwork([4, 5, 3], jax.random.key(0), estimator="two_sided")
+    with pytest.raises(ValueError, match="n_points must be >= 2"):
+        Holomorphic(1)
+    short = dynlearn.AlwaysOn(dynlearn.Presentation(t_pres=10.0, dt=1.0))
+    x, y = jnp.ones((2, 4)), jnp.ones((2, 3))
+    with pytest.raises(ValueError, match="t_free=15.0 must be shorter than .* t_pres=10.0"):
+        short.step(net, None, x, y, jax.random.key(0))
     slow = EPNetwork(
         [4, 5, 3], jax.random.key(0), activation="sigmoid", phases=SteadyStatePhases(max_time=0.5)
     )

@@ -15,6 +15,7 @@ from circuits.feedback import (
     WeightTransport,
     by_name,
 )
+from circuits.feedback_mlp import FeedbackMLP
 from circuits.latent_equilibrium import LENetwork
 from circuits.microcircuit import Microcircuit, self_predicting
 from circuits.pal import PAL
@@ -24,8 +25,12 @@ X = jax.random.uniform(jax.random.key(1), (8, SIZES[0]))
 Y = jax.nn.one_hot(jnp.arange(8) % 3, 3)
 
 
-def network(feedback, **kwargs) -> LENetwork:
-    return LENetwork(SIZES, jax.random.key(0), activation="tanh", feedback=feedback, **kwargs)
+def network(feedback, **kwargs) -> FeedbackMLP:
+    return FeedbackMLP(SIZES, jax.random.key(0), activation="tanh", feedback=feedback, **kwargs)
+
+
+def always_on(streams=8, t_pres=1.0, dt=0.1):
+    return dynlearn.AlwaysOn(dynlearn.Presentation(t_pres=t_pres, dt=dt, streams=streams))
 
 
 def test_weight_transport_errors_are_backprops_gradient():
@@ -56,6 +61,7 @@ def test_pathways_in_the_microcircuit():
     assert [w.shape for w in mc.lateral_weights] == [(7, 3), (6, 3)]
     with pytest.raises(ValueError, match="no closed form"):
         self_predicting(mc)
+    mode = always_on(streams=1)
     for feedback in (
         DirectFeedbackAlignment(jax.random.key(2)),
         SignSymmetry(),
@@ -63,7 +69,7 @@ def test_pathways_in_the_microcircuit():
         PAL(jax.random.key(2)),
     ):
         mc = Microcircuit(SIZES, jax.random.key(0), feedback=feedback)
-        learned, metrics = mc.learn_online(X, Y, jax.random.key(1))
+        learned, _, metrics = mode.step(mc, None, X, Y, jax.random.key(1))
         assert np.isfinite(float(metrics["loss"]))
         assert not jnp.array_equal(learned.weights[0], mc.weights[0])
         if feedback.plastic:
@@ -86,11 +92,11 @@ def test_kolen_pollack_converges_to_transport_under_sgd():
 
 
 def test_fixed_random_feedback_is_not_trained():
-    net = LENetwork([4, 7, 3], jax.random.key(0), feedback=by_name("fa", jax.random.key(4)))
+    net = FeedbackMLP([4, 7, 3], jax.random.key(0), feedback=by_name("fa", jax.random.key(4)))
     result = dynlearn.fit(
         net,
         dynlearn.data.load("yinyang", n_train=64, n_test=32),
-        optimizer=optax.adam(1e-2),
+        dynlearn.SettleThenUpdate(optax.adam(1e-2)),
         epochs=1,
         batch_size=16,
         progress=False,
@@ -100,13 +106,24 @@ def test_fixed_random_feedback_is_not_trained():
     assert not jnp.array_equal(net.weights[0], result.learner.weights[0])
 
 
-def test_pal_is_an_sde_keyed_by_learn_online():
-    presentation = dynlearn.Presentation(t_pres=1.0, dt=0.1, streams=8)
-    net = network(PAL(jax.random.key(5), sigma=0.1), tau_error=0.1, presentation=presentation)
-    assert set(net.init_state(X)["neurons"]["pathway"]) == {"xi", "rate_lp", "forward"}
-    a, _ = net.learn_online(X, Y, jax.random.key(1))
-    b, _ = net.learn_online(X, Y, jax.random.key(1))
-    c, _ = net.learn_online(X, Y, jax.random.key(2))
+def le_network(feedback, **kwargs) -> LENetwork:
+    return LENetwork(SIZES, jax.random.key(0), activation="tanh", feedback=feedback, **kwargs)
+
+
+def test_pal_is_a_composed_sde_keyed_by_the_mode():
+    net = le_network(PAL(jax.random.key(5), sigma=0.1), tau_error=0.1, tau_lo=100.0)
+    state = net.init_state(X)
+    assert set(state["pathway"]) == {"xi", "rate_lp"}
+    assert [f.shape for f in state["forward_lp"]] == [w.shape for w in net.weights]
+    # The host writes no noise of its own: the engine composes the pathway's.
+    assert net.diffusion(0.0, state, X) is None
+    noise = dynlearn.total_diffusion(net, 0.0, state, X)
+    assert noise["hidden1"] is None and noise["pathway"]["rate_lp"] is None
+    assert len(noise["pathway"]["xi"]) == 2
+    mode = always_on()
+    a, _, _ = mode.step(net, None, X, Y, jax.random.key(1))
+    b, _, _ = mode.step(net, None, X, Y, jax.random.key(1))
+    c, _, _ = mode.step(net, None, X, Y, jax.random.key(2))
     assert all(jnp.array_equal(p, q) for p, q in zip(a.feedback.feedback, b.feedback.feedback))
     assert not jnp.array_equal(a.feedback.feedback[0], c.feedback.feedback[0])
     assert not jnp.array_equal(a.feedback.feedback[0], net.feedback.feedback[0])
@@ -117,9 +134,8 @@ def test_pal_bad_input():
         PAL(jax.random.key(0), sigma=-0.1)
     with pytest.raises(ValueError, match="tau_hp must be > 0"):
         PAL(jax.random.key(0), tau_hp=0.0)
+    net = le_network(PAL(jax.random.key(0), tau_xi=0.2), tau_error=1.0)
     with pytest.raises(ValueError, match="dt=0.5 is larger than .*PAL tau_xi=0.2"):
-        network(
-            PAL(jax.random.key(0), tau_xi=0.2),
-            tau_error=1.0,
-            presentation=dynlearn.Presentation(t_pres=1.0, dt=0.5),
-        )
+        always_on(streams=1, dt=0.5).check(net, 8)
+    with pytest.raises(ValueError, match="PAL has a state of its own"):
+        network(PAL(jax.random.key(0)))

@@ -35,6 +35,14 @@ def bp(seed=0):
     return BackpropMLP([64, 32, 10], jax.random.key(seed))
 
 
+def adam(lr=1e-3):
+    return dynlearn.SettleThenUpdate(optax.adam(lr))
+
+
+def sgd(lr=0.1):
+    return dynlearn.SettleThenUpdate(optax.sgd(lr))
+
+
 def leaves_equal(a, b):
     la, lb = (
         jax.tree.leaves(eqx.filter(a, eqx.is_array)),
@@ -47,7 +55,7 @@ def test_settle_then_update_learns_and_logs(digits, tmp_path):
     result = dynlearn.fit(
         bp(),
         digits,
-        optimizer=optax.adam(3e-3),
+        adam(3e-3),
         epochs=3,
         batch_size=32,
         run_dir=tmp_path,
@@ -65,36 +73,40 @@ def test_settle_then_update_learns_and_logs(digits, tmp_path):
 
 def test_always_on_mode_learns(digits):
     net = DeltaRule(64, 10, jax.random.key(0), eta=0.05)
-    result = dynlearn.fit(
-        net, digits, mode=dynlearn.AlwaysOn(), epochs=2, batch_size=20, progress=False
-    )
+    mode = dynlearn.AlwaysOn(dynlearn.Presentation(t_pres=1.0, dt=0.05))
+    result = dynlearn.fit(net, digits, mode, epochs=2, batch_size=20, progress=False)
     assert float(result.metrics.test_accuracy[-1]) > 0.8
     assert not np.array_equal(result.learner.weights, net.weights)
 
 
 def test_resume_equals_uninterrupted(digits, tmp_path):
-    kwargs = dict(optimizer=optax.adam(1e-3), batch_size=50, seed=3, progress=False)
-    straight = dynlearn.fit(bp(), digits, epochs=2, run_dir=tmp_path / "a", **kwargs)
-    dynlearn.fit(bp(), digits, epochs=1, run_dir=tmp_path / "b", **kwargs)
-    resumed = dynlearn.fit(bp(), digits, epochs=2, run_dir=tmp_path / "b", resume=True, **kwargs)
+    mode = adam()
+    kwargs = dict(batch_size=50, seed=3, progress=False)
+    straight = dynlearn.fit(bp(), digits, mode, epochs=2, run_dir=tmp_path / "a", **kwargs)
+    dynlearn.fit(bp(), digits, mode, epochs=1, run_dir=tmp_path / "b", **kwargs)
+    resumed = dynlearn.fit(
+        bp(), digits, mode, epochs=2, run_dir=tmp_path / "b", resume=True, **kwargs
+    )
     for name in ("train_loss", "train_accuracy", "test_accuracy"):
         np.testing.assert_array_equal(resumed.metrics[name], straight.metrics[name])
     assert leaves_equal(resumed.learner, straight.learner)
-    assert leaves_equal(resumed.opt_state, straight.opt_state)
+    assert leaves_equal(resumed.state, straight.state)
 
 
 def test_existing_checkpoint_is_not_overwritten_without_resume(digits, tmp_path):
-    kwargs = dict(optimizer=optax.sgd(0.1), batch_size=100, progress=False, run_dir=tmp_path)
-    dynlearn.fit(bp(), digits, epochs=1, **kwargs)
+    kwargs = dict(batch_size=100, progress=False, run_dir=tmp_path)
+    dynlearn.fit(bp(), digits, sgd(), epochs=1, **kwargs)
     with pytest.raises(ValueError, match="resume=True"):
-        dynlearn.fit(bp(), digits, epochs=2, **kwargs)
+        dynlearn.fit(bp(), digits, sgd(), epochs=2, **kwargs)
     with pytest.raises(ValueError, match="batch_size=100"):
-        dynlearn.fit(bp(), digits, epochs=2, resume=True, **{**kwargs, "batch_size": 50})
+        dynlearn.fit(bp(), digits, sgd(), epochs=2, resume=True, **{**kwargs, "batch_size": 50})
+    with pytest.raises(ValueError, match="mode_state='EmptyState"):
+        dynlearn.fit(bp(), digits, adam(), epochs=2, resume=True, **kwargs)
 
 
 def test_interrupted_checkpoint_write_keeps_previous(digits, tmp_path, monkeypatch):
-    kwargs = dict(optimizer=optax.sgd(0.1), batch_size=100, progress=False, run_dir=tmp_path)
-    first = dynlearn.fit(bp(), digits, epochs=1, **kwargs)
+    kwargs = dict(batch_size=100, progress=False, run_dir=tmp_path)
+    first = dynlearn.fit(bp(), digits, sgd(), epochs=1, **kwargs)
     before = (tmp_path / "checkpoint.eqx").read_bytes()
 
     def crash_midway(f, tree, **kwargs):  # write some bytes, then die like a killed process
@@ -103,7 +115,7 @@ def test_interrupted_checkpoint_write_keeps_previous(digits, tmp_path, monkeypat
 
     monkeypatch.setattr(eqx, "tree_serialise_leaves", crash_midway)
     with pytest.raises(KeyboardInterrupt):
-        dynlearn.fit(bp(), digits, epochs=2, resume=True, **kwargs)
+        dynlearn.fit(bp(), digits, sgd(), epochs=2, resume=True, **kwargs)
     monkeypatch.undo()
     assert (tmp_path / "checkpoint.eqx").read_bytes() == before
     assert not list(tmp_path.glob(".*.tmp"))
@@ -115,46 +127,64 @@ def test_interrupted_checkpoint_write_keeps_previous(digits, tmp_path, monkeypat
 
 def test_bad_arguments(digits):
     with pytest.raises(ValueError, match="optimizer: expected an optax"):
-        dynlearn.fit(bp(), digits, optimizer="adam")
-    with pytest.raises(ValueError, match="optimizer: SettleThenUpdate needs one"):
-        dynlearn.fit(bp(), digits)
+        dynlearn.SettleThenUpdate("adam")
+    with pytest.raises(ValueError, match="presentation: expected a dynlearn.Presentation"):
+        dynlearn.AlwaysOn(1.0)
+    with pytest.raises(ValueError, match="mode: expected SettleThenUpdate"):
+        dynlearn.fit(bp(), digits, optax.adam(1e-3))
     with pytest.raises(ValueError, match=r"batch_size must be .* \(1200\); got 5000"):
-        dynlearn.fit(bp(), digits, optimizer=optax.sgd(0.1), batch_size=5000)
+        dynlearn.fit(bp(), digits, sgd(), batch_size=5000)
     with pytest.raises(ValueError, match="epochs must be"):
-        dynlearn.fit(bp(), digits, optimizer=optax.sgd(0.1), epochs=0)
+        dynlearn.fit(bp(), digits, sgd(), epochs=0)
     bad = types.SimpleNamespace(**{**vars(digits), "x_train": digits.x_train.copy()})
     bad.x_train[3, 5] = np.nan
     with pytest.raises(ValueError, match="data: x_train contains NaN"):
-        dynlearn.fit(bp(), bad, optimizer=optax.sgd(0.1))
+        dynlearn.fit(bp(), bad, sgd())
     with pytest.raises(ValueError, match="learner: expected"):
-        dynlearn.fit(object(), digits, optimizer=optax.sgd(0.1))
-    with pytest.raises(ValueError, match="x: expected 64 input features"):
+        dynlearn.fit(object(), digits, sgd())
+    # Each mode names what it needs of the learner, before any work.
+    always_on = dynlearn.AlwaysOn(dynlearn.Presentation(t_pres=1.0, dt=0.05, streams=4))
+    with pytest.raises(ValueError, match="BackpropMLP has no always-on plasticity"):
+        dynlearn.fit(bp(), digits, always_on)
+    delta = DeltaRule(64, 10, jax.random.key(0))
+    with pytest.raises(ValueError, match="DeltaRule has no settle-then-update rule"):
+        dynlearn.fit(delta, digits, sgd())
+    with pytest.raises(ValueError, match="batch_size: 30 samples do not split into 4"):
+        dynlearn.fit(delta, digits, always_on, batch_size=30)
+    too_coarse = dynlearn.AlwaysOn(dynlearn.Presentation(t_pres=1.0, dt=0.5))
+    with pytest.raises(ValueError, match="dt=0.5 is larger than the fastest time constant"):
+        dynlearn.fit(delta, digits, too_coarse)
+    with pytest.raises(ValueError, match="n_classes=10"):
+        dynlearn.fit(BackpropMLP([64, 32, 3], jax.random.key(0)), digits, sgd())
+    with pytest.raises(ValueError, match="data: the learner cannot take"):
+        dynlearn.fit(BackpropMLP([60, 32, 10], jax.random.key(0)), digits, sgd())
+    with pytest.raises(ValueError, match=r"x: expected a batch \(batch, 64\)"):
         bp().predict(np.ones((2, 5), np.float32))
     with pytest.raises(ValueError, match="activation: unknown name 'swish'"):
         BackpropMLP([4, 2], jax.random.key(0), activation="swish")
+    with pytest.raises(ValueError, match="loss: expected SquaredError"):
+        BackpropMLP([4, 2], jax.random.key(0), loss="squared_error")
 
 
 def test_bp_baseline_on_mnist5k_end_to_end():
     """784-128-10 through fit on real MNIST digits; the 5-epoch figure is in the README."""
     data = dynlearn.data.load("mnist5k")
     net = BackpropMLP([784, 128, 10], jax.random.key(0))
-    result = dynlearn.fit(
-        net, data, optimizer=optax.adam(1e-3), epochs=2, batch_size=64, progress=False
-    )
+    result = dynlearn.fit(net, data, adam(), epochs=2, batch_size=64, progress=False)
     assert float(result.metrics.test_accuracy[-1]) >= 0.85
 
 
-class _Exploding(dynlearn.AbstractLearner):
-    """Always-on toy whose weights grow 10x per batch; the engine's check fires at 1e3."""
+class _Exploding(dynlearn.AbstractBatchLearner):
+    """Toy whose weight grows 10x per batch under SGD(1); the check fires at 1e3."""
 
     w: jax.Array
 
     def predict(self, x):
         return x[:, :10] * self.w
 
-    def learn_online(self, x, y, key):
-        w = eqx.error_if(10 * self.w, 10 * self.w > 1e3, "diverged")
-        return _Exploding(w), {"loss": jax.numpy.sum(w)}
+    def updates(self, x, y, key):
+        w = eqx.error_if(self.w, 10 * self.w > 1e3, "diverged")
+        return _Exploding(-9 * w), {"loss": jax.numpy.sum(w)}
 
 
 def test_accuracy_curve_keeps_the_epochs_before_a_divergence(digits):
@@ -163,9 +193,24 @@ def test_accuracy_curve_keeps_the_epochs_before_a_divergence(digits):
     curve = dynlearn.accuracy_curve(
         _Exploding(jax.numpy.asarray(1.0)),
         digits,
+        sgd(1.0),
         epochs=3,
-        mode=dynlearn.AlwaysOn(),
         batch_size=600,
         updates_per_dispatch=1,
     )
     assert np.isfinite(curve[0]) and np.isnan(curve[1:]).all()
+
+
+def test_on_epoch_sees_every_epoch_and_the_learner(digits):
+    seen = []
+    dynlearn.fit(
+        bp(),
+        digits,
+        sgd(),
+        epochs=2,
+        batch_size=100,
+        progress=False,
+        on_epoch=lambda epoch, learner, row: seen.append((epoch, type(learner), row)),
+    )
+    assert [epoch for epoch, _, _ in seen] == [1, 2]
+    assert all(kind is BackpropMLP and 0 <= row["test_accuracy"] <= 1 for _, kind, row in seen)

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 import dynlearn
+from circuits._layers import SquaredError, feedforward
 from circuits.backprop import BackpropMLP
 from circuits.feedback import FeedbackAlignment
-from circuits.latent_equilibrium import LENetwork, feedforward_voltages
+from circuits.latent_equilibrium import LENetwork
 
 SIZES = [4, 16, 8, 3]
 
@@ -25,7 +26,8 @@ def test_init_state_is_the_error_free_steady_state():
     state = net.init_state(x)
     d_state = net.vector_field(0.0, state, x)
     assert float(jnp.max(jnp.abs(dynlearn.analysis.flatten(d_state)))) < 1e-6
-    voltages = feedforward_voltages(net.weights, net.biases, net.phis, x)
+    assert dynlearn.stream_count(net, state) == 5
+    voltages = feedforward(net.weights, net.biases, net.phis, x)
     assert jnp.allclose(net.predict(x), voltages[-1])  # linear output
 
 
@@ -34,12 +36,13 @@ def test_one_presentation_moves_the_weights_along_backprops_gradient(layer):
     # 16 samples in 16 parallel streams, one presentation with a small learning rate: the
     # summed update is -eta t_pres beta (1/(1+beta) and nudging aside) times BP's gradient.
     # Measured cosines 0.999+ in float32 (this tolerance leaves room for round-off).
-    net = network(eta=0.01, presentation=dynlearn.Presentation(t_pres=1.0, dt=0.05, streams=16))
+    net = network(eta=0.01)
+    mode = dynlearn.AlwaysOn(dynlearn.Presentation(t_pres=1.0, dt=0.05, streams=16))
     x = jax.random.uniform(jax.random.key(1), (16, SIZES[0]))
     y = jax.nn.one_hot(jnp.arange(16) % 3, 3)
-    learned, _ = net.learn_online(x, y, jax.random.key(0))
+    learned, _, _ = mode.step(net, None, x, y, jax.random.key(0))
     update = learned.weights[layer] - net.weights[layer]
-    bp = BackpropMLP(SIZES, jax.random.key(0), activation="tanh", loss="squared_error")
+    bp = BackpropMLP(SIZES, jax.random.key(0), activation="tanh", loss=SquaredError())
     bp = eqx.tree_at(lambda m: (m.weights, m.biases), bp, (net.weights, net.biases))
     gradient = eqx.filter_grad(lambda m: m.loss(x, y))(bp).weights[layer]
     assert dynlearn.analysis.cosine_similarity(update, -gradient) > 0.99
@@ -55,34 +58,36 @@ def test_prospective_voltages_follow_a_changing_input_at_once():
     end = dynlearn.simulate(net, net.init_state(x0), 0.0, 1.05, args=stream, dt=0.05).y1
     # One step after the switch, the prospective output already equals the FF value of x1.
     d = net.vector_field(1.05, end, stream)
-    ubreve = end["neurons"]["output"]["u"] + net.tau * d["neurons"]["output"]["u"]
-    ff = feedforward_voltages(net.weights, net.biases, net.phis, x1)[-1]
+    ubreve = end["output"]["u"] + net.tau * d["output"]["u"]
+    ff = feedforward(net.weights, net.biases, net.phis, x1)[-1]
     assert jnp.allclose(ubreve, ff, atol=1e-5)
 
 
 def test_feedback_alignment_pathway_and_fit():
     data = dynlearn.data.load("yinyang", n_train=640, n_test=200)
-    net = LENetwork(
-        [4, 16, 3],
-        jax.random.key(0),
-        feedback=FeedbackAlignment(jax.random.key(2)),
-        presentation=dynlearn.Presentation(t_pres=1.0, dt=0.05, streams=16),
-    )
-    result = dynlearn.fit(
-        net, data, mode=dynlearn.AlwaysOn(), epochs=1, batch_size=64, progress=False
-    )
+    net = LENetwork([4, 16, 3], jax.random.key(0), feedback=FeedbackAlignment(jax.random.key(2)))
+    mode = dynlearn.AlwaysOn(dynlearn.Presentation(t_pres=1.0, dt=0.05, streams=16))
+    result = dynlearn.fit(net, data, mode, epochs=1, batch_size=64, progress=False)
     assert np.isfinite(result.metrics.train_loss.values).all()
     assert result.learner.feedback.feedback[0].shape == (16, 3)
 
 
 def test_bad_input_gets_clear_errors():
+    coarse = dynlearn.AlwaysOn(dynlearn.Presentation(t_pres=1.0, dt=0.1))
     with pytest.raises(ValueError, match="dt=0.1 is larger than .* tau_error=0.05"):
-        network(presentation=dynlearn.Presentation(t_pres=1.0, dt=0.1))
+        coarse.check(network(), 16)
+    with pytest.raises(ValueError, match="dt=0.1 is larger than .* tau_error=0.05"):
+        dynlearn.simulate(
+            network(), network().init_state(), 0.0, 1.0, args=jnp.zeros((1, 4)), dt=0.1
+        )
     with pytest.raises(ValueError, match="eta: need one value >= 0 or 3"):
         network(eta=[0.1, 0.2])
     with pytest.raises(ValueError, match="tau > 0"):
         network(tau=0.0)
     with pytest.raises(ValueError, match="output_activation: unknown"):
         network(output_activation="softmax")
+    mode = dynlearn.AlwaysOn(dynlearn.Presentation(t_pres=1.0, dt=0.05))
     with pytest.raises(ValueError, match=r"x: expected a batch \(batch, 4\)"):
-        network().learn_online(jnp.zeros((2, 5)), jnp.zeros((2, 3)), jax.random.key(0))
+        mode.step(network(), None, jnp.zeros((2, 5)), jnp.zeros((2, 3)), jax.random.key(0))
+    with pytest.raises(ValueError, match=r"y: expected targets of shape \(2, 3\)"):
+        mode.step(network(), None, jnp.zeros((2, 4)), jnp.zeros((2, 2)), jax.random.key(0))

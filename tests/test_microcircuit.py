@@ -27,14 +27,14 @@ def test_closed_form_self_predicting_state_is_a_fixed_point(x64, prospective):
     # (neurons, W, W^IP, W^PI) vanishes to round-off in float64.
     net = self_predicting(circuit(prospective=prospective))
     x = jax.random.uniform(jax.random.key(1), (4, SIZES[0]), jnp.float64)
-    d_neurons, d_params = net.rates_of_change(net.params(), net.init_state(x)["neurons"], x)
-    assert _max_abs(d_neurons) < 1e-13
-    assert _max_abs(d_params) < 1e-13
+    state = net.init_state(x)
+    learning = dynlearn.Learning(net)
+    rates = learning.vector_field(0.0, learning.init_state(x), x)
+    assert _max_abs(rates["neurons"]) < 1e-13
+    assert _max_abs(rates["params"]) < 1e-13
     # Away from the closed form the interneuron weights do move.
-    _, d_random = circuit(prospective=prospective).rates_of_change(
-        net.params() | {"inter_weights": circuit().inter_weights}, net.init_state(x)["neurons"], x
-    )
-    assert _max_abs(d_random["inter_weights"]) > 1e-4
+    off = eqx.tree_at(lambda c: c.inter_weights, net, circuit().inter_weights)
+    assert _max_abs(off.plasticity(0.0, state, x).inter_weights) > 1e-4
 
 
 def test_prospective_rates_do_not_lag_the_input():
@@ -44,38 +44,34 @@ def test_prospective_rates_do_not_lag_the_input():
     for prospective, lagging in ((True, False), (False, True)):
         net = self_predicting(circuit(prospective=prospective))
         state = net.init_state(x0)
-        rates_now = net.sweep(net.params(), state["neurons"], x1).rates[0]
-        steady = net.sweep(net.params(), net.init_state(x1)["neurons"], x1).rates[0]
+        rates_now = net.sweep(state, x1).rates[0]
+        steady = net.sweep(net.init_state(x1), x1).rates[0]
         assert (_max_abs(rates_now - steady) > 1e-3) == lagging
 
 
 def test_learns_digits_always_on():
     data = dynlearn.data.load("digits")
-    net = Microcircuit(
-        [64, 64, 10],
-        jax.random.key(0),
-        presentation=dynlearn.Presentation(t_pres=2.0, dt=0.1, streams=16),
-    )
-    net = self_predicting(net)
+    net = self_predicting(Microcircuit([64, 64, 10], jax.random.key(0)))
+    mode = dynlearn.AlwaysOn(dynlearn.Presentation(t_pres=2.0, dt=0.1, streams=16))
     before = dynlearn.evaluate(net, data.x_test, data.y_test)
-    result = dynlearn.fit(
-        net, data, mode=dynlearn.AlwaysOn(), epochs=2, batch_size=320, progress=False
-    )
+    result = dynlearn.fit(net, data, mode, epochs=2, batch_size=320, progress=False)
     after = float(result.metrics.test_accuracy[-1])
     assert after > 0.7 and after > before + 0.4, (before, after)
 
 
 def test_somatic_noise_is_keyed():
-    net = circuit(
-        noise=0.05, prospective=False, presentation=dynlearn.Presentation(t_pres=1.0, dt=0.1)
-    )
+    net = circuit(noise=0.05, prospective=False)
+    mode = dynlearn.AlwaysOn(dynlearn.Presentation(t_pres=1.0, dt=0.1))
     x = jax.random.uniform(jax.random.key(1), (4, SIZES[0]))
     y = jax.nn.one_hot(jnp.arange(4) % 3, 3)
-    a, _ = net.learn_online(x, y, jax.random.key(1))
-    b, _ = net.learn_online(x, y, jax.random.key(1))
-    c, _ = net.learn_online(x, y, jax.random.key(2))
-    assert _max_abs(jax.tree.map(jnp.subtract, a.params(), b.params())) == 0
-    assert _max_abs(jax.tree.map(jnp.subtract, a.params(), c.params())) > 0
+    a, _, _ = mode.step(net, None, x, y, jax.random.key(1))
+    b, _, _ = mode.step(net, None, x, y, jax.random.key(1))
+    c, _, _ = mode.step(net, None, x, y, jax.random.key(2))
+
+    def gap(p, q):
+        return _max_abs(jax.tree.map(jnp.subtract, *(eqx.filter(r, r.trainable()) for r in (p, q))))
+
+    assert gap(a, b) == 0 and gap(a, c) > 0
 
 
 def test_simulate_checks_a_multi_stream_state_and_makes_a_dataset():
@@ -83,8 +79,8 @@ def test_simulate_checks_a_multi_stream_state_and_makes_a_dataset():
     x = jax.random.uniform(jax.random.key(1), (2, 3, SIZES[0]))  # 2 samples, 3 streams
     stream = dynlearn.StimulusStream(x, 1.0)
     trajectory = dynlearn.simulate(
-        net.frozen(),
-        net.init_state(x[0])["neurons"],
+        net,
+        net.init_state(x[0]),
         0.0,
         2.0,
         args=stream,
@@ -93,10 +89,11 @@ def test_simulate_checks_a_multi_stream_state_and_makes_a_dataset():
     )
     ds = dynlearn.to_dataset(trajectory, system=net)
     assert ds["hidden1_v_apical"].shape == (5, 3, SIZES[1])
+    learning = dynlearn.Learning(net)
     with pytest.raises(ValueError, match="neurons/hidden1/u"):
-        bad = net.init_state(x[0])
+        bad = learning.init_state(x[0])
         bad["neurons"]["hidden1"]["u"] = jnp.zeros((3, SIZES[1] + 1))
-        dynlearn.simulate(net, bad, 0.0, 1.0, args=stream, dt=0.1)
+        dynlearn.simulate(learning, bad, 0.0, 1.0, args=stream, dt=0.1)
 
 
 def test_feedback_pathways():
@@ -122,22 +119,29 @@ def test_bad_input_gets_clear_errors():
     with pytest.raises(ValueError, match="dendrite must be > 0"):
         Conductances(dendrite=0.0)
     with pytest.raises(ValueError, match=r"dt=0.5 is larger than the fastest time constant"):
-        circuit(presentation=dynlearn.Presentation(t_pres=1.0, dt=0.5))
-    with pytest.raises(ValueError, match="activation: unknown 'swish'"):
+        circuit(dt=0.5)
+    coarse = dynlearn.AlwaysOn(dynlearn.Presentation(t_pres=1.0, dt=0.5))
+    with pytest.raises(ValueError, match=r"dt=0.5 is larger than .*tau_dend=0.1"):
+        coarse.check(circuit(), 4)
+    with pytest.raises(ValueError, match="activation: unknown name 'swish'"):
         circuit(activation="swish")
     with pytest.raises(ValueError, match="never reaches prospective rates"):
         circuit(noise=0.1)
-    with pytest.raises(ValueError, match="learning rates"):
+    with pytest.raises(ValueError, match="eta: need one value >= 0 or 3"):
         circuit(eta=[0.1, 0.1])
+    with pytest.raises(ValueError, match="learning rates must be >= 0"):
+        circuit(eta_inter=-1.0)
     net = circuit()
+    mode = dynlearn.AlwaysOn(dynlearn.Presentation(t_pres=1.0, dt=0.1))
+    key = jax.random.key(0)
     with pytest.raises(ValueError, match=r"x: expected a batch \(batch, 6\)"):
-        net.learn_online(jnp.zeros((4, 7)), jnp.zeros((4, 3)), jax.random.key(0))
+        mode.step(net, None, jnp.zeros((4, 7)), jnp.zeros((4, 3)), key)
     with pytest.raises(ValueError, match=r"y: expected targets of shape \(4, 3\)"):
-        net.learn_online(jnp.zeros((4, 6)), jnp.zeros((4, 2)), jax.random.key(0))
+        mode.step(net, None, jnp.zeros((4, 6)), jnp.zeros((4, 2)), key)
     with pytest.raises(ValueError, match="does not split into 3 equal streams"):
         dynlearn.Presentation(streams=3).stream(jnp.zeros((4, 6)))
     with pytest.raises(ValueError, match="NaN"):
-        net.learn_online(jnp.full((4, 6), jnp.nan), jnp.zeros((4, 3)), jax.random.key(0))
+        net.predict(jnp.full((4, 6), jnp.nan))
 
 
 def test_presentation_splits_a_batch_into_parallel_streams():

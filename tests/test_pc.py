@@ -1,5 +1,6 @@
 """Predictive coding: the gradient flow, modes, learning variants, bad input."""
 
+import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -8,14 +9,17 @@ import optax
 import pytest
 
 import dynlearn
+from circuits._layers import SquaredError
 from circuits.backprop import BackpropMLP
 from circuits.pc import (
+    ZIL,
     EulerInference,
-    Incremental,
+    Generative,
+    Nudged,
     PCDrive,
     PCNetwork,
     SteadyStateInference,
-    Streaming,
+    incremental,
 )
 
 SIZES = [5, 4, 3, 2]
@@ -61,7 +65,7 @@ def test_local_update_is_eps_times_presynaptic_rate(x64):
 
 
 def test_feedforward_pass_is_the_free_energy_minimum(x64):
-    net = PCNetwork(SIZES, jax.random.key(0), beta=1e-9)  # output free
+    net = PCNetwork(SIZES, jax.random.key(0), task=Nudged(1e-9))  # output free
     x0 = jnp.linspace(-1, 1, 5)
     state = net.init_state(x0)
     flow = net.vector_field(0.0, state, PCDrive(x0, net.feedforward(x0)[-1]))
@@ -74,7 +78,7 @@ def test_euler_and_steady_state_inference_agree(x64):
     steady = PCNetwork(
         SIZES,
         jax.random.key(0),
-        inference=SteadyStateInference(rtol=1e-10, atol=1e-12, solver="tsit5"),
+        inference=SteadyStateInference(rtol=1e-10, atol=1e-12, solver=diffrax.Tsit5()),
     )
     a, b = euler.settle(x0, y), steady.settle(x0, y)
     for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
@@ -84,12 +88,13 @@ def test_euler_and_steady_state_inference_agree(x64):
 def test_zil_matches_backprop_fast(x64):
     x = jax.random.normal(jax.random.key(1), (3, 5))
     y = jax.random.normal(jax.random.key(2), (3, 2))
-    bp = BackpropMLP(SIZES, jax.random.key(0), loss="squared_error")
+    bp = BackpropMLP(SIZES, jax.random.key(0), loss=SquaredError())
     ref = eqx.filter_grad(lambda m: m.loss(x, y))(bp)
-    grads, _ = PCNetwork(SIZES, jax.random.key(0), rule="zil").updates(x, y, None)
-    assert (
-        float(dynlearn.analysis.relative_error(grads.params(), (ref.weights, ref.biases))) < 1e-10
+    grads, _ = PCNetwork(SIZES, jax.random.key(0), rule=ZIL()).updates(x, y, None)
+    error = dynlearn.analysis.relative_error(
+        (grads.weights, grads.biases), (ref.weights, ref.biases)
     )
+    assert float(error) < 1e-10
 
 
 @pytest.fixture(scope="module")
@@ -98,37 +103,33 @@ def digits():
 
 
 @pytest.mark.parametrize(
-    "kwargs, mode, bar",
-    [
-        ({}, "settle", 0.85),
-        ({"online": Streaming(t_pres=2.0, tau_w=50.0, dt=0.1)}, "online", 0.8),
-        ({"online": Incremental(n_steps=20, dt=0.1, lr=0.05)}, "online", 0.85),
-    ],
+    "variant, bar",
+    [("settle", 0.85), ("stream", 0.8), ("incremental", 0.85)],
     ids=["settle-then-update", "always-on-stream", "incremental"],
 )
-def test_pc_learns_digits(digits, kwargs, mode, bar):
-    net = PCNetwork([64, 64, 10], jax.random.key(0), **kwargs)
-    if mode == "settle":
-        result = dynlearn.fit(
-            net, digits, optimizer=optax.adam(1e-3), epochs=3, batch_size=32, progress=False
-        )
-    else:
-        result = dynlearn.fit(
-            net, digits, mode=dynlearn.AlwaysOn(), epochs=3, batch_size=32, progress=False
-        )
+def test_pc_learns_digits(digits, variant, bar):
+    net = PCNetwork([64, 64, 10], jax.random.key(0), tau_w=50.0)
+    if variant == "settle":
+        mode = dynlearn.SettleThenUpdate(optax.adam(1e-3))
+    elif variant == "stream":  # inference and weights descend F together while samples stream
+        mode = dynlearn.AlwaysOn(dynlearn.Presentation(t_pres=2.0, dt=0.1))
+    else:  # the same joint flow on the whole batch at once (the generic always-on mode)
+        net, mode, _ = incremental(net, n_steps=20, dt=0.1, lr=0.05, batch_size=32)
+    result = dynlearn.fit(net, digits, mode, epochs=3, batch_size=32, progress=False)
     assert float(result.metrics.test_accuracy[-1]) > bar
 
 
 def test_generative_mode_lowers_the_energy_of_data(digits):
     net = PCNetwork(
-        [8, 32, 64], jax.random.key(0), generative=True, inference=EulerInference(50, 0.1)
+        [8, 32, 64], jax.random.key(0), task=Generative(), inference=EulerInference(50, 0.1)
     )
     x = jnp.asarray(digits.x_train[:256])
     before = float(net.updates(x, None, None)[1]["loss"])
-    optimizer = optax.adam(3e-3)
-    state = optimizer.init(eqx.filter(net, eqx.is_inexact_array))
+    mode = dynlearn.SettleThenUpdate(optax.adam(3e-3))
+    state = mode.init(net)
+    step = eqx.filter_jit(mode.step)
     for _ in range(30):
-        net, state, _ = dynlearn.SettleThenUpdate().step(net, state, optimizer, x, None, None)
+        net, state, _ = step(net, state, x, None, None)
     after = float(net.updates(x, None, None)[1]["loss"])
     assert after < 0.5 * before
 
@@ -142,7 +143,11 @@ def test_bad_input():
     with pytest.raises(ValueError, match=r"inputs \(x, y\) contains NaN"):
         net.updates(jnp.full((3, 5), jnp.nan), jnp.ones((3, 2)), None)
     with pytest.raises(ValueError, match="beta must be > 0"):
-        PCNetwork(SIZES, jax.random.key(0), beta=-0.1)
+        Nudged(-0.1)
+    with pytest.raises(ValueError, match="task: expected a circuits.pc task option"):
+        PCNetwork(SIZES, jax.random.key(0), task="generative")
+    with pytest.raises(ValueError, match="rule: ZIL needs the supervised task"):
+        PCNetwork(SIZES, jax.random.key(0), task=Nudged(0.1), rule=ZIL())
     with pytest.raises(ValueError, match="activation: unknown name"):
         PCNetwork(SIZES, jax.random.key(0), activation="gelu")
     with pytest.raises(ValueError, match="variances: need 3 positive"):

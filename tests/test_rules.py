@@ -28,7 +28,7 @@ def zeros(learner) -> int:
 
 def test_the_registry_has_every_rule_of_the_study():
     study = {"bp", "pc", "ep", "microcircuit", "le", "fa", "dfa", "sign", "kp", "pal"}
-    assert study | {"pc-always-on", "ep-continual"} <= set(RULES)
+    assert study | {"pc-always-on", "ep-continual", "le-fa"} <= set(RULES)
 
 
 @pytest.mark.parametrize("rule", RULES)
@@ -37,12 +37,13 @@ def test_every_registered_rule_stacks_learns_and_prunes_its_forward_weights(rule
     with its own fit arguments, and `prunable()` = the forward weights."""
     factory = registry.load("rules", rule)
     built = [factory(SIZES, jax.random.key(seed)) for seed in (0, 1)]
-    learners, fit_kwargs = [b[0] for b in built], built[0][1]
-    assert set(fit_kwargs) <= {"optimizer", "mode", "batch_size"}
+    assert all(isinstance(recipe, dynlearn.Recipe) for recipe in built)
+    learners, (_, mode, batch_size) = [b.learner for b in built], built[0]
+    assert isinstance(mode, dynlearn.AbstractMode) and isinstance(batch_size, int)
     prunable = jax.tree.leaves(eqx.filter(learners[0], learners[0].prunable()))
     assert [w.shape for w in prunable] == [(8, 64), (10, 8)]
     stacked, accuracy = dynlearn.fit_seeds(
-        dynlearn.stack(learners), digits, seeds=[0, 1], epochs=2, **fit_kwargs
+        dynlearn.stack(learners), digits, mode, seeds=[0, 1], epochs=2, batch_size=batch_size
     )
     assert accuracy.shape == (2, 2) and np.all((accuracy >= 0) & (accuracy <= 1))
     for w0, w1 in zip(learners[1].weights, dynlearn.unstack(stacked, 1).weights):
@@ -53,13 +54,13 @@ def test_every_registered_rule_stacks_learns_and_prunes_its_forward_weights(rule
 
 def test_fit_seeds_equals_fit_seed_by_seed(digits):
     nets = [BackpropMLP(SIZES, jax.random.key(s)) for s in (3, 4)]
-    optimizer = optax.adam(1e-3)
+    mode = dynlearn.SettleThenUpdate(optax.adam(1e-3))
     stacked, accuracy = dynlearn.fit_seeds(
-        dynlearn.stack(nets), digits, seeds=[3, 4], optimizer=optimizer, epochs=2, batch_size=16
+        dynlearn.stack(nets), digits, mode, seeds=[3, 4], epochs=2, batch_size=16
     )
     for i, seed in enumerate((3, 4)):
         alone = dynlearn.fit(
-            nets[i], digits, optimizer=optimizer, epochs=2, batch_size=16, seed=seed, progress=False
+            nets[i], digits, mode, epochs=2, batch_size=16, seed=seed, progress=False
         )
         np.testing.assert_allclose(accuracy[i], alone.metrics.test_accuracy.values, atol=2e-3)
         for w_seeds, w_alone in zip(stacked.weights, alone.learner.weights):
@@ -70,8 +71,8 @@ def test_stack_and_fit_seeds_reject_what_does_not_match(digits):
     with pytest.raises(ValueError, match="static configuration"):
         dynlearn.stack(
             [
-                BackpropMLP(SIZES, jax.random.key(0), loss="squared_error"),
-                BackpropMLP(SIZES, jax.random.key(1), loss="cross_entropy"),
+                BackpropMLP(SIZES, jax.random.key(0), activation="tanh"),
+                BackpropMLP(SIZES, jax.random.key(1), activation="relu"),
             ]
         )
     with pytest.raises(ValueError, match="same layer sizes"):
@@ -80,7 +81,7 @@ def test_stack_and_fit_seeds_reject_what_does_not_match(digits):
         )
     two = dynlearn.stack([BackpropMLP(SIZES, jax.random.key(s)) for s in (0, 1)])
     with pytest.raises(ValueError, match="len\\(seeds\\) = 3"):
-        dynlearn.fit_seeds(two, digits, seeds=[0, 1, 2], optimizer=optax.sgd(0.1))
+        dynlearn.fit_seeds(two, digits, dynlearn.SettleThenUpdate(optax.sgd(0.1)), seeds=[0, 1, 2])
 
 
 def test_prune_is_global_and_leaves_feedback_and_biases_alone():
@@ -92,7 +93,7 @@ def test_prune_is_global_and_leaves_feedback_and_biases_alone():
     assert zeros(pruned) == round(0.8 * n)
     assert int(np.sum(np.asarray(pruned.weights[1]) == 0)) == 0  # global: the big layer kept
     assert all(np.all(b == b0) for b, b0 in zip(pruned.biases, net.biases))
-    fb = jax.tree.leaves(pruned.feedback.params())
+    fb = jax.tree.leaves(pruned.feedback.feedback)
     assert all(np.all(np.asarray(b) != 0) for b in fb)
     with pytest.raises(ValueError, match="sparsity"):
         dynlearn.prune(net, 1.0)
@@ -101,12 +102,16 @@ def test_prune_is_global_and_leaves_feedback_and_biases_alone():
 @pytest.mark.parametrize("mode", ["settle-then-update", "always-on"])
 def test_retraining_a_pruned_learner_keeps_the_pruned_weights_at_zero(mode, digits):
     if mode == "always-on":
-        net, fit_kwargs = always_on_rule(SIZES, jax.random.key(0))
+        net, mode, batch_size = always_on_rule(SIZES, jax.random.key(0))
     else:
-        net, fit_kwargs = BackpropMLP(SIZES, jax.random.key(0)), {"optimizer": optax.adam(1e-2)}
+        net, mode = (
+            BackpropMLP(SIZES, jax.random.key(0)),
+            dynlearn.SettleThenUpdate(optax.adam(1e-2)),
+        )
+        batch_size = 64
     pruned = dynlearn.prune(net, 0.9)
     before = [np.asarray(w).copy() for w in pruned.learner.weights]
-    result = dynlearn.fit(pruned, digits, epochs=1, progress=False, **fit_kwargs)
+    result = dynlearn.fit(pruned, digits, mode, epochs=1, batch_size=batch_size, progress=False)
     after = result.learner
     assert isinstance(after, dynlearn.Pruned)
     assert zeros(after.learner) == round(0.9 * (8 * 64 + 10 * 8))

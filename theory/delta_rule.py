@@ -1,10 +1,11 @@
 """Claim: the always-on delta rule performs gradient descent on the squared error.
 
-For `circuits.delta.DeltaRule` on one presentation of length T with `u` starting at its
-steady state, `Delta W / (eta T)` equals `-dL/dW` (L = 1/2 |y - W x - b|^2) up to
-O(eta T |x|^2) (the weights move during the presentation). Measured in float64 on random
-problems: the relative error must fall in proportion to eta T (log-log slope 1 +- 0.2)
-and be below 1e-2 at eta T = 1e-3; cosine similarity above 0.9999 there.
+For `circuits.delta.DeltaRule` learning in `dynlearn.Learning` (weights as state) on one
+presentation of length T with `u` starting at its steady state, `Delta W / (eta T)` equals
+`-dL/dW` (L = 1/2 |y - W x - b|^2) up to O(eta T |x|^2) (the weights move during the
+presentation). Measured in float64 on random problems: the relative error must fall in
+proportion to eta T (log-log slope 1 +- 0.2) and be below 1e-2 at eta T = 1e-3; cosine
+similarity above 0.9999 there.
 
 Run: `python -m theory.delta_rule [--fast]` or `dynlearn check delta_rule`.
 """
@@ -27,15 +28,17 @@ CLAIM = "delta rule: Delta W / (eta T) -> -dL/dW with error O(eta T)"
 def _one(eta_t: float, seed: int):
     key_x, key_y, key_w = jax.random.split(jax.random.key(seed), 3)
     n_in, n_out, t_pres = 6, 3, 1.0
-    net = DeltaRule(n_in, n_out, key_w, tau=0.01, eta=eta_t / t_pres, t_pres=t_pres, dt=0.002)
+    net = DeltaRule(n_in, n_out, key_w, tau=0.01, eta=eta_t / t_pres)
     net = jax.tree.map(lambda w: w * 30.0, net)  # O(1) weights, not the small init
     x = jax.random.uniform(key_x, (1, n_in))
     y = jax.random.normal(key_y, (1, n_out))
-    stream = dynlearn.StimulusStream(x, t_pres=t_pres, targets=y)
-    y0 = net.init_state()
-    y0["output"]["u"] = net.predict(x[0])  # start at the neuron's steady state
-    end = dynlearn.simulate(net, y0, 0.0, t_pres, args=stream, rtol=1e-10, atol=1e-12).y1
-    delta = (end["output"]["W"] - net.weights) / (net.eta * t_pres)
+    # One sample on one stream: samples (1, streams=1, n_in).
+    stream = dynlearn.StimulusStream(x[None], t_pres=t_pres, targets=y[None])
+    system = dynlearn.Learning(net)
+    y0 = system.init_state(x)
+    y0["neurons"]["output"]["u"] = net.predict(x)  # start at the neuron's steady state
+    end = dynlearn.simulate(system, y0, 0.0, t_pres, args=stream, rtol=1e-10, atol=1e-12).y1
+    delta = (system.learned(end).weights - net.weights) / (net.eta * t_pres)
     grad = jax.grad(lambda w: 0.5 * jnp.sum((y[0] - w @ x[0] - net.bias) ** 2))(net.weights)
     return (
         float(dynlearn.analysis.relative_error(delta, -grad)),
@@ -72,7 +75,7 @@ def plot(ds: xr.Dataset, path) -> None:
         ax.legend()
 
 
-main = dynlearn.validation.script_main("delta_rule", CLAIM, run, plot)
+main = dynlearn.validation.script_main("delta_rule", CLAIM, run, plot, demo=True)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -2,13 +2,13 @@
 
 One sample, sigmoid network, float64. From the free fixed point u^0, the nudged phase
 (beta = 0.1, duration 10) is integrated with the weights moving continuously,
-dtheta/dt = -(eta/beta) d/dt[dF/dtheta] (C-EP, Ernoult et al. 2020, in continuous time;
-adaptive Tsit5 so that time discretisation does not blur the limit). The total change
-Delta theta / eta is compared with the one-shot update -(1/beta)[dF/dtheta(u^beta) -
-dF/dtheta(u^0)] of the same nudged duration with frozen weights: the relative error must
-fall in proportion to eta (log-log slope 1 +- 0.2) and be below 5e-3 at eta = 1e-3 (the
-O(eta) constant is about 2 for these order-1 weights: the limit, not the constant, is the
-claim).
+dtheta/dt = -(eta/beta) d/dt[dF/dtheta] (C-EP, Ernoult et al. 2020, in continuous time:
+`dynlearn.Learning` of an `EPNetwork` with `t_free = 0`; adaptive Tsit5 so that time
+discretisation does not blur the limit). The total change Delta theta / eta is compared
+with the one-shot update -(1/beta)[dF/dtheta(u^beta) - dF/dtheta(u^0)] of the same nudged
+duration with frozen weights: the relative error must fall in proportion to eta (log-log
+slope 1 +- 0.2) and be below 5e-3 at eta = 1e-3 (the O(eta) constant is about 2 for these
+order-1 weights: the limit, not the constant, is the claim).
 
 Run: `python -m theory.ep_continual [--fast]` or `dynlearn check ep_continual`.
 """
@@ -23,7 +23,7 @@ import numpy as np
 import xarray as xr
 
 import dynlearn
-from circuits.ep import ContinualEP, ContinualEPDynamics, EPDrive, EPNetwork
+from circuits.ep import EPDrive, EPNetwork, OneSided
 
 CLAIM = "continual EP: summed updates -> one-shot EP update with error O(eta)"
 ETAS = np.array([1e-1, 1e-2, 1e-3])
@@ -33,39 +33,36 @@ T_NUDGE, BETA = 10.0, 0.1
 def measure(seed: int, eta: float) -> float:
     sizes = [5, 7, 3]
     key = jax.random.key(seed)
+    # Continual EP with t_free = 0: nudged (and learning) from the start of the presentation.
     net = EPNetwork(
-        sizes,
-        key,
-        activation="sigmoid",
-        beta=BETA,
-        estimator="one_sided",
-        continual=ContinualEP(t_free=0.0, t_nudge=T_NUDGE, eta=eta),
+        sizes, key, activation="sigmoid", beta=BETA, estimator=OneSided(), eta=eta, t_free=0.0
     )
     net = eqx.tree_at(lambda m: m.weights, net, [3.0 * w for w in net.weights])
+    # One sample on one stream: x (1, 5), y (1, 3), states (1, n) per layer.
     x = jax.random.uniform(jax.random.fold_in(key, 1), (1, 5))
     y = jax.random.uniform(jax.random.fold_in(key, 2), (1, 3))
-    u0 = dynlearn.equilibrate(
-        net, net.init_state(), EPDrive(x[0], y[0], 0.0), rtol=1e-12, atol=1e-13
-    ).y
+    u0 = dynlearn.equilibrate(net, net.init_state(x), EPDrive(x, y, 0.0), rtol=1e-12, atol=1e-13).y
     tol = {"rtol": 1e-11, "atol": 1e-13}
     # One-shot: the nudged phase with frozen weights for the same duration.
-    u_beta = dynlearn.simulate(net, u0, 0.0, T_NUDGE, args=EPDrive(x[0], y[0], BETA), **tol).y1
+    u_beta = dynlearn.simulate(net, u0, 0.0, T_NUDGE, args=EPDrive(x, y, BETA), **tol).y1
 
     def grad_at(state, beta):
-        return jax.grad(lambda p: net.with_params(p).energy(state, EPDrive(x[0], y[0], beta)))(
-            net.params()
-        )
+        return eqx.filter_grad(lambda m: m.energy(state, EPDrive(x, y, beta)))(net)
 
-    one_shot = jax.tree.map(lambda a, b: -(a - b) / BETA, grad_at(u_beta, BETA), grad_at(u0, BETA))
-    # Continual: the same phase with the weights learning throughout (t_free = 0).
-    stream = dynlearn.StimulusStream(x, t_pres=T_NUDGE, targets=y)
-    system = ContinualEPDynamics(net, eta, 0.0)
-    end = dynlearn.simulate(
-        system, {"layers": u0, "params": net.params()}, 0.0, T_NUDGE, args=stream, **tol
-    ).y1
-    moved = jax.tree.map(lambda a, b: (a - b) / eta, end["params"], net.params())
-    keep = lambda p: (p[0], p[1])  # noqa: E731  (no read-out with squared error)
-    return float(dynlearn.analysis.relative_error(keep(moved), keep(one_shot)))
+    def params(tree):
+        return (tree.weights, tree.biases)  # no read-out with squared error
+
+    one_shot = jax.tree.map(
+        lambda a, b: -(a - b) / BETA, params(grad_at(u_beta, BETA)), params(grad_at(u0, BETA))
+    )
+    # Continual: the same phase with the weights learning throughout (t_free = 0), as
+    # `dynlearn.Learning(net)` driven by a one-sample stream with targets.
+    stream = dynlearn.StimulusStream(x[None], t_pres=T_NUDGE, targets=y[None])
+    system = dynlearn.Learning(net)
+    y0 = {"neurons": u0, "params": system.params()}
+    end = dynlearn.simulate(system, y0, 0.0, T_NUDGE, args=stream, **tol).y1
+    moved = jax.tree.map(lambda a, b: (a - b) / eta, params(system.learned(end)), params(net))
+    return float(dynlearn.analysis.relative_error(moved, one_shot))
 
 
 def run(fast: bool) -> tuple[xr.Dataset, bool]:

@@ -35,11 +35,14 @@ def measure(activation: str, seed: int, t_end: float = 40.0, dt: float = 0.1):
     key = jax.random.key(seed)
     net = EPNetwork(sizes, key, activation=activation)
     net = eqx.tree_at(lambda m: m.weights, net, [2.0 * w for w in net.weights])
-    drive = EPDrive(jax.random.uniform(jax.random.fold_in(key, 1), (6,)), jnp.zeros(4), 0.0)
-    eq = dynlearn.equilibrate(net, net.init_state(), drive, rtol=1e-12, atol=1e-12, max_time=1e4)
+    # One sample as one stream (a leading axis of 1: the state convention of plastic circuits).
+    x = jax.random.uniform(jax.random.fold_in(key, 1), (1, 6))
+    drive = EPDrive(x, jnp.zeros((1, 4)), 0.0)
+    state0 = net.init_state(x)  # zeros
+    eq = dynlearn.equilibrate(net, state0, drive, rtol=1e-12, atol=1e-12, max_time=1e4)
     stationarity = float(dynlearn.tree_norm(net.vector_field(0.0, eq.y, drive)))
     ts = jnp.arange(0.0, t_end + dt / 2, dt)
-    traj = dynlearn.simulate(net, net.init_state(), 0.0, t_end, args=drive, dt=dt, ts=ts)
+    traj = dynlearn.simulate(net, state0, 0.0, t_end, args=drive, dt=dt, ts=ts)
     energy = np.asarray(jax.vmap(lambda s: net.energy(s, drive))(traj.ys))
     e_star = net.energy(eq.y, drive)
     kicks = jax.random.normal(jax.random.fold_in(key, 2), (20, sum(net.sizes[1:])))
@@ -86,7 +89,7 @@ def plot(ds: xr.Dataset, path) -> None:
         ax.legend(fontsize="small")
 
 
-main = dynlearn.validation.script_main("ep_free_phase", CLAIM, run, plot)
+main = dynlearn.validation.script_main("ep_free_phase", CLAIM, run, plot, demo=True)
 
 if __name__ == "__main__":
     sys.exit(main())

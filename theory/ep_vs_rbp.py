@@ -24,16 +24,16 @@ import numpy as np
 import xarray as xr
 
 import dynlearn
-from circuits.ep import EPDrive, EPNetwork, SteadyStatePhases
+from circuits.ep import EPDrive, EPNetwork, Holomorphic, OneSided, SteadyStatePhases, Symmetric
 
 CLAIM = "EP -> recurrent backprop: one-sided O(beta), symmetric O(beta^2), holomorphic O(beta^N)"
 BETAS = np.array([0.1, 0.03, 0.01, 0.003, 0.001])
 PHASES = SteadyStatePhases(rtol=1e-12, atol=1e-13, max_time=1e4)
 ESTIMATORS = {
-    "one_sided": {},
-    "symmetric": {},
-    "holomorphic2": {"n_points": 2},
-    "holomorphic3": {"n_points": 3},
+    "one_sided": OneSided(),
+    "symmetric": Symmetric(),
+    "holomorphic2": Holomorphic(2),
+    "holomorphic3": Holomorphic(3),
 }
 
 
@@ -46,8 +46,9 @@ def network(sizes, seed, **kwargs):
 def reference_gradient(net, x, y):
     def loss(net):
         def one(xi, yi):
+            xi, yi = xi[None], yi[None]  # the sample as one stream (state (1, n) per layer)
             eq = dynlearn.equilibrate(
-                net, net.init_state(), EPDrive(xi, yi, 0.0), rtol=1e-12, atol=1e-13, max_time=1e4
+                net, net.init_state(xi), EPDrive(xi, yi, 0.0), rtol=1e-12, atol=1e-13, max_time=1e4
             )
             return net.cost(eq.y, yi)
 
@@ -64,10 +65,9 @@ def measure(sizes, seed):
     net = network(sizes, seed)
     ref = reference_gradient(net, x, y)
     out = np.zeros((len(ESTIMATORS), len(BETAS), 2))
-    for i, (name, extra) in enumerate(ESTIMATORS.items()):
-        estimator = "holomorphic" if name.startswith("holo") else name
+    for i, estimator in enumerate(ESTIMATORS.values()):
         for j, beta in enumerate(BETAS):
-            grads, _ = net.estimate(x, y, estimator=estimator, beta=float(beta), **extra)
+            grads, _ = net.estimate(x, y, estimator=estimator, beta=float(beta))
             est = (grads.weights, grads.biases)
             out[i, j] = (
                 float(dynlearn.analysis.relative_error(est, ref)),

@@ -5,7 +5,7 @@ to BP's deltas. Nøkland 2016: random direct feedback from the output error deli
 that are uninformative at first and come into agreement with BP's as the forward weights
 learn to align with the feedback (alignment).
 
-Setting: 784-100-100-10 tanh rate networks (`LENetwork`, settle-then-update with each
+Setting: 784-100-100-10 tanh rate networks (`FeedbackMLP`, settle-then-update with each
 pathway's errors), `mnist5k`, Adam 1e-3, batches of 32. After every 25 batches, on a fixed
 probe batch of 256 training images, the cosine between each hidden layer's pathway error
 e_l and BP's delta at the same weights (the same network with B = W^T). Pass when
@@ -28,14 +28,14 @@ import xarray as xr
 
 import dynlearn
 from circuits.feedback import DirectFeedbackAlignment, SignSymmetry, WeightTransport
-from circuits.latent_equilibrium import LENetwork
+from circuits.feedback_mlp import FeedbackMLP
 
 CLAIM = "sign-symmetric errors agree with BP's (cos > 0.5); DFA's come into agreement (rising)"
 SIZES = [784, 100, 100, 10]
 BATCH, EVERY = 32, 25
 
 
-def error_cosines(net: LENetwork, x, y) -> jax.Array:
+def error_cosines(net: FeedbackMLP, x, y) -> jax.Array:
     """Per hidden layer, cos(pathway error, BP delta) over the probe batch."""
     errors, _ = net.pathway_errors(x, y)
     bp = eqx.tree_at(lambda n: n.feedback, net, WeightTransport())
@@ -47,10 +47,9 @@ def error_cosines(net: LENetwork, x, y) -> jax.Array:
 
 def track(feedback, data, n_batches: int) -> np.ndarray:
     key = jax.random.key(0)
-    net = LENetwork(SIZES, key, activation="tanh", feedback=feedback)
-    optimizer = optax.adam(1e-3)
-    spec = net.trainable()
-    opt_state = optimizer.init(eqx.filter(net, spec))
+    net = FeedbackMLP(SIZES, key, activation="tanh", feedback=feedback)
+    mode = dynlearn.SettleThenUpdate(optax.adam(1e-3))
+    opt_state = mode.init(net)
     x_all = jnp.asarray(data.x_train)
     y_all = jax.nn.one_hot(data.y_train, data.n_classes)
     probe = (x_all[:256], y_all[:256])
@@ -58,12 +57,8 @@ def track(feedback, data, n_batches: int) -> np.ndarray:
     @eqx.filter_jit
     def chunk(net, opt_state, xs, ys):
         def step(carry, batch):
-            net, opt_state = carry
-            updates, _ = net.updates(*batch, key)
-            updates, opt_state = optimizer.update(
-                eqx.filter(updates, spec), opt_state, eqx.filter(net, spec)
-            )
-            return (eqx.apply_updates(net, updates), opt_state), None
+            net, opt_state, _ = mode.step(*carry, *batch, key)
+            return (net, opt_state), None
 
         (net, opt_state), _ = jax.lax.scan(step, (net, opt_state), (xs, ys))
         return net, opt_state, error_cosines(net, *probe)
@@ -107,7 +102,7 @@ def plot(ds: xr.Dataset, path) -> None:
         ax.legend(fontsize="small")
 
 
-main = dynlearn.validation.script_main("feedback_signals", CLAIM, run, plot)
+main = dynlearn.validation.script_main("feedback_signals", CLAIM, run, plot, demo=True)
 
 if __name__ == "__main__":
     sys.exit(main())

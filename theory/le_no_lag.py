@@ -28,7 +28,8 @@ import numpy as np
 import xarray as xr
 
 import dynlearn
-from circuits.latent_equilibrium import LENetwork, feedforward_voltages
+from circuits._layers import feedforward
+from circuits.latent_equilibrium import LENetwork
 
 CLAIM = "LE's prospective voltages have no lag (error < 1e-10); ordinary layers lag ~ L tau"
 PERIODS = 3
@@ -51,18 +52,21 @@ def measure(net: LENetwork, tau: float):
     stimulus = Sinusoid(20 * tau)
     dt, t1 = tau / 100, PERIODS * 20 * tau
     ts = jnp.arange(20 * tau, t1, tau / 20)  # skip the first period
+    system = dynlearn.Learning(net)  # weights as state (eta = 0: they stay put)
     trajectory = dynlearn.simulate(
-        net, net.init_state(stimulus(0.0)), 0.0, t1, args=stimulus, dt=dt, ts=ts, check=False
+        system, system.init_state(stimulus(0.0)), 0.0, t1, args=stimulus, dt=dt, ts=ts, check=False
     )
 
     def voltages(t, state):
         """What downstream layers see: ubreve (LE) or u (ordinary), and the FF values."""
-        d_state = net.vector_field(t, state, stimulus)
+        d_state = system.vector_field(t, state, stimulus)
         seen = [
-            n["u"] + tau * d["u"] if net.prospective else n["u"]
-            for n, d in zip(state["neurons"].values(), d_state["neurons"].values())
+            state["neurons"][name]["u"] + tau * d_state["neurons"][name]["u"]
+            if net.prospective
+            else state["neurons"][name]["u"]
+            for name in net.layer_names
         ]
-        return seen, feedforward_voltages(net.weights, net.biases, net.phis, stimulus(t))
+        return seen, feedforward(net.weights, net.biases, net.phis, stimulus(t))
 
     def states_at(i):
         return jax.tree.map(lambda a: a[i], trajectory.ys)
@@ -73,7 +77,7 @@ def measure(net: LENetwork, tau: float):
 
     def mismatch(d):
         delayed = jax.vmap(
-            lambda t: feedforward_voltages(net.weights, net.biases, net.phis, stimulus(t - d))[-1]
+            lambda t: feedforward(net.weights, net.biases, net.phis, stimulus(t - d))[-1]
         )(ts)
         return jnp.mean((seen[-1] - delayed) ** 2)
 
@@ -100,7 +104,6 @@ def run(fast: bool) -> tuple[xr.Dataset, bool]:
                         beta=0.0,
                         eta=0.0,
                         prospective=prospective,
-                        presentation=dynlearn.Presentation(t_pres=tau, dt=tau / 100),
                     )
                     dev, lg, trace = measure(net, tau)
                     deviation[i, j, k], lag[i, j, k] = float(dev), float(lg)
@@ -137,7 +140,7 @@ def plot(ds: xr.Dataset, path) -> None:
         ax.legend(fontsize="small")
 
 
-main = dynlearn.validation.script_main("le_no_lag", CLAIM, run, plot)
+main = dynlearn.validation.script_main("le_no_lag", CLAIM, run, plot, demo=True)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -28,6 +28,7 @@ import optax
 import xarray as xr
 
 import dynlearn
+from circuits._layers import SquaredError
 from circuits.backprop import BackpropMLP
 from circuits.latent_equilibrium import LENetwork
 
@@ -41,21 +42,18 @@ def train(rule: str, data, epochs: int, seed: int) -> np.ndarray:
     """Test accuracy after each epoch (chance after a divergence)."""
     key = jax.random.key(seed)
     if rule == "bp":
-        net = BackpropMLP(SIZES, key, activation="tanh", loss="squared_error")
-        kwargs = {"optimizer": optax.sgd(ETA * T_PRES * BETA), "batch_size": STREAMS}
+        net = BackpropMLP(SIZES, key, activation="tanh", loss=SquaredError())
+        mode = dynlearn.SettleThenUpdate(optax.sgd(ETA * T_PRES * BETA))
+        batch_size = STREAMS
     else:
         net = LENetwork(
-            SIZES,
-            key,
-            activation="tanh",
-            tau=TAU,
-            beta=BETA,
-            eta=ETA,
-            prospective=rule == "le",
-            presentation=dynlearn.Presentation(t_pres=T_PRES, dt=DT, streams=STREAMS),
+            SIZES, key, activation="tanh", tau=TAU, beta=BETA, eta=ETA, prospective=rule == "le"
         )
-        kwargs = {"mode": dynlearn.AlwaysOn(), "batch_size": 20 * STREAMS}
-    accuracy = dynlearn.accuracy_curve(net, data, epochs=epochs, seed=seed, **kwargs)
+        mode = dynlearn.AlwaysOn(dynlearn.Presentation(t_pres=T_PRES, dt=DT, streams=STREAMS))
+        batch_size = 20 * STREAMS
+    accuracy = dynlearn.accuracy_curve(
+        net, data, mode, epochs=epochs, seed=seed, batch_size=batch_size
+    )
     return np.nan_to_num(accuracy, nan=1.0 / data.n_classes)
 
 

@@ -44,7 +44,7 @@ def make_circuit(key) -> Microcircuit:
         eta_inter=0.5,
         eta_lateral=0.5,
         activation="tanh",
-        presentation=dynlearn.Presentation(t_pres=T_PRES, dt=DT),
+        dt=DT,
     )
     return eqx.tree_at(lambda c: c.weights, circuit, [3.0 * w for w in circuit.weights])
 
@@ -70,9 +70,10 @@ def fixed_point_residual(circuit: Microcircuit, x) -> float:
 @eqx.filter_jit
 def _residual(circuit, x):
     circuit = self_predicting(circuit)
-    neurons = circuit.init_state(x)["neurons"]  # feed-forward somata, silent apical dendrites
-    rates = circuit.rates_of_change(circuit.params(), neurons, x)
-    return jnp.max(jnp.abs(dynlearn.analysis.flatten(rates)))
+    state = circuit.init_state(x)  # feed-forward somata, silent apical dendrites
+    d_neurons = circuit.vector_field(0.0, state, x)
+    d_weights = eqx.filter(circuit.plasticity(0.0, state, x), circuit.trainable())
+    return jnp.max(jnp.abs(dynlearn.analysis.flatten((d_neurons, d_weights))))
 
 
 def run(fast: bool) -> tuple[xr.Dataset, bool]:
@@ -90,9 +91,10 @@ def run(fast: bool) -> tuple[xr.Dataset, bool]:
 
     @eqx.filter_jit
     def learn(circuit):
+        system = dynlearn.Learning(circuit)  # neurons and weights evolve together
         trajectory = dynlearn.simulate(
-            circuit,
-            circuit.init_state(x[0]),
+            system,
+            system.init_state(x[0]),
             0.0,
             stream.t1,
             args=stream,
@@ -101,7 +103,7 @@ def run(fast: bool) -> tuple[xr.Dataset, bool]:
             variables=observe,
             check=False,
         )
-        return circuit.with_params(trajectory.y1["params"]), trajectory.ys
+        return system.learned(trajectory.y1), trajectory.ys
 
     learned, during = learn(circuit)
     closed = self_predicting(learned)
@@ -146,7 +148,7 @@ def plot(ds: xr.Dataset, path) -> None:
         ax.legend(fontsize="small")
 
 
-main = dynlearn.validation.script_main("mc_self_predicting", CLAIM, run, plot)
+main = dynlearn.validation.script_main("mc_self_predicting", CLAIM, run, plot, demo=True)
 
 if __name__ == "__main__":
     sys.exit(main())

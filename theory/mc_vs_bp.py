@@ -48,13 +48,13 @@ def cosines(circuit: Microcircuit, x, y) -> jax.Array:
 
     gradient = jax.grad(loss)(circuit.weights)
     stream = dynlearn.StimulusStream(x[None], 1.0, y[None])
-    neurons0 = circuit.init_state(x)["neurons"]
+    # The circuit itself: its neurons with the weights fixed.
     neurons = dynlearn.equilibrate(
-        circuit.frozen(), neurons0, args=stream, dt=0.1, rtol=1e-12, atol=1e-12
+        circuit, circuit.init_state(x), args=stream, dt=0.1, rtol=1e-12, atol=1e-12
     ).y
-    _, rates = circuit.rates_of_change(circuit.params(), neurons, x, y)
+    rates = circuit.plasticity(0.0, neurons, stream)
     return jnp.stack(
-        [dynlearn.analysis.cosine_similarity(-g, d) for g, d in zip(gradient, rates["weights"])]
+        [dynlearn.analysis.cosine_similarity(-g, d) for g, d in zip(gradient, rates.weights)]
     )
 
 

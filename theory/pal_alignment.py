@@ -30,8 +30,9 @@ import numpy as np
 import xarray as xr
 
 import dynlearn
+from circuits._layers import feedforward
 from circuits.feedback import FeedbackAlignment, KolenPollack, alignment_angles
-from circuits.latent_equilibrium import LENetwork, feedforward_voltages
+from circuits.latent_equilibrium import LENetwork
 from circuits.microcircuit import Microcircuit, self_predicting
 from circuits.pal import PAL
 
@@ -52,7 +53,6 @@ def pathway(name: str, key):
 def angles_over_time(name: str, duration: float, n_records: int) -> tuple[np.ndarray, np.ndarray]:
     key = jax.random.key(0)
     learn_forward = name == "kp"
-    presentation = dynlearn.Presentation(t_pres=T_PRES, dt=DT, streams=STREAMS)
     if name == "pal-microcircuit":  # the paper's setting: noise in the apical dendrites
         net = Microcircuit(
             SIZES,
@@ -62,7 +62,7 @@ def angles_over_time(name: str, duration: float, n_records: int) -> tuple[np.nda
             eta_lateral=2.0,
             activation="tanh",
             feedback=pathway("pal", jax.random.fold_in(key, 1)),
-            presentation=presentation,
+            dt=DT,
         )
         net = self_predicting(eqx.tree_at(lambda c: c.weights, net, [2.0 * w for w in net.weights]))
     else:
@@ -74,28 +74,24 @@ def angles_over_time(name: str, duration: float, n_records: int) -> tuple[np.nda
             beta=KP_BETA if learn_forward else 0.0,
             tau_error=DT,
             feedback=pathway(name, jax.random.fold_in(key, 1)),
-            presentation=presentation,
         )
     n_samples = round(duration / T_PRES)
     x = jax.random.uniform(jax.random.fold_in(key, 2), (n_samples, STREAMS, SIZES[0]), minval=-1)
     teacher = LENetwork(SIZES, jax.random.fold_in(key, 3), activation="tanh")
-    y = jax.vmap(
-        lambda xs: feedforward_voltages(teacher.weights, teacher.biases, teacher.phis, xs)[-1]
-    )(x)
+    y = jax.vmap(lambda xs: feedforward(teacher.weights, teacher.biases, teacher.phis, xs)[-1])(x)
     stream = dynlearn.StimulusStream(x, T_PRES, y, tau_filter=2.0)
     ts = jnp.linspace(0.0, stream.t1, n_records)
+    system = dynlearn.Learning(net)  # neurons, pathway and weights evolve together
 
     def angles(state):
-        feedback = net.feedback.with_params(state["params"]["feedback"])
-        return alignment_angles(
-            feedback.matrices(state["params"]["weights"]), state["params"]["weights"]
-        )
+        learned = system.learned(state)
+        return alignment_angles(learned.feedback.matrices(learned.weights), learned.weights)
 
     run = eqx.filter_jit(
-        lambda net: (
+        lambda system: (
             dynlearn.simulate(
-                net,
-                net.init_state(x[0]),
+                system,
+                system.init_state(x[0]),
                 0.0,
                 stream.t1,
                 args=stream,
@@ -107,7 +103,7 @@ def angles_over_time(name: str, duration: float, n_records: int) -> tuple[np.nda
             ).ys
         )
     )
-    return np.asarray(ts), np.asarray(run(net))
+    return np.asarray(ts), np.asarray(run(system))
 
 
 def run(fast: bool) -> tuple[xr.Dataset, bool]:

@@ -38,16 +38,9 @@ SIGMA, TAU, DT, STREAMS, BURN_IN = 0.2, 1.0, 0.05, 16, 5.0
 def correlation(durations: list[float]) -> tuple[np.ndarray, np.ndarray]:
     """Time averages of xi r_HP^T (mean over streams) up to each duration; and W^T."""
     key = jax.random.key(0)
-    pal = PAL(jax.random.fold_in(key, 1), sigma=SIGMA, tau_xi=TAU, tau_hp=TAU, eta=0.0, tau_lo=None)
+    pal = PAL(jax.random.fold_in(key, 1), sigma=SIGMA, tau_xi=TAU, tau_hp=TAU, eta=0.0)
     net = LENetwork(
-        [6, 8, 5],
-        key,
-        activation="linear",
-        eta=0.0,
-        beta=0.0,
-        tau_error=DT,
-        feedback=pal,
-        presentation=dynlearn.Presentation(t_pres=1.0, dt=DT),
+        [6, 8, 5], key, activation="linear", eta=0.0, beta=0.0, tau_error=DT, feedback=pal
     )
     x = jax.random.uniform(jax.random.fold_in(key, 2), (STREAMS, 6), minval=-1)
     t1 = BURN_IN + max(durations)
@@ -55,9 +48,10 @@ def correlation(durations: list[float]) -> tuple[np.ndarray, np.ndarray]:
 
     @eqx.filter_jit
     def run(net):
+        system = dynlearn.Learning(net)  # weights as state (eta = 0: they stay put)
         trajectory = dynlearn.simulate(
-            net,
-            net.init_state(x),
+            system,
+            system.init_state(x),
             0.0,
             t1,
             args=x,
@@ -67,19 +61,14 @@ def correlation(durations: list[float]) -> tuple[np.ndarray, np.ndarray]:
             check=False,
         )
         ys = trajectory.ys
-        params = net.params()
 
         def outer(i):
             state = jax.tree.map(lambda a: a[i], ys)
-            voltages, rates, _ = net.sweep(
-                params,
-                [state["neurons"][n] for n in net.layer_names],
-                x,
-                net.feedback.perturbation(state["neurons"]["pathway"]),
-            )
-            xi = state["neurons"]["pathway"]["xi"][0]
-            high_pass = rates[1] - state["neurons"]["pathway"]["rate_lp"][0]
-            return xi.T @ high_pass / STREAMS
+            pathway = state["neurons"]["pathway"]
+            # r_HP = r - r_LP = tau_HP d r_LP/dt: read from the filter's own drift.
+            drift = net.vector_field(ts[i], state["neurons"], x)
+            high_pass = TAU * drift["pathway"]["rate_lp"][0]
+            return pathway["xi"][0].T @ high_pass / STREAMS
 
         return jax.lax.map(outer, jnp.arange(len(ts)))
 
@@ -114,7 +103,7 @@ def plot(ds: xr.Dataset, path) -> None:
         ax.legend(fontsize="small")
 
 
-main = dynlearn.validation.script_main("pal_mechanism", CLAIM, run, plot)
+main = dynlearn.validation.script_main("pal_mechanism", CLAIM, run, plot, demo=True)
 
 if __name__ == "__main__":
     sys.exit(main())

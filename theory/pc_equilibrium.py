@@ -29,6 +29,8 @@ def measure(depth: int, seed: int, t_end: float = 60.0, dt: float = 0.05):
     net = PCNetwork(sizes, key, activation="tanh")
     x = jax.random.normal(jax.random.fold_in(key, 1), (8,))
     y = 2.0 * jax.random.normal(jax.random.fold_in(key, 2), (3,))
+    # One sample as one stream (a leading axis of 1: the state convention of plastic circuits).
+    x, y = x[None], y[None]
     drive = PCDrive(x, y)
     state0 = net.init_state(x)
     eq = dynlearn.equilibrate(net, state0, drive, rtol=1e-12, atol=1e-12, max_time=1e5)

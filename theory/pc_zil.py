@@ -18,8 +18,9 @@ import numpy as np
 import xarray as xr
 
 import dynlearn
+from circuits._layers import SquaredError
 from circuits.backprop import BackpropMLP
-from circuits.pc import PCNetwork
+from circuits.pc import ZIL, PCNetwork
 
 CLAIM = "Z-IL updates equal BP's gradient (relative error < 1e-6, float64)"
 ACTIVATIONS = ["linear", "tanh", "sigmoid", "relu"]
@@ -30,12 +31,14 @@ def measure(depth: int, activation: str, seed: int = 0) -> float:
     key = jax.random.key(seed)
     x = jax.random.normal(jax.random.fold_in(key, 1), (5, 7))
     y = jax.random.normal(jax.random.fold_in(key, 2), (5, 4))
-    bp = BackpropMLP(sizes, key, activation=activation, loss="squared_error")
+    bp = BackpropMLP(sizes, key, activation=activation, loss=SquaredError())
     reference = eqx.filter_grad(lambda m: m.loss(x, y))(bp)
-    pc = PCNetwork(sizes, key, activation=activation, rule="zil")
+    pc = PCNetwork(sizes, key, activation=activation, rule=ZIL())
     updates, _ = pc.updates(x, y, key)
     return float(
-        dynlearn.analysis.relative_error(updates.params(), (reference.weights, reference.biases))
+        dynlearn.analysis.relative_error(
+            (updates.weights, updates.biases), (reference.weights, reference.biases)
+        )
     )
 
 
@@ -60,7 +63,7 @@ def plot(ds: xr.Dataset, path) -> None:
         ax.legend(fontsize="small")
 
 
-main = dynlearn.validation.script_main("pc_zil", CLAIM, run, plot)
+main = dynlearn.validation.script_main("pc_zil", CLAIM, run, plot, demo=True)
 
 if __name__ == "__main__":
     sys.exit(main())
