@@ -58,9 +58,9 @@ def hand_curve(
     return out
 
 
-def quick_subset(dataset: str, quick: bool) -> dict:
+def quick_subset(dataset: str, quick: bool, n_train: int = 960) -> dict:
     """`dynlearn.data.load` options for a `--quick` run: a small training set (generated
-    sets by size, the others by a stratified fraction); nothing otherwise."""
+    sets by size, `n_train`; the others by a stratified fraction, 20%); nothing otherwise."""
     if not quick:
         return {}
-    return {"n_train": 960} if dataset == "yinyang" else {"fraction": 0.2}
+    return {"n_train": n_train} if dataset == "yinyang" else {"fraction": 0.2}

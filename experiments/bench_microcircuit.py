@@ -9,12 +9,12 @@ every `t_pres / dt` = 20 steps so nothing can be hoisted out of the loop):
    feedback learning and low-pass filtered forward updates, batch 1.
 Each is timed as `dynlearn.simulate(dynlearn.Learning(circuit), ...)` (neurons and weights
 evolving together) and as a `lax.scan` of the same equations written out in this file
-(Sacramento et al. 2018 with prospective rates). Target: ratio
-dynlearn / hand <= 1.10. The two compute the same thing: their learned weights agree to
-float32 round-off (relative difference ~1e-6 after 1,000 steps; over 20,000 steps of
-learning the rounding differences grow to ~2e-3, printed as "max rel diff"). Reported:
-microseconds per Euler step and steps (x streams) per second; the fastest of `--repeats`
-interleaved runs after a compile run.
+(Sacramento et al. 2018 with prospective rates; PAL's forward filter is the host's
+`tau_lo` = 100 ms). Target: ratio dynlearn / hand <= 1.10. The two compute the same thing:
+their learned weights agree to float32 round-off (relative difference ~1e-6 after 1,000
+steps; over 20,000 steps of learning the rounding differences grow to ~2e-3, printed as "max
+rel diff"). Reported: microseconds per Euler step and steps (x streams) per second; the
+fastest of `--repeats` interleaved runs after a compile run.
 
 Run: `python -m experiments.bench_microcircuit` (or `dynlearn bench microcircuit`);
 `--quick` for a smoke run (short streams, 2 repeats; ratios printed but not judged: the

@@ -25,7 +25,9 @@ from experiments._timing import quick_subset
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dynlearn run bp", description=__doc__.splitlines()[0])
-    p.add_argument("--dataset", default="mnist5k", choices=data.DATASETS)
+    p.add_argument(
+        "--dataset", default=None, choices=data.DATASETS, help="default: mnist5k (quick: yinyang)"
+    )
     p.add_argument("--hidden", type=int, nargs="*", default=[128], help="hidden layer sizes")
     p.add_argument("--activation", default="tanh", choices=sorted(ACTIVATIONS))
     p.add_argument("--epochs", type=int, default=5)
@@ -37,13 +39,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument(
-        "--quick", action="store_true", help="smoke run: 1 epoch on a small training set"
+        "--quick",
+        action="store_true",
+        help="smoke run: 1 epoch on a small training set (960 Yin-Yang samples unless "
+        "--dataset, else 20%% of its training set)",
     )
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     opts = parser().parse_args(argv)
+    opts.dataset = opts.dataset or ("yinyang" if opts.quick else "mnist5k")
     options = quick_subset(opts.dataset, opts.quick)
     options["fraction"] = options.get("fraction", 1.0) * opts.fraction
     if opts.quick:

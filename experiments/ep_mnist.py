@@ -40,7 +40,7 @@ CONTINUAL_PRESENTATION = dynlearn.Presentation(t_pres=20.0, dt=1.0)
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dynlearn run ep-mnist", description=__doc__.splitlines()[0])
     p.add_argument(
-        "--dataset", default=None, choices=data.DATASETS, help="default: mnist (quick: mnist5k)"
+        "--dataset", default=None, choices=data.DATASETS, help="default: mnist (quick: yinyang)"
     )
     p.add_argument("--hidden", type=int, nargs="*", default=[500])
     p.add_argument("--rules", nargs="*", default=list(RULES), choices=RULES)
@@ -51,7 +51,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--quick",
         action="store_true",
-        help="smoke run: 1 epoch on a small training set (mnist5k unless --dataset)",
+        help="smoke run: 1 epoch on a small training set (960 Yin-Yang samples unless "
+        "--dataset, else 20%% of its training set)",
     )
     return p
 
@@ -59,7 +60,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     opts = parser().parse_args(argv)
     if opts.dataset is None:
-        opts.dataset = "mnist5k" if opts.quick else "mnist"
+        opts.dataset = "yinyang" if opts.quick else "mnist"
     if opts.quick:
         opts.epochs = 1
     if opts.run_dir is None:

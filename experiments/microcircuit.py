@@ -13,7 +13,8 @@ epoch), `microcircuit.md` (table) and `microcircuit.png` (learning curves). A ru
 diverges keeps its finished epochs and is marked in the table.
 
 Run: `python -m experiments.microcircuit --dataset mnist5k` (or `dynlearn run
-microcircuit ...`); `--quick` for a smoke run.
+microcircuit ...`); `--quick` for a smoke run (1 epoch, 1 seed, Yin-Yang with 960 training
+samples unless `--dataset`: then 20% of its training set).
 """
 
 from __future__ import annotations
@@ -58,9 +59,7 @@ def train(rule: str, data, sizes, activation: str, epochs: int, seed: int) -> np
         net = self_predicting(net)
         presentation = dynlearn.Presentation(t_pres=2.0, dt=0.1, streams=STREAMS)
         mode, batch_size = dynlearn.AlwaysOn(presentation), 20 * STREAMS
-    return dynlearn.accuracy_curve(
-        net, data, mode, epochs=epochs, seed=seed, batch_size=batch_size
-    )
+    return dynlearn.accuracy_curve(net, data, mode, epochs=epochs, seed=seed, batch_size=batch_size)
 
 
 def table(ds: xr.Dataset) -> str:
@@ -86,13 +85,24 @@ def table(ds: xr.Dataset) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dynlearn run microcircuit", description=__doc__)
-    parser.add_argument("--dataset", default="mnist5k", choices=["yinyang", "mnist5k", "mnist"])
+    parser.add_argument(
+        "--dataset",
+        default=None,
+        choices=["yinyang", "mnist5k", "mnist"],
+        help="default: mnist5k (quick: yinyang)",
+    )
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--rules", nargs="+", default=RULES, choices=RULES)
     parser.add_argument("--run-dir", type=Path, default=None)
-    parser.add_argument("--quick", action="store_true", help="1 epoch, 1 seed, 1000 samples")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: 1 epoch, 1 seed, a small training set (960 Yin-Yang samples unless "
+        "--dataset, else 20%% of its training set)",
+    )
     opts = parser.parse_args(argv)
+    opts.dataset = opts.dataset or ("yinyang" if opts.quick else "mnist5k")
     data = dynlearn.data.load(opts.dataset, **quick_subset(opts.dataset, opts.quick))
     epochs, seeds = (1, [0]) if opts.quick else (opts.epochs, opts.seeds)
     yinyang = opts.dataset == "yinyang"

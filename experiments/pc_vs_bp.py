@@ -62,7 +62,9 @@ RULES = ("bp", "pc", "pc-weak", "pc-always-on")
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dynlearn run pc-vs-bp", description=__doc__.splitlines()[0])
-    p.add_argument("--dataset", default="mnist5k", choices=data.DATASETS)
+    p.add_argument(
+        "--dataset", default=None, choices=data.DATASETS, help="default: mnist5k (quick: yinyang)"
+    )
     p.add_argument("--rules", nargs="*", default=list(RULES), choices=RULES)
     p.add_argument("--hidden", type=int, nargs="*", default=[128, 128])
     p.add_argument("--epochs", type=int, default=10)
@@ -72,18 +74,20 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--quick",
         action="store_true",
-        help="smoke run: 1 epoch, 1 seed, a small training set",
+        help="smoke run: 1 epoch, 1 seed, a small training set (128 Yin-Yang samples unless "
+        "--dataset, else 20%% of its training set)",
     )
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     opts = parser().parse_args(argv)
+    opts.dataset = opts.dataset or ("yinyang" if opts.quick else "mnist5k")
     if opts.quick:
         opts.epochs, opts.seeds = 1, 1
     if opts.run_dir is None:
         opts.run_dir = dynlearn.run_folder(Path("runs"), "pc-vs-bp")
-    ds_data = data.load(opts.dataset, **quick_subset(opts.dataset, opts.quick))
+    ds_data = data.load(opts.dataset, **quick_subset(opts.dataset, opts.quick, n_train=128))
     sizes = [ds_data.n_features, *opts.hidden, ds_data.n_classes]
     accuracy = np.full((len(opts.rules), opts.seeds, opts.epochs), np.nan)
     seconds = np.full((len(opts.rules), opts.seeds), np.nan)

@@ -130,19 +130,12 @@ def test_a_diverging_seed_is_nan_and_the_other_seeds_are_kept():
 
     data = dynlearn.data.load("digits", fraction=0.5)
     nets = [
-        LENetwork(
-            [64, 8, 10],
-            jax.random.key(seed),
-            activation="linear",
-            eta=1.0,
-            tau_error=0.1,
-            presentation=dynlearn.Presentation(1.0, 0.1, streams=16),
-        )
+        LENetwork([64, 8, 10], jax.random.key(seed), activation="linear", eta=1.0, tau_error=0.1)
         for seed in (0, 1)
     ]
     nets[1] = eqx.tree_at(lambda n: n.weights, nets[1], [30 * w for w in nets[1].weights])
-    fit_kwargs = {"mode": dynlearn.AlwaysOn(), "batch_size": 64}
-    trained, accuracy = constraints.train(nets, data, [0, 1], 2, fit_kwargs)
+    mode = dynlearn.AlwaysOn(dynlearn.Presentation(1.0, 0.1, streams=16))
+    trained, accuracy = constraints.train(nets, data, [0, 1], 2, dynlearn.Recipe(nets[0], mode, 64))
     assert trained[0] is not None and trained[1] is None
     assert np.all(accuracy[0] > 0.3) and np.all(np.isnan(accuracy[1]))
     noisy = constraints.evaluate(trained, data.x_test, data.y_test)
