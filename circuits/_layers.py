@@ -24,6 +24,7 @@ __all__ = [
     "layer_names",
     "layer_rates",
     "slope",
+    "known_affine",
     "feedforward",
     "forward_weights",
     "learning_filter",
@@ -83,6 +84,31 @@ def layer_rates(eta: float | Sequence[float], n_layers: int, name: str = "eta") 
 def slope(phi: Callable, v: Array) -> Array:
     """phi'(v) elementwise (forward mode, fused with phi by XLA)."""
     return jax.jvp(phi, (v,), (jnp.ones_like(v),))[1]
+
+
+@jax.custom_vjp
+def known_affine(w, b, r, value):
+    """`r @ w.T + b` whose value is already known (e.g. a clamped input's drive, computed
+    once before a settling loop instead of at every step).
+
+    Forward returns `value` without the product; backward is that of the affine map, so
+    gradients with respect to `w`, `b` and `r` are those of `r @ w.T + b`.
+    """
+    return value
+
+
+def _known_affine_fwd(w, b, r, value):
+    return value, (w, r)
+
+
+def _known_affine_bwd(res, g):
+    w, r = res
+    dw = jnp.einsum("...o,...i->oi", g, r)
+    db = jnp.sum(g.reshape(-1, g.shape[-1]), axis=0)
+    return dw, db, g @ w, jnp.zeros_like(g)
+
+
+known_affine.defvjp(_known_affine_fwd, _known_affine_bwd)
 
 
 def feedforward(weights, biases, phis, x) -> list[Array]:

@@ -44,7 +44,14 @@ import optax
 from jaxtyping import Array, PRNGKeyArray
 
 import dynlearn
-from circuits._layers import ACTIVATIONS, check_options, init_layers, layer_names, phi_of
+from circuits._layers import (
+    ACTIVATIONS,
+    check_options,
+    init_layers,
+    known_affine,
+    layer_names,
+    phi_of,
+)
 
 __all__ = [
     "EPNetwork",
@@ -64,11 +71,17 @@ HOLOMORPHIC = ("sigmoid", "tanh", "linear")
 
 
 class EPDrive(eqx.Module):
-    """Input x (clamped), target y and nudging strength beta (real or complex)."""
+    """Input x (clamped), target y and nudging strength beta (real or complex).
+
+    `input_drive` optionally holds W_1 x + b_1, constant while the input is clamped: a
+    phase then does not recompute the largest product at every step (`known_affine` keeps
+    its gradient).
+    """
 
     x: Array
     y: Array
     beta: Array | float = 0.0
+    input_drive: Array | None = None
 
 
 # ------------------------------------------------------------------------------ read-outs
@@ -331,17 +344,19 @@ class EPNetwork(dynlearn.AbstractPlastic, dynlearn.AbstractBatchLearner):
         }
 
     # ----------------------------------------------------------------- energy
-    def hopfield_energy(self, state, x, rho=None, *, with_input=True):
+    def hopfield_energy(self, state, x, rho=None, *, with_input=True, input_drive=None):
         """E(u) (holomorphic in u: squares, not absolute squares); `rho` overrides the
         activation; `with_input=False` leaves out the input coupling -rho(u_1).(W_1 x + b_1)
-        (see `input_coupling`)."""
+        (see `input_coupling`); `input_drive`, if given, is W_1 x + b_1."""
         rho_fn = rho or self.rho
         total, r = 0.0, x
         for i, (name, w, b) in enumerate(zip(self.layer_names, self.weights, self.biases)):
             u = state[name]["u"]
             rho = rho_fn(u)
             total = total + 0.5 * jnp.sum(u * u)
-            if i > 0 or with_input:
+            if i == 0 and with_input and input_drive is not None:
+                total = total - jnp.sum(rho * known_affine(w, b, r, input_drive))
+            elif i > 0 or with_input:
                 total = total - jnp.sum(rho * (r @ w.T + b))
             r = rho
         return total
@@ -360,9 +375,8 @@ class EPNetwork(dynlearn.AbstractPlastic, dynlearn.AbstractBatchLearner):
 
     def energy(self, state, drive: EPDrive, rho=None):
         """F = E + beta C."""
-        return self.hopfield_energy(state, drive.x, rho) + drive.beta * self.cost(
-            state, drive.y, rho
-        )
+        hopfield = self.hopfield_energy(state, drive.x, rho, input_drive=drive.input_drive)
+        return hopfield + drive.beta * self.cost(state, drive.y, rho)
 
     def drive_at(self, drive, t) -> EPDrive:
         """An `EPDrive` as is; a stream's input and target at `t`, nudged from `t_free`
@@ -418,8 +432,12 @@ class EPNetwork(dynlearn.AbstractPlastic, dynlearn.AbstractBatchLearner):
     # ----------------------------------------------------------------- phases
     def free_phase(self, x, y):
         """u^0 for one sample, from the zero state."""
-        drive = EPDrive(x, y, jnp.zeros((), x.dtype))
+        drive = EPDrive(x, y, jnp.zeros((), x.dtype), self._input_drive(x))
         return self.phases.relax(self, self.init_state(), drive, False)
+
+    def _input_drive(self, x):
+        """W_1 x + b_1, once per phase rather than at every step."""
+        return x @ self.weights[0].T + self.biases[0]
 
     def nudged_phase(self, u0, x, y, beta):
         """u^beta for one sample, from the free fixed point u0 (complex if beta is)."""
@@ -427,7 +445,8 @@ class EPNetwork(dynlearn.AbstractPlastic, dynlearn.AbstractBatchLearner):
             u0 = jax.tree.map(lambda a: a.astype(jnp.result_type(a.dtype, 1j)), u0)
         # beta as an array: one compiled phase serves every nudging strength.
         beta = jnp.asarray(beta, jax.tree.leaves(u0)[0].dtype)
-        return self.phases.relax(self, u0, EPDrive(x, y, beta), True)
+        drive = EPDrive(x, y, beta, self._input_drive(x).astype(beta.dtype))
+        return self.phases.relax(self, u0, drive, True)
 
     # ----------------------------------------------------------------- learning
     def predict(self, x):

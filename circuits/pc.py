@@ -42,7 +42,14 @@ import optax
 from jaxtyping import Array, PRNGKeyArray
 
 import dynlearn
-from circuits._layers import AbstractLayered, SquaredError, check_options, init_layers, phi_of
+from circuits._layers import (
+    AbstractLayered,
+    SquaredError,
+    check_options,
+    init_layers,
+    known_affine,
+    phi_of,
+)
 
 __all__ = [
     "PCNetwork",
@@ -60,36 +67,12 @@ __all__ = [
 ]
 
 
-@jax.custom_vjp
-def _affine_known(w, b, r, value):
-    """`r @ w.T + b`, whose value is already known (the clamped input's prediction).
-
-    Forward returns `value` without the product; backward is that of the affine map, so
-    dF/dW_1 = -eps_1 r^T still comes out of `jax.grad`.
-    """
-    return value
-
-
-def _affine_known_fwd(w, b, r, value):
-    return value, (w, r)
-
-
-def _affine_known_bwd(res, g):
-    w, r = res
-    dw = jnp.einsum("...o,...i->oi", g, r)
-    db = jnp.sum(g.reshape(-1, g.shape[-1]), axis=0)
-    return dw, db, g @ w, jnp.zeros_like(g)
-
-
-_affine_known.defvjp(_affine_known_fwd, _affine_known_bwd)
-
-
 class PCDrive(eqx.Module):
     """What drives a PC network: the input x_0 (None: free, generative) and target y.
 
     `input_prediction` optionally holds mu_1 = W_1 x_0 + b_1 (e.g. from the feed-forward
     pass), which is constant while the input is clamped: the largest product is then not
-    recomputed at every inference step nor for the weight update (`_affine_known` keeps
+    recomputed at every inference step nor for the weight update (`known_affine` keeps
     its gradient).
     """
 
@@ -388,7 +371,7 @@ class PCNetwork(AbstractLayered, dynlearn.AbstractPlastic, dynlearn.AbstractBatc
         ):
             x = state[name]["x"] if name in state else drive.y
             if i == 0 and drive.input_prediction is not None:
-                mu = _affine_known(w, b, r, drive.input_prediction)
+                mu = known_affine(w, b, r, drive.input_prediction)
             else:
                 mu = r @ w.T + b
             total = total + jnp.sum((x - mu) ** 2) / (2 * s)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import equinox as eqx
@@ -33,6 +34,12 @@ def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> np.ndarray:
 
 def epoch_keys(seed: int, epoch: int, n_batches: int):
     """The PRNG key given to the learner with each batch of one epoch (noise, sampling)."""
+    return _epoch_keys(seed, epoch, n_batches)
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def _epoch_keys(seed, epoch, n_batches):
+    # One compiled call per epoch instead of three eager dispatches (key, fold_in, split).
     return jax.random.split(jax.random.fold_in(jax.random.key(seed), epoch), n_batches)
 
 

@@ -13,8 +13,9 @@ evolving together) and as a `lax.scan` of the same equations written out in this
 `tau_lo` = 100 ms). Target: ratio dynlearn / hand <= 1.10. The two compute the same thing:
 their learned weights agree to float32 round-off (relative difference ~1e-6 after 1,000
 steps; over 20,000 steps of learning the rounding differences grow to ~2e-3, printed as "max
-rel diff"). Reported: microseconds per Euler step and steps (x streams) per second; the
-fastest of `--repeats` interleaved runs after a compile run.
+rel diff"). Reported: microseconds per Euler step and steps (x streams) per second (the
+fastest of `--repeats` interleaved runs after a compile run), and the ratio: the median over
+the interleaved pairs of (dynlearn run / the hand run right after it).
 
 Run: `python -m experiments.bench_microcircuit` (or `dynlearn bench microcircuit`);
 `--quick` for a smoke run (short streams, 2 repeats; ratios printed but not judged: the
@@ -34,6 +35,7 @@ import jax.numpy as jnp
 import dynlearn
 from circuits.microcircuit import Microcircuit, self_predicting
 from circuits.pal import PAL
+from experiments._timing import paired_ratio
 
 DT, T_PRES = 0.1, 2.0
 STEPS_PER_SAMPLE = round(T_PRES / DT)
@@ -178,16 +180,16 @@ def hand_run(circuit, x, y, seed: int = 7):
     return {"weights": w, "inter_weights": w_ip, "lateral_weights": w_pi, "feedback": feedback}
 
 
-def time_pair(ours, hand, args, repeats: int) -> tuple[float, float]:
-    """Fastest of `repeats` runs each, the two interleaved (this VM's timings drift by
-    +-20% over seconds; the minimum is the least noisy estimate of the cost)."""
+def time_pair(ours, hand, args, repeats: int) -> tuple[list[float], list[float]]:
+    """`repeats` runs each, the two interleaved (this VM's timings drift by +-20% over
+    seconds, so each of our runs is compared with the hand run right after it)."""
     times = {ours: [], hand: []}
     for _ in range(repeats):
         for fn in (ours, hand):
             tic = time.perf_counter()
             jax.block_until_ready(fn(*args))
             times[fn].append(time.perf_counter() - tic)
-    return min(times[ours]), min(times[hand])
+    return times[ours], times[hand]
 
 
 def workload(name, sizes, streams, seeds, n_samples, repeats, pal_sigma=None) -> dict:
@@ -207,13 +209,14 @@ def workload(name, sizes, streams, seeds, n_samples, repeats, pal_sigma=None) ->
         check_args = make(sizes, streams, n_samples, pal_sigma=0.0)
     diff = dynlearn.analysis.relative_error(ours(*check_args), hand(*check_args))
     n_steps = n_samples * STEPS_PER_SAMPLE
-    t_ours, t_hand = time_pair(ours, hand, args, repeats)
+    runs_ours, runs_hand = time_pair(ours, hand, args, repeats)
+    t_ours, t_hand = min(runs_ours), min(runs_hand)
     return {
         "workload": name,
         "us_per_step": 1e6 * t_ours / n_steps,
         "hand_us_per_step": 1e6 * t_hand / n_steps,
         "stream_steps_per_s": n_steps * streams * seeds / t_ours,
-        "ratio": t_ours / t_hand,
+        "ratio": paired_ratio(runs_ours, runs_hand),
         "max_rel_diff": float(diff),
     }
 
