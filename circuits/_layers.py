@@ -158,10 +158,11 @@ def learning_filter(module, fields: Sequence[str], pathway: str | None = None) -
     return eqx.tree_at(lambda m: getattr(m, pathway), spec, getattr(module, pathway).trainable())
 
 
-def check_options(module: str, options) -> None:
-    """Each `(name, value, kind, examples)` of `options`: `value` must be a `kind`, or a
-    `ValueError` names the argument, the examples and what was given."""
-    for name, value, kind, examples in options:
+def check_options(module: str, kinds: dict, **given) -> None:
+    """Each option in `given` must be an instance of its `kinds[name] = (class, examples)`,
+    or a `ValueError` names the argument, the examples and what was given."""
+    for name, value in given.items():
+        kind, examples = kinds[name]
         if not isinstance(value, kind):
             raise ValueError(
                 f"{name}: expected a {module} {name} option ({examples}); got {value!r}."

@@ -243,6 +243,13 @@ class SteadyStatePhases(AbstractPhases):
 
 
 # ------------------------------------------------------------------------------ network
+OPTIONS = {  # what each option argument of EPNetwork takes
+    "readout": (AbstractReadout, "RateReadout() or SoftmaxReadout()"),
+    "estimator": (AbstractEstimator, "Symmetric(), OneSided() or Holomorphic(n)"),
+    "phases": (AbstractPhases, "EulerPhases() or SteadyStatePhases()"),
+}
+
+
 class EPNetwork(dynlearn.AbstractPlastic, dynlearn.AbstractBatchLearner):
     """Layered Hopfield network trained by EP; state `{"hidden<l>": {"u"}, ..., "output"}`.
 
@@ -261,14 +268,14 @@ class EPNetwork(dynlearn.AbstractPlastic, dynlearn.AbstractBatchLearner):
 
     weights: list[Array]
     biases: list[Array]
-    readout: AbstractReadout
-    estimator: AbstractEstimator
-    phases: AbstractPhases
     activation: str = eqx.field(static=True)
     beta: float = eqx.field(static=True)
-    eta: float = eqx.field(static=True)
+    estimator: AbstractEstimator
+    readout: AbstractReadout
+    phases: AbstractPhases
+    eta: float = eqx.field(static=True)  # continual EP
     t_free: float = eqx.field(static=True)
-    tau: float = eqx.field(static=True)
+    tau: float = eqx.field(static=True, default=1.0)
 
     def __init__(
         self,
@@ -276,31 +283,24 @@ class EPNetwork(dynlearn.AbstractPlastic, dynlearn.AbstractBatchLearner):
         key: PRNGKeyArray,
         *,
         activation: str = "hard_sigmoid",
-        readout: AbstractReadout = RateReadout(),
         beta: float = 0.1,
         estimator: AbstractEstimator = Symmetric(),
+        readout: AbstractReadout = RateReadout(),
         phases: AbstractPhases = EulerPhases(),
         eta: float = 0.002,
         t_free: float = 15.0,
         tau: float = 1.0,
     ):
+        if not (eta >= 0 and t_free >= 0 and tau > 0):
+            raise ValueError(
+                f"need eta >= 0, t_free >= 0, tau > 0; got eta={eta}, t_free={t_free}, tau={tau}."
+            )
         phi_of(activation, "activation")
-        check_options(
-            "circuits.ep",
-            [
-                ("readout", readout, AbstractReadout, "RateReadout() or SoftmaxReadout()"),
-                ("estimator", estimator, AbstractEstimator, "Symmetric(), OneSided(), ..."),
-                ("phases", phases, AbstractPhases, "EulerPhases() or SteadyStatePhases()"),
-            ],
-        )
+        check_options("circuits.ep", OPTIONS, readout=readout, estimator=estimator, phases=phases)
         if not beta > 0:
             raise ValueError(
                 f"beta must be > 0: every EP estimator divides by it (got {beta}); the sign of "
                 "the nudge is the estimator's business (Symmetric uses +beta and -beta)."
-            )
-        if not (eta >= 0 and t_free >= 0 and tau > 0):
-            raise ValueError(
-                f"need eta >= 0, t_free >= 0, tau > 0; got eta={eta}, t_free={t_free}, tau={tau}."
             )
         estimator.check(activation)
         key_w, key_out = jax.random.split(key)

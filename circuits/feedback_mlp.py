@@ -58,9 +58,9 @@ class FeedbackMLP(AbstractLayered, dynlearn.AbstractBatchLearner):
 
     weights: list[Array]
     biases: list[Array]
-    feedback: AbstractFeedback
     activation: str = eqx.field(static=True)
     output_activation: str = eqx.field(static=True)
+    feedback: AbstractFeedback
 
     def __init__(
         self,

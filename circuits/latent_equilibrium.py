@@ -103,14 +103,14 @@ class LENetwork(AbstractLayered, dynlearn.AbstractPlastic):
         sizes: Sequence[int],
         key: PRNGKeyArray,
         *,
+        feedback: AbstractFeedback = WeightTransport(),
+        eta: float | Sequence[float] = 0.2,
         activation: str = "sigmoid",
         output_activation: str = "linear",
         tau: float = 10.0,
         tau_error: float = 0.05,
         beta: float = 0.1,
-        eta: float | Sequence[float] = 0.2,
         prospective: bool = True,
-        feedback: AbstractFeedback = WeightTransport(),
         tau_lo: float | None = None,
     ):
         phi_of(activation, "activation")

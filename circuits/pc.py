@@ -260,6 +260,13 @@ class ZIL(AbstractUpdateRule):
 
 
 # ------------------------------------------------------------------------------ network
+OPTIONS = {  # what each option argument of PCNetwork takes
+    "task": (AbstractTask, "Clamped(), Nudged(beta) or Generative()"),
+    "inference": (AbstractInference, "EulerInference() or SteadyStateInference()"),
+    "rule": (AbstractUpdateRule, "EquilibriumRule() or ZIL()"),
+}
+
+
 class PCNetwork(AbstractLayered, dynlearn.AbstractPlastic, dynlearn.AbstractBatchLearner):
     """Layered predictive-coding network (state: `{"hidden<l>": {"x"}, ..., "output"}`).
 
@@ -291,23 +298,16 @@ class PCNetwork(AbstractLayered, dynlearn.AbstractPlastic, dynlearn.AbstractBatc
         sizes: Sequence[int],
         key: PRNGKeyArray,
         *,
+        task: AbstractTask = Clamped(),
         activation: str = "tanh",
         variances: Sequence[float] | None = None,
-        task: AbstractTask = Clamped(),
         inference: AbstractInference = EulerInference(),
         rule: AbstractUpdateRule = EquilibriumRule(),
         tau: float = 1.0,
         tau_w: float = 100.0,
     ):
         phi_of(activation, "activation")
-        check_options(
-            "circuits.pc",
-            [
-                ("task", task, AbstractTask, "Clamped(), Nudged(beta) or Generative()"),
-                ("inference", inference, AbstractInference, "EulerInference(), ..."),
-                ("rule", rule, AbstractUpdateRule, "EquilibriumRule() or ZIL()"),
-            ],
-        )
+        check_options("circuits.pc", OPTIONS, task=task, inference=inference, rule=rule)
         if not (tau > 0 and tau_w > 0):
             raise ValueError(f"tau and tau_w must be > 0; got tau={tau}, tau_w={tau_w}.")
         self.weights, self.biases = init_layers(sizes, key)

@@ -14,14 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._batches import (
-    check_fit_args,
-    epoch_batches,
-    epoch_keys,
-    padded_chunks,
-    predict_classes,
-    train_chunk,
-)
+from . import _batches as batches
 from ._learner import AbstractLearner
 from ._modes import AbstractMode
 
@@ -84,7 +77,7 @@ def fit_seeds(
             f"learners: expected a stack with a leading axis of len(seeds) = {len(seeds)} on "
             f"every array (see dynlearn.stack); found leading sizes {sorted(sizes)}."
         )
-    check_fit_args(unstack(learners, 0), data, mode, epochs, batch_size)
+    batches.check_fit_args(unstack(learners, 0), data, mode, epochs, batch_size)
     x, x_test = np.asarray(data.x_train), np.asarray(data.x_test)
     labels, labels_test = np.asarray(data.y_train), np.asarray(data.y_test)
     targets = np.eye(data.n_classes, dtype=x.dtype)[labels]
@@ -92,8 +85,8 @@ def fit_seeds(
     n_batches = len(x) // batch_size
     accuracy = np.full((len(seeds), epochs), np.nan)
     for epoch in range(epochs):
-        orders = np.stack([epoch_batches(len(x), batch_size, s, epoch) for s in seeds])
-        keys = jnp.stack([epoch_keys(s, epoch, n_batches) for s in seeds])
+        orders = np.stack([batches.epoch_batches(len(x), batch_size, s, epoch) for s in seeds])
+        keys = jnp.stack([batches.epoch_keys(s, epoch, n_batches) for s in seeds])
         for lo in range(0, n_batches, updates_per_dispatch):
             idx = orders[:, lo : lo + updates_per_dispatch]
             learners, states = _train_chunk_seeds(
@@ -111,20 +104,20 @@ def fit_seeds(
 
 def evaluate_seeds(learners: AbstractLearner, x, labels, *, batch_size: int = 1000) -> np.ndarray:
     """Classification accuracy of each learner in a stack, shape `(n_seeds,)`."""
-    predicted = np.asarray(_predict_classes_seeds(learners, padded_chunks(x, batch_size)))
+    predicted = np.asarray(_predict_classes_seeds(learners, batches.padded_chunks(x, batch_size)))
     predicted = predicted.reshape(len(predicted), -1)[:, : len(labels)]
     return np.mean(predicted == np.asarray(labels), axis=1)
 
 
 @eqx.filter_jit
 def _predict_classes_seeds(learners, xs):
-    return eqx.filter_vmap(lambda learner: predict_classes(learner, xs))(learners)
+    return eqx.filter_vmap(lambda learner: batches.predict_classes(learner, xs))(learners)
 
 
 @eqx.filter_jit
 def _train_chunk_seeds(mode, learners, states, xs, ys, labels, keys):
     def one(learner, state, x, y, label, key):
-        learner, state, _, _ = train_chunk(mode, learner, state, x, y, label, key)
+        learner, state, _, _ = batches.train_chunk(mode, learner, state, x, y, label, key)
         return learner, state
 
     return eqx.filter_vmap(one)(learners, states, xs, ys, labels, keys)

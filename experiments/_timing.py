@@ -4,6 +4,7 @@ hand-written epoch on the same batches, interleaved) and the `--quick` data subs
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import jax.numpy as jnp
 import numpy as np
@@ -97,6 +98,76 @@ def ratio_of(ours, hand) -> float:
 def paired_ratio(ours: list[float], hand: list[float]) -> float:
     """Median of `ours[k] / hand[k]` over interleaved timings."""
     return float(np.median(np.asarray(ours) / np.asarray(hand)))
+
+
+def report_pair(title: str, ours, hand) -> float:
+    """Print `title`, each side's fastest epoch and last test accuracy, and the ratio
+    (`ratio_of`, target <= 1.10); return the ratio."""
+    ratio = ratio_of(ours, hand)
+    print(title)
+    for name, curve in (("dynlearn fit", ours), ("hand lax.scan", hand)):
+        fastest = min(s for s, _ in curve[1:])
+        print(
+            f"  {name:<14}: {fastest:.3f} s/epoch (fastest), test acc after {len(curve)} "
+            f"epochs {curve[-1][1]:.4f}"
+        )
+    print(f"  {'ratio':<14}: {ratio:.3f}  (median of interleaved pairs; target <= 1.10)")
+    return ratio
+
+
+def verdict(ok: bool, quick: bool) -> int:
+    """Print PASS/MISS and return the exit code: timings of a `--quick` run are printed,
+    not judged (exit code 0)."""
+    print("PASS" if ok else "MISS (see the ratios above)")
+    if quick:
+        print("(--quick: timings not judged)")
+        return 0
+    return 0 if ok else 1
+
+
+def quiet_fit(learner, data, mode, *, epochs: int, batch_size: int, seed: int, **kwargs):
+    """`dynlearn.fit` without a progress bar (experiments print their own lines)."""
+    return dynlearn.fit(
+        learner, data, mode, epochs=epochs, batch_size=batch_size, seed=seed, progress=False,
+        **kwargs,
+    )  # fmt: skip
+
+
+def markdown_table(columns: list[str], rows: list[list[str]]) -> list[str]:
+    """Lines of a markdown table."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def bench_data(quick: bool):
+    """`(name, data, timed epochs)` of the settle-then-update benchmarks: `mnist5k` and 5
+    timed epochs, or `digits` and 1 under `--quick`."""
+    name = "digits" if quick else "mnist5k"
+    return name, dynlearn.data.load(name), 1 if quick else 5
+
+
+def each_rule_and_seed(rules, seeds, run) -> tuple[list[list], np.ndarray]:
+    """`run(rule, seed)` for every pair, timed and reported as it finishes (`run` returns
+    the test accuracy per epoch first, then anything else): `(results[i][j], seconds)`."""
+    results = [[None] * len(seeds) for _ in rules]
+    seconds = np.zeros((len(rules), len(seeds)))
+    for i, rule in enumerate(rules):
+        for j, seed in enumerate(seeds):
+            tic = time.perf_counter()
+            results[i][j] = run(rule, seed)
+            seconds[i, j] = time.perf_counter() - tic
+            curve = results[i][j][0] if isinstance(results[i][j], tuple) else results[i][j]
+            print(f"{rule} seed {seed}: {np.round(100 * curve, 2)} ({seconds[i, j]:.0f} s)")
+    return results, seconds
+
+
+def write_results(ds, text: str, run_dir, stem: str) -> Path:
+    """`ds` as `<stem>.nc` and `text` as `<stem>.md` in `run_dir` (a new `runs/<stem>-<time>`
+    if None); returns the folder."""
+    run_dir = Path(run_dir) if run_dir else dynlearn.run_folder("runs", stem.replace("_", "-"))
+    dynlearn.save_netcdf(ds, run_dir / f"{stem}.nc")
+    (run_dir / f"{stem}.md").write_text(text + "\n")
+    return run_dir
 
 
 def quick_subset(dataset: str, quick: bool, n_train: int = 960) -> dict:

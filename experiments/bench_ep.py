@@ -28,7 +28,7 @@ import optax
 
 import dynlearn
 from circuits.ep import EPDrive, EPNetwork, EulerPhases, OneSided, SteadyStatePhases
-from experiments._timing import fit_curve, hand_stepper, interleaved_curves, ratio_of
+from experiments import _timing as timing
 
 SIZES = [784, 512, 10]
 BATCH, BETA, DT, N_FREE, N_NUDGED = 64, 0.1, 0.5, 30, 10
@@ -90,7 +90,9 @@ def hand_step(data, seed=0):
     net = EPNetwork(sizes_for(data), jax.random.key(seed), estimator=OneSided(), beta=BETA)
     params = (net.weights, net.biases)
     epoch_fn, accuracy = hand_epoch_fn()
-    return hand_stepper(epoch_fn, accuracy, params, OPTIMIZER.init(params), data, BATCH, seed)
+    return timing.hand_stepper(
+        epoch_fn, accuracy, params, OPTIMIZER.init(params), data, BATCH, seed
+    )
 
 
 def run_dynlearn(data, epochs, phases, seed=0):
@@ -101,7 +103,7 @@ def run_dynlearn(data, epochs, phases, seed=0):
             sizes_for(data), jax.random.key(seed), estimator=OneSided(), beta=BETA, phases=phases
         )
 
-    return fit_curve(make, data, epochs, MODE, BATCH, seed)
+    return timing.fit_curve(make, data, epochs, MODE, BATCH, seed)
 
 
 def adaptive_steps(data, phases) -> float:
@@ -132,37 +134,22 @@ def main(argv: list[str] | None = None) -> int:
         "printed, not judged (exit code 0)",
     )
     opts = parser.parse_args(argv)
-    name = "digits" if opts.quick else "mnist5k"
-    data = dynlearn.data.load(name)
-    timed = 1 if opts.quick else 5
+    name, data, timed = timing.bench_data(opts.quick)
     euler = EulerPhases(N_FREE, N_NUDGED, DT)
-    ours, hand = interleaved_curves(
-        lambda: EPNetwork(
+
+    def network():
+        return EPNetwork(
             sizes_for(data), jax.random.key(0), estimator=OneSided(), beta=BETA, phases=euler
-        ),
-        MODE,
-        hand_step(data),
-        data,
-        1 + timed,
-        BATCH,
-    )
-    t_ours = min(s for s, _ in ours[1:])
-    t_hand = min(s for s, _ in hand[1:])
-    ratio = ratio_of(ours, hand)
+        )
+
+    ours, hand = timing.interleaved_curves(network, MODE, hand_step(data), data, 1 + timed, BATCH)
     sizes = "-".join(map(str, sizes_for(data)))
-    print(
+    ratio = timing.report_pair(
         f"EP {sizes}, batch 64, 30 free + 10 nudged Euler steps, beta 0.1, "
-        f"{len(data.x_train)} {name} samples:"
+        f"{len(data.x_train)} {name} samples:",
+        ours,
+        hand,
     )
-    print(
-        f"  dynlearn fit  : {t_ours:.3f} s/epoch (fastest), test acc after {1 + timed} epochs "
-        f"{ours[-1][1]:.4f}"
-    )
-    print(
-        f"  hand lax.scan : {t_hand:.3f} s/epoch (fastest), test acc after {1 + timed} epochs "
-        f"{hand[-1][1]:.4f}"
-    )
-    print(f"  ratio         : {ratio:.3f}  (target <= 1.10)")
     if not opts.quick:
         adaptive = SteadyStatePhases(rtol=1e-3, atol=1e-3, solver=diffrax.Tsit5())
         target = ours[-1][1]
@@ -179,11 +166,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{curve[-1][1]:.4f} (Euler's {target:.4f} reached: "
             f"{'epoch ' + str(reached) if reached else 'no'})"
         )
-    print("PASS" if ratio <= 1.10 else "MISS (see the ratio above)")
-    if opts.quick:
-        print("(--quick: timings not judged)")
-        return 0
-    return 0 if ratio <= 1.10 else 1
+    return timing.verdict(ratio <= 1.10, opts.quick)
 
 
 if __name__ == "__main__":

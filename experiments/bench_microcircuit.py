@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import dynlearn
 from circuits.microcircuit import Microcircuit, self_predicting
 from circuits.pal import PAL
-from experiments._timing import paired_ratio
+from experiments._timing import paired_ratio, verdict
 
 DT, T_PRES = 0.1, 2.0
 STEPS_PER_SAMPLE = round(T_PRES / DT)
@@ -244,11 +244,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['stream_steps_per_s']:14.3g}  {r['ratio']:6.2f}  {r['max_rel_diff']:.1e}"
         )
     ok = all(r["ratio"] <= 1.10 for r in rows)
-    print("PASS" if ok else "FAIL", "(target: ratio <= 1.10)")
-    if opts.quick:
-        print("(--quick: timings not judged)")
-        return 0
-    return 0 if ok else 1
+    return verdict(ok, opts.quick)
 
 
 if __name__ == "__main__":

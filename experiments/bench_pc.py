@@ -31,7 +31,7 @@ import optax
 
 import dynlearn
 from circuits.pc import ZIL, EulerInference, PCNetwork
-from experiments._timing import fit_curve, hand_stepper, interleaved_curves, ratio_of
+from experiments import _timing as timing
 
 SIZES = [784, 128, 128, 10]
 BATCH = 64
@@ -103,7 +103,9 @@ def hand_step(data, n_steps=20, dt=0.1, seed=0):
     params = (net.weights, net.biases)
     optimizer = optax.adam(1e-3)
     epoch_fn, accuracy = hand_epoch_fn(n_steps, dt, optimizer)
-    return hand_stepper(epoch_fn, accuracy, params, optimizer.init(params), data, BATCH, seed)
+    return timing.hand_stepper(
+        epoch_fn, accuracy, params, optimizer.init(params), data, BATCH, seed
+    )
 
 
 OPTIMIZER = optax.adam(1e-3)
@@ -112,7 +114,7 @@ MODE = dynlearn.SettleThenUpdate(OPTIMIZER)  # one object: fit's compiled epoch 
 
 def run_dynlearn(data, epochs: int, seed=0, warm_up=True, **kwargs):
     """Per-epoch (seconds, test accuracy) of `fit`; with `warm_up`, compiled beforehand."""
-    return fit_curve(
+    return timing.fit_curve(
         lambda: PCNetwork(sizes_for(data), jax.random.key(seed), **kwargs),
         data,
         epochs,
@@ -142,35 +144,12 @@ def main(argv: list[str] | None = None) -> int:
         "printed, not judged (exit code 0)",
     )
     opts = parser.parse_args(argv)
-    name = "digits" if opts.quick else "mnist5k"
-    data = dynlearn.data.load(name)
-    timed = 1 if opts.quick else 5
+    name, data, timed = timing.bench_data(opts.quick)
 
-    ours, hand = interleaved_curves(
-        lambda: PCNetwork(sizes_for(data), jax.random.key(0)),
-        MODE,
-        hand_step(data),
-        data,
-        1 + timed,
-        BATCH,
-    )
-    t_ours = min(s for s, _ in ours[1:])
-    t_hand = min(s for s, _ in hand[1:])
-    ratio = ratio_of(ours, hand)
-    sizes = "-".join(map(str, sizes_for(data)))
-    print(
-        f"PC {sizes} tanh, batch 64, 20 Euler steps of 0.1, Adam(1e-3), "
-        f"{len(data.x_train)} {name} samples:"
-    )
-    print(
-        f"  dynlearn fit   : {t_ours:.3f} s/epoch (fastest), test acc after {timed + 1} epochs "
-        f"{ours[-1][1]:.4f}"
-    )
-    print(
-        f"  hand lax.scan  : {t_hand:.3f} s/epoch (fastest), test acc after {timed + 1} epochs "
-        f"{hand[-1][1]:.4f}"
-    )
-    print(f"  ratio          : {ratio:.3f}  (target <= 1.10)")
+    network = lambda: PCNetwork(sizes_for(data), jax.random.key(0))  # noqa: E731
+    ours, hand = timing.interleaved_curves(network, MODE, hand_step(data), data, 1 + timed, BATCH)
+    title = f"PC {'-'.join(map(str, sizes_for(data)))} tanh, batch 64, 20 Euler steps of 0.1"
+    ratio = timing.report_pair(f"{title}, Adam(1e-3), {len(data.x_train)} {name}:", ours, hand)
     ok = ratio <= 1.10
     if not opts.quick:
         target, epochs = 0.85, 10
@@ -196,11 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         # Every alternative is PC on the same energy with the same local rule; Z-IL reads
         # layer l's update at inference step L - l (and is therefore exact BP).
         ok = ok and fastest <= 0.5
-    print("PASS" if ok else "MISS (see the ratios above)")
-    if opts.quick:
-        print("(--quick: timings not judged)")
-        return 0
-    return 0 if ok else 1
+    return timing.verdict(ok, opts.quick)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import numpy as np
 
 import dynlearn
 from dynlearn import registry
-from experiments._timing import quick_subset
+from experiments._timing import quick_subset, quiet_fit
 
 
 def timed(fn) -> tuple[float, object]:
@@ -48,15 +48,7 @@ def bench_rule(rule: str, data, sizes, seeds, epochs: int, repeats: int) -> dict
 
     def sequential():
         return [
-            dynlearn.fit(
-                learner,
-                data,
-                mode,
-                epochs=epochs,
-                batch_size=batch_size,
-                seed=seed,
-                progress=False,
-            )
+            quiet_fit(learner, data, mode, epochs=epochs, batch_size=batch_size, seed=seed)
             for learner, seed in zip(learners, seeds)
         ]
 

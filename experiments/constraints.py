@@ -42,7 +42,7 @@ import xarray as xr
 
 import dynlearn
 from dynlearn import registry
-from experiments._timing import quick_subset
+from experiments._timing import quick_subset, quiet_fit
 
 FRACTIONS = (1.0, 0.5, 0.2, 0.1)
 SPARSITIES = (0.5, 0.8, 0.9)
@@ -98,15 +98,7 @@ def train(learners: list, data, seeds: list[int], epochs: int, recipe: dynlearn.
     trained, curves = [], []
     for learner, seed in zip(learners, seeds):
         try:
-            result = dynlearn.fit(
-                learner,
-                data,
-                mode,
-                epochs=epochs,
-                batch_size=batch_size,
-                seed=seed,
-                progress=False,
-            )
+            result = quiet_fit(learner, data, mode, epochs=epochs, batch_size=batch_size, seed=seed)
             trained.append(result.learner)
             curves.append(result.metrics.test_accuracy.values)
         except eqx.EquinoxRuntimeError:  # diverged: keep the finished epochs

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import jax
@@ -39,7 +38,13 @@ import dynlearn
 from circuits.feedback import alignment_angles
 from circuits.latent_equilibrium import PAL_SETTINGS, rule_pal
 from dynlearn import registry
-from experiments._timing import quick_subset
+from experiments._timing import (
+    each_rule_and_seed,
+    markdown_table,
+    quick_subset,
+    quiet_fit,
+    write_results,
+)
 
 RULES = ["bp", "fa", "dfa", "sign", "kp", "le", "le-fa", "pal"]
 
@@ -76,16 +81,7 @@ def train(
         accuracy[epoch - 1] = row["test_accuracy"]
         angles[epoch - 1] = feedback_angles(learned, n_hidden)
 
-    dynlearn.fit(
-        learner,
-        data,
-        mode,
-        epochs=epochs,
-        batch_size=batch_size,
-        seed=seed,
-        progress=False,
-        on_epoch=log,
-    )
+    quiet_fit(learner, data, mode, epochs=epochs, batch_size=batch_size, seed=seed, on_epoch=log)
     return accuracy, angles
 
 
@@ -95,18 +91,16 @@ def table(ds: xr.Dataset) -> str:
         f"{ds.sizes['seed']} seed(s): test accuracy % after the last epoch (mean ± std) and "
         "the final angle(B_l, W_{l+1}^T) per hidden layer",
         "",
-        "| rule | accuracy | angles (deg) | seconds |",
-        "| --- | --- | --- | --- |",
     ]
+    rows = []
     for rule in ds.rule.values:
         acc = 100 * ds.test_accuracy.sel(rule=rule).isel(epoch=-1).values
         ang = ds.angle_deg.sel(rule=rule).isel(epoch=-1).mean("seed").values
         ang_text = "—" if np.all(np.isnan(ang)) else ", ".join(f"{a:.1f}" for a in ang)
-        seconds = float(ds.seconds.sel(rule=rule).sum())
-        lines.append(
-            f"| {rule} | {acc.mean():.2f} ± {acc.std():.2f} | {ang_text} | {seconds:.0f} |"
-        )
-    return "\n".join(lines)
+        seconds = f"{float(ds.seconds.sel(rule=rule).sum()):.0f}"
+        rows.append([rule, f"{acc.mean():.2f} ± {acc.std():.2f}", ang_text, seconds])
+    columns = ["rule", "accuracy", "angles (deg)", "seconds"]
+    return "\n".join(lines + markdown_table(columns, rows))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,17 +134,11 @@ def main(argv: list[str] | None = None) -> int:
     epochs, seeds = (2, [0]) if opts.quick else (opts.epochs, opts.seeds)
     hidden = 64 if opts.dataset == "yinyang" else 100
     sizes = [data.n_features, hidden, hidden, data.n_classes]
-    shape = (len(opts.rules), len(seeds))
-    accuracy, angles = np.zeros(shape + (epochs,)), np.zeros(shape + (epochs, len(sizes) - 2))
-    seconds = np.zeros(shape)
-    for i, rule in enumerate(opts.rules):
-        for j, seed in enumerate(seeds):
-            tic = time.perf_counter()
-            accuracy[i, j], angles[i, j] = train(rule, data, sizes, epochs, seed, pal)
-            seconds[i, j] = time.perf_counter() - tic
-            print(
-                f"{rule} seed {seed}: {np.round(100 * accuracy[i, j], 2)} ({seconds[i, j]:.0f} s)"
-            )
+    results, seconds = each_rule_and_seed(
+        opts.rules, seeds, lambda rule, seed: train(rule, data, sizes, epochs, seed, pal)
+    )
+    accuracy = np.array([[r[0] for r in row] for row in results])
+    angles = np.array([[r[1] for r in row] for row in results])
     ds = xr.Dataset(
         {
             "test_accuracy": (("rule", "seed", "epoch"), accuracy),
@@ -165,10 +153,8 @@ def main(argv: list[str] | None = None) -> int:
         },
         attrs={"dataset": opts.dataset, "sizes": "-".join(map(str, sizes))},
     )
-    run_dir = opts.run_dir or dynlearn.run_folder(Path("runs"), "feedback-comparison")
-    dynlearn.save_netcdf(ds, Path(run_dir) / "feedback_comparison.nc")
     text = table(ds)
-    (Path(run_dir) / "feedback_comparison.md").write_text(text + "\n")
+    run_dir = write_results(ds, text, opts.run_dir, "feedback_comparison")
     with dynlearn.plot.figure(Path(run_dir) / "feedback_comparison.png", figsize=(9, 3.4)) as ax:
         fig = ax.figure
         ax2 = fig.add_subplot(1, 2, 2)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import jax
@@ -34,7 +33,7 @@ from circuits._layers import SquaredError
 from circuits.backprop import BackpropMLP
 from circuits.feedback import WeightTransport
 from circuits.microcircuit import Microcircuit, self_predicting
-from experiments._timing import quick_subset
+from experiments._timing import each_rule_and_seed, markdown_table, quick_subset, write_results
 
 RULES = ["mc-le-fa", "mc-le-bp", "mc-ordinary-fa", "bp-sgd", "bp-adam"]
 STREAMS = 16
@@ -67,20 +66,19 @@ def table(ds: xr.Dataset) -> str:
         f"{ds.attrs['dataset']}, {ds.sizes['epoch']} epochs, {ds.sizes['seed']} seed(s): "
         "test accuracy % after the last epoch (mean ± std over seeds)",
         "",
-        "| rule | accuracy | best epoch | seconds |",
-        "| --- | --- | --- | --- |",
     ]
+    rows = []
     for rule in ds.rule.values:
         acc = ds.test_accuracy.sel(rule=rule)
         last = 100 * acc.isel(epoch=-1).values
         note = "" if np.all(np.isfinite(last)) else " (diverged)"
         best = 100 * float(acc.mean("seed").max())
         last = np.nan_to_num(last, nan=100 / ds.attrs["n_classes"])
-        seconds = float(ds.seconds.sel(rule=rule).sum())
-        lines.append(
-            f"| {rule} | {last.mean():.2f} ± {last.std():.2f}{note} | {best:.2f} | {seconds:.0f} |"
+        accuracy = f"{last.mean():.2f} ± {last.std():.2f}{note}"
+        rows.append(
+            [rule, accuracy, f"{best:.2f}", f"{float(ds.seconds.sel(rule=rule).sum()):.0f}"]
         )
-    return "\n".join(lines)
+    return "\n".join(lines + markdown_table(["rule", "accuracy", "best epoch", "seconds"], rows))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,26 +106,19 @@ def main(argv: list[str] | None = None) -> int:
     yinyang = opts.dataset == "yinyang"
     sizes = [data.n_features, 64 if yinyang else 100, data.n_classes]
     activation = "tanh" if yinyang else "sigmoid"
-    curves = np.zeros((len(opts.rules), len(seeds), epochs))
-    seconds = np.zeros((len(opts.rules), len(seeds)))
-    for i, rule in enumerate(opts.rules):
-        for j, seed in enumerate(seeds):
-            tic = time.perf_counter()
-            curves[i, j] = train(rule, data, sizes, activation, epochs, seed)
-            seconds[i, j] = time.perf_counter() - tic
-            print(f"{rule} seed {seed}: {np.round(100 * curves[i, j], 2)} ({seconds[i, j]:.0f} s)")
+    curves, seconds = each_rule_and_seed(
+        opts.rules, seeds, lambda rule, seed: train(rule, data, sizes, activation, epochs, seed)
+    )
     ds = xr.Dataset(
         {
-            "test_accuracy": (("rule", "seed", "epoch"), curves),
+            "test_accuracy": (("rule", "seed", "epoch"), np.asarray(curves)),
             "seconds": (("rule", "seed"), seconds),
         },
         coords={"rule": opts.rules, "seed": seeds, "epoch": np.arange(1, epochs + 1)},
         attrs={"dataset": opts.dataset, "n_classes": data.n_classes, "sizes": str(sizes)},
     )
-    run_dir = opts.run_dir or dynlearn.run_folder(Path("runs"), "microcircuit")
-    dynlearn.save_netcdf(ds, Path(run_dir) / "microcircuit.nc")
     text = table(ds)
-    (Path(run_dir) / "microcircuit.md").write_text(text + "\n")
+    run_dir = write_results(ds, text, opts.run_dir, "microcircuit")
     with dynlearn.plot.figure(Path(run_dir) / "microcircuit.png", figsize=(5.4, 3.6)) as ax:
         for rule in ds.rule.values:
             ax.plot(ds.epoch, 100 * ds.test_accuracy.sel(rule=rule).mean("seed"), label=rule)
