@@ -89,15 +89,16 @@ def interleaved_curves(
 
 
 def ratio_of(ours, hand) -> float:
-    """The median over interleaved pairs of (dynlearn epoch / hand epoch), the first
-    (compiling) pair left out: each pair ran back to back, so a slow spell of the machine
-    (+-20% here over seconds) slows both, and the median ignores the odd disturbed pair."""
-    return paired_ratio([s for s, _ in ours[1:]], [s for s, _ in hand[1:]])
+    """`fastest_ratio` of the epoch times, the first (compiling) pair left out."""
+    return fastest_ratio([s for s, _ in ours[1:]], [s for s, _ in hand[1:]])
 
 
-def paired_ratio(ours: list[float], hand: list[float]) -> float:
-    """Median of `ours[k] / hand[k]` over interleaved timings."""
-    return float(np.median(np.asarray(ours) / np.asarray(hand)))
+def fastest_ratio(ours: list[float], hand: list[float]) -> float:
+    """Fastest dynlearn run over fastest hand run, the runs interleaved. On this shared VM
+    the noise only ever adds time (single epochs vary by up to +-30%, so a median of a few
+    paired ratios still swings by 10%); the fastest of many interleaved runs is the closest
+    estimate of each side's cost."""
+    return min(ours) / min(hand)
 
 
 def report_pair(title: str, ours, hand) -> float:
@@ -111,7 +112,7 @@ def report_pair(title: str, ours, hand) -> float:
             f"  {name:<14}: {fastest:.3f} s/epoch (fastest), test acc after {len(curve)} "
             f"epochs {curve[-1][1]:.4f}"
         )
-    print(f"  {'ratio':<14}: {ratio:.3f}  (median of interleaved pairs; target <= 1.10)")
+    print(f"  {'ratio':<14}: {ratio:.3f}  (fastest over fastest, interleaved; target <= 1.10)")
     return ratio
 
 
@@ -140,10 +141,10 @@ def markdown_table(columns: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def bench_data(quick: bool):
-    """`(name, data, timed epochs)` of the settle-then-update benchmarks: `mnist5k` and 5
+    """`(name, data, timed epochs)` of the settle-then-update benchmarks: `mnist5k` and 9
     timed epochs, or `digits` and 1 under `--quick`."""
     name = "digits" if quick else "mnist5k"
-    return name, dynlearn.data.load(name), 1 if quick else 5
+    return name, dynlearn.data.load(name), 1 if quick else 9
 
 
 def each_rule_and_seed(rules, seeds, run) -> tuple[list[list], np.ndarray]:

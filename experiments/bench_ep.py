@@ -3,7 +3,7 @@
 Workload: 784-512-10, hard sigmoid (box-constrained flow), batch 64, 30 free + 10 nudged
 Euler steps of 0.5, one-sided estimator, beta 0.1, Adam(1e-3), `mnist5k` (4,000 samples).
 
-1. Seconds per training epoch (the fastest of 5, the two's epochs interleaved, after a
+1. Seconds per training epoch (the fastest of 9, the two's epochs interleaved, after a
    warm-up) for `dynlearn.fit` on `circuits.ep.EPNetwork` and for a `jax.lax.scan` of the
    same equations written by hand in this file (one compiled scan per epoch), the ratio
    (target <= 1.10) and test accuracy.
