@@ -357,11 +357,16 @@ def _scan_fixed_steps(terms, solver, t0, t1, n_steps, y0, args):
 
 
 def _raise_if_diverged(y):
-    leaves = [x for x in jax.tree.leaves(y) if jnp.issubdtype(x.dtype, jnp.inexact)]
-    if not leaves:
-        return y
-    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
-    return raise_if(y, ~finite, _DIVERGED)
+    """`y` with each floating leaf checked for NaN/inf on its own, so that a leaf the caller
+    never reads (e.g. neuron state when only the learned weights are used) is not kept alive
+    by the check and XLA can drop its computation."""
+
+    def check(x):
+        if not jnp.issubdtype(x.dtype, jnp.inexact):
+            return x
+        return raise_if(x, ~jnp.all(jnp.isfinite(x)), _DIVERGED)
+
+    return jax.tree.map(check, y)
 
 
 _DIVERGED = (
