@@ -3,7 +3,7 @@
 Workload: MLP 784-128-128-10, tanh, batch 64, 20 Euler inference steps of 0.1 with the
 output clamped, one Adam(1e-3) step per batch, the 4,000 `mnist5k` training samples.
 
-1. Seconds per epoch (the fastest of 9, the two's epochs interleaved, after a warm-up) for
+1. Seconds per epoch (the fastest of 19, the two's epochs interleaved, after a warm-up) for
    `dynlearn.fit` on `circuits.pc.PCNetwork` and for a hand-written `jax.lax.scan` of the
    same equations (hand-derived gradients, one compiled scan per epoch), and the ratio
    (target <= 1.10).
