@@ -6,6 +6,7 @@ Demos, experiments, theory checks and benchmarks register themselves as entry po
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -25,7 +26,35 @@ app = typer.Typer(
 data_app = typer.Typer(help="Datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 console = Console()
-PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
+# `run` and `bench` hand everything after the name to the experiment or benchmark,
+# `--help` included (so `dynlearn run bp --help` shows bp's options).
+PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
+HELP = {"--help", "-h"}
+
+
+# Errors the package raises on purpose for a user's mistake (each message says what is wrong
+# and how to fix it): one red line and exit code 2 instead of a traceback.
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The `dynlearn` command: `app` with user errors as one line (`--debug` anywhere on
+    the command line shows the traceback instead)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    args = [a for a in args if a != "--debug"]
+    try:
+        app(args, prog_name="dynlearn")  # click's standalone mode: ends in SystemExit
+    except SystemExit as done:  # usage errors (code 2), typer.Exit, experiments' parsers
+        return done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+    except USER_ERRORS as err:
+        if debug:
+            raise
+        message = " ".join(str(err).split())
+        console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+        console.print("(run again with --debug for the traceback)", style="dim")
+        return 2
+    return 0
 
 
 def _load(group: str, name: str):
@@ -121,8 +150,11 @@ def run(
     ctx: typer.Context,
     experiment: str = typer.Argument(None, help="Registered experiment; omit to list them."),
 ) -> None:
-    """Run an experiment; options after its name go to it (`dynlearn run bp --help`)."""
-    if experiment is None:
+    """Run an experiment; options after its name go to it (`dynlearn run bp --help` lists
+    bp's)."""
+    if experiment is None or experiment in HELP:
+        if experiment in HELP or HELP & set(ctx.args):
+            console.print(ctx.get_help())
         _listing("experiments", "experiments")
         return
     raise typer.Exit(_load("experiments", experiment)(list(ctx.args)))
@@ -162,8 +194,11 @@ def bench(
     name: str = typer.Argument(None, help="Registered benchmark; omit to list them."),
     quick: bool = typer.Option(False, help="Fewer steps, for a smoke test."),
 ) -> None:
-    """Run a benchmark (prints ratios measured in one run)."""
-    if name is None:
+    """Run a benchmark (prints ratios measured in one run); options after its name go to it
+    (`dynlearn bench pc --help`)."""
+    if name is None or name in HELP:
+        if name in HELP or HELP & set(ctx.args):
+            console.print(ctx.get_help())
         _listing("benchmarks", "benchmarks")
         return
     main = _load("benchmarks", name)
@@ -182,3 +217,8 @@ def data_list() -> None:
     for row in rows:
         table.add_row(*(str(v) for v in row.values()))
     console.print(table)
+
+
+def main_exit() -> None:
+    """Entry point of the installed `dynlearn` script."""
+    sys.exit(main())

@@ -97,7 +97,9 @@ def peak_bytes(n_steps: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="dynlearn bench engine", description=__doc__.splitlines()[0]
+    )
     parser.add_argument(
         "--quick",
         action="store_true",

@@ -127,7 +127,7 @@ def adaptive_steps(data, phases) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="dynlearn bench ep", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--quick",
         action="store_true",

@@ -136,7 +136,7 @@ def time_to(curve, target: float) -> tuple[float, int | None]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="dynlearn bench pc", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--quick",
         action="store_true",

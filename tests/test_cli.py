@@ -102,3 +102,35 @@ def test_run_bp_trains_briefly(tmp_path):
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert (tmp_path / "metrics.nc").exists() and (tmp_path / "learning_curves.png").exists()
+
+
+def test_a_user_error_is_one_line_and_exit_code_2(capsys, tmp_path):
+    from dynlearn.cli import main
+
+    code = main(["run", "bp", "--epochs", "0", "--run-dir", str(tmp_path / "bp")])
+    out = capsys.readouterr().out
+    assert code == 2
+    assert "error: epochs must be an integer >= 1; got 0." in out
+    assert "Traceback" not in out and "--debug" in out
+    assert not (tmp_path / "bp").exists()  # nothing left behind by a refused run
+
+
+def test_debug_shows_the_original_exception(tmp_path):
+    import pytest
+
+    from dynlearn.cli import main
+
+    with pytest.raises(ValueError, match="epochs must be"):
+        main(["run", "bp", "--epochs", "0", "--run-dir", str(tmp_path / "bp"), "--debug"])
+
+
+def test_help_after_a_name_is_that_experiments_or_benchmarks(capsys):
+    from dynlearn.cli import main
+
+    assert main(["run", "bp", "--help"]) == 0
+    assert "usage: dynlearn run bp" in capsys.readouterr().out
+    assert main(["bench", "pc", "--help"]) == 0
+    assert "usage: dynlearn bench pc" in capsys.readouterr().out
+    assert main(["run", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "Usage: dynlearn run" in out and "pc-vs-bp" in out
