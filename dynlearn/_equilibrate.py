@@ -78,9 +78,10 @@ def equilibrate(
       solver Euler, the literature's setting) and the steady-state test still applies.
     - `rtol`, `atol`: the steady-state tolerances (and the controller's).
     - `max_time`, `max_steps`: give up after this much model time / this many steps.
-    - `throw`: raise an error naming time reached and residual if no steady state was
-      found. `throw=False` never raises; inspect `Equilibrium.settled` (use inside `jit` /
-      `vmap` where one element must not abort the batch).
+    - `throw`: raise an error if the state diverged (NaN or inf), or, naming the time
+      reached and the residual, if no steady state was found. `throw=False` never
+      raises; inspect `Equilibrium.settled` (use inside `jit` / `vmap` where one element
+      must not abort the batch).
 
     **Returns:** an `Equilibrium`.
     """
@@ -117,7 +118,16 @@ def equilibrate(
     settled = sol.event_mask if sol.event_mask is not None else jnp.array(False)
     settled = jnp.asarray(settled) & (sol.result == diffrax.RESULTS.event_occurred)
     if throw:
-        out_of_steps = sol.result == diffrax.RESULTS.max_steps_reached
+        finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(y)]))
+        finite = finite & jnp.isfinite(residual)
+        y = raise_if(
+            y,
+            ~finite,
+            "equilibrate: the state became NaN or inf: the system diverged (it has no stable "
+            "fixed point from this start, or the step is too large for it); check the "
+            "parameters, or reduce dt / tighten rtol/atol.",
+        )
+        out_of_steps = (sol.result == diffrax.RESULTS.max_steps_reached) & finite
         y = raise_if(
             y,
             out_of_steps,
@@ -129,7 +139,7 @@ def equilibrate(
         )
         y = raise_if(
             y,
-            ~settled & ~out_of_steps,
+            ~settled & ~out_of_steps & finite,
             f"equilibrate: no steady state by max_time={max_time} (residual |dy/dt| = "
             f"{{residual}} > atol={atol} + rtol={rtol}*|y|); increase max_time, loosen "
             "rtol/atol, or check that the system has a stable fixed point (a diverging "
