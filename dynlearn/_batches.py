@@ -85,6 +85,26 @@ def train_chunk(mode, learner, state, xs, ys, labels, keys):
     return learner, state, loss, jnp.sum(n_ok)
 
 
+def check_labels(labels, n_classes: int, what: str) -> None:
+    """Labels must be class indices: a 1-D integer array with values in [0, n_classes)."""
+    labels = np.asarray(labels)
+    if labels.ndim == 2 and labels.shape[1] == n_classes:
+        raise ValueError(
+            f"{what}: got one-hot targets of shape {labels.shape}; expected class indices "
+            f"(shape (n,)): use labels.argmax(axis=1)."
+        )
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(
+            f"{what}: expected class indices, a 1-D integer array; got shape {labels.shape} "
+            f"and dtype {labels.dtype}."
+        )
+    if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
+        raise ValueError(
+            f"{what}: labels must lie in [0, n_classes) = [0, {n_classes}); got values from "
+            f"{labels.min()} to {labels.max()}."
+        )
+
+
 def check_fit_args(learner, data, mode, epochs, batch_size) -> None:
     """Validate `fit`'s arguments before any work, with errors that name the argument."""
     if not isinstance(learner, AbstractLearner):
@@ -105,6 +125,8 @@ def check_fit_args(learner, data, mode, epochs, batch_size) -> None:
         values = np.asarray(getattr(data, name))
         if np.issubdtype(values.dtype, np.floating) and not np.all(np.isfinite(values)):
             raise ValueError(f"data: {name} contains NaN or inf; expected finite inputs.")
+    for name in ("y_train", "y_test"):
+        check_labels(getattr(data, name), data.n_classes, f"data.{name}")
     n = len(data.x_train)
     if not (isinstance(batch_size, int) and 1 <= batch_size <= n):
         raise ValueError(

@@ -12,7 +12,14 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, PyTree
 
 from ._dynamics import AbstractDynamics
-from ._solvers import check_finite, check_system, drift, raise_if, resolve_solver
+from ._solvers import (
+    check_finite,
+    check_state_dtypes,
+    check_system,
+    drift,
+    raise_if,
+    resolve_solver,
+)
 
 __all__ = ["Equilibrium", "equilibrate", "tree_norm"]
 
@@ -89,6 +96,7 @@ def equilibrate(
     fixed = dt is not None
     solver = resolve_solver(solver, adaptive=not fixed)
     if check:
+        check_state_dtypes(y0)
         system.check_state(y0, args)
         y0 = check_finite(y0, "y0")
         args = check_finite(args, "args")

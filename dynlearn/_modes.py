@@ -16,6 +16,8 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import equinox as eqx
+import jax
+import jax.numpy as jnp
 import optax
 from jaxtyping import Array, PRNGKeyArray, PyTree
 
@@ -75,6 +77,40 @@ class SettleThenUpdate(AbstractMode):
             raise ValueError(
                 f"mode: {type(circuit).__name__} has no settle-then-update rule (it is not a "
                 "dynlearn.AbstractBatchLearner); train it with AlwaysOn(presentation)."
+            )
+        self.probe(learner)
+
+    def probe(self, learner) -> None:
+        """Two updates of the optimizer on a gradient of ones at the learner's weights must
+        be finite, not both zero, and descend (optax subtracts the gradient): catches a
+        NaN, zero or negative learning rate, also inside a chain or a schedule (a warm-up
+        from zero is fine: its second step moves)."""
+        params = eqx.filter(learner, learner.trainable())
+        grads = jax.tree.map(jnp.ones_like, params)
+        state = self.optimizer.init(params)
+        moved = False
+        for _ in range(2):
+            updates, state = self.optimizer.update(grads, state, params)
+            leaves = [jnp.asarray(u) for u in jax.tree.leaves(updates)]
+            if not leaves:
+                return
+            if not all(bool(jnp.all(jnp.isfinite(u))) for u in leaves):
+                raise ValueError(
+                    "optimizer: its update of a gradient of ones is NaN or inf; check the "
+                    "learning rate and the optimizer's settings."
+                )
+            slope = sum(float(jnp.sum(u)) for u in leaves)
+            if slope > 0:
+                raise ValueError(
+                    "optimizer: it steps up the gradient (is the learning rate negative?); "
+                    "updates have a gradient's sign and optax's optimizers subtract them, so "
+                    "give a positive learning rate, e.g. optax.adam(1e-3)."
+                )
+            moved = moved or slope < 0
+        if not moved:
+            raise ValueError(
+                "optimizer: its first two updates of a gradient of ones are zero (is the "
+                "learning rate 0?); give a positive learning rate, e.g. optax.adam(1e-3)."
             )
 
     def init(self, learner):

@@ -10,6 +10,7 @@ import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, ArrayLike, PRNGKeyArray, PyTree
 
 from ._dynamics import AbstractDynamics, all_time_constants, check_step
@@ -17,6 +18,7 @@ from ._events import adaptive_with_event, fixed_steps_with_event
 from ._solvers import (
     DiagonalNoise,
     check_finite,
+    check_state_dtypes,
     check_system,
     drift,
     noise_shape,
@@ -138,9 +140,12 @@ def simulate(
     if not adaptive:
         check_step(dt, all_time_constants(system), type(system).__name__)
     if check:
+        check_state_dtypes(y0)
         system.check_state(y0, args)
         y0 = check_finite(y0, "y0")
         args = check_finite(args, "args")
+    if ts is not None:
+        _check_save_times(ts, t0, t1)
 
     tols = (1e-3 if rtol is None else rtol, 1e-6 if atol is None else atol)
     if adaptive:
@@ -301,6 +306,11 @@ def _nothing_fn(t, y, args):
 
 
 def _check_times(t0, t1, dt, adaptive: bool) -> None:
+    """Concrete times: finite, ordered, and a fixed step no longer than the span (a longer
+    one would silently shrink to the span)."""
+    for name, value in (("t0", t0), ("t1", t1), ("dt", dt)):
+        if isinstance(value, (int, float)) and not math.isfinite(value):
+            raise ValueError(f"{name} must be finite; got {value}.")
     concrete = all(isinstance(x, (int, float)) for x in (t0, t1))
     if concrete and not t1 > t0:
         raise ValueError(f"t1 must be greater than t0; got t0={t0}, t1={t1}.")
@@ -310,6 +320,31 @@ def _check_times(t0, t1, dt, adaptive: bool) -> None:
         )
     if isinstance(dt, (int, float)) and not dt > 0:
         raise ValueError(f"dt must be > 0; got {dt}.")
+    if concrete and not adaptive and isinstance(dt, (int, float)):
+        if dt > (t1 - t0) * (1 + 1e-9):
+            raise ValueError(
+                f"dt={dt} is longer than the span t1 - t0 = {t1 - t0:g}; the step would be "
+                "cut to the span. Choose dt <= t1 - t0."
+            )
+
+
+def _check_save_times(ts, t0, t1) -> None:
+    """Concrete save times: finite, non-decreasing, inside [t0, t1]."""
+    if isinstance(ts, jax.core.Tracer) or not all(isinstance(x, (int, float)) for x in (t0, t1)):
+        return
+    values = np.asarray(ts, dtype=float)
+    if values.ndim != 1 or values.size == 0:
+        raise ValueError(f"ts: expected a non-empty 1-D array of times; got shape {values.shape}.")
+    if not np.all(np.isfinite(values)):
+        raise ValueError("ts: contains NaN or inf; expected finite save times.")
+    if np.any(np.diff(values) < 0):
+        raise ValueError("ts: save times must be non-decreasing.")
+    slack = 1e-6 * max(abs(t0), abs(t1), t1 - t0)  # float32 round-off of computed times
+    if values[0] < t0 - slack or values[-1] > t1 + slack:
+        raise ValueError(
+            f"ts: save times must lie in [t0, t1] = [{t0:g}, {t1:g}]; got "
+            f"[{values[0]:g}, {values[-1]:g}]."
+        )
 
 
 def _fixed_step_count(t0, t1, dt) -> int:

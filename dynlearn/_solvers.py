@@ -55,6 +55,22 @@ def check_system(system) -> None:
         )
 
 
+def check_state_dtypes(y, what: str = "y0") -> None:
+    """Raise if a leaf of the state `y` is not float32/float64 (or complex): integer states
+    would be truncated at every step and float16 loses the small increments of Euler
+    steps."""
+    leaves = jax.tree_util.tree_flatten_with_path(y)[0]
+    for path, leaf in leaves:
+        dtype = jnp.result_type(leaf)
+        if jnp.issubdtype(dtype, jnp.complexfloating):
+            continue
+        if not jnp.issubdtype(dtype, jnp.floating) or jnp.finfo(dtype).bits < 32:
+            raise ValueError(
+                f"{what}: '{_path_name(path)}' has dtype {dtype}; states must be floating "
+                "point: use float32 (or float64 with jax_enable_x64)."
+            )
+
+
 def _inexact_leaves_with_path(tree):
     leaves = jax.tree_util.tree_flatten_with_path(tree, is_leaf=lambda x: x is None)[0]
     return [

@@ -102,3 +102,52 @@ def test_bad_times_and_arguments(net):
         )
     with pytest.raises(ValueError, match=r"weights\[1\] must have shape"):
         LeakyNetwork([jnp.ones((3, 4)), jnp.ones((2, 5))])
+
+
+def _simulate_leaky(net, **overrides):
+    kwargs = dict(y0=net.init_state(), t0=0.0, t1=1.0, args=jnp.ones(4), dt=0.1)
+    kwargs.update(overrides)
+    y0, t0, t1 = kwargs.pop("y0"), kwargs.pop("t0"), kwargs.pop("t1")
+    return dynlearn.simulate(net, y0, t0, t1, **kwargs)
+
+
+def _int_state(net):
+    y0 = net.init_state()
+    y0["hidden1"]["u"] = jnp.zeros(3, jnp.int32)
+    return y0
+
+
+def _half_state(net):
+    y0 = net.init_state()
+    y0["output"]["u"] = jnp.zeros(2, jnp.float16)
+    return y0
+
+
+BAD_SIMULATE_INPUTS = [  # (what, overrides, the message must match)
+    ("a step longer than the span", dict(dt=5.0), r"dt=5.0 is longer than the span"),
+    ("an infinite t1", dict(t1=float("inf")), r"t1 must be finite"),
+    ("a NaN step", dict(dt=float("nan")), r"dt must be finite"),
+    ("save times out of the span", dict(ts=jnp.array([0.5, 2.0])), r"ts: save times must lie"),
+    ("unordered save times", dict(ts=jnp.array([0.5, 0.2])), r"ts: .*non-decreasing"),
+    ("NaN save times", dict(ts=jnp.array([0.5, jnp.nan])), r"ts: contains NaN"),
+    ("a 2-D array of save times", dict(ts=jnp.ones((2, 2))), r"ts: expected a non-empty 1-D"),
+    ("an integer state", dict(y0=_int_state), r"y0: 'hidden1/u' has dtype int32.*float32"),
+    ("a float16 state", dict(y0=_half_state), r"y0: 'output/u' has dtype float16.*float32"),
+]
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [c[1:] for c in BAD_SIMULATE_INPUTS],
+    ids=[c[0] for c in BAD_SIMULATE_INPUTS],
+)
+def test_bad_times_and_states_are_refused_before_any_work(net, overrides, message):
+    overrides = {k: v(net) if callable(v) else v for k, v in overrides.items()}
+    with pytest.raises(ValueError, match=message):
+        _simulate_leaky(net, **overrides)
+
+
+def test_equilibrate_refuses_an_integer_state():
+    hop = HopfieldNetwork.random(4, jax.random.key(0))
+    with pytest.raises(ValueError, match="y0: 'neurons/u' has dtype int32"):
+        dynlearn.equilibrate(hop, {"neurons": {"u": jnp.zeros(4, jnp.int32)}})

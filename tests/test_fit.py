@@ -214,3 +214,44 @@ def test_on_epoch_sees_every_epoch_and_the_learner(digits):
     )
     assert [epoch for epoch, _, _ in seen] == [1, 2]
     assert all(kind is BackpropMLP and 0 <= row["test_accuracy"] <= 1 for _, kind, row in seen)
+
+
+BAD_OPTIMIZERS = [  # a learning rate that would train silently to nothing or blow up
+    ("negative", optax.sgd(-0.1), "steps up the gradient"),
+    ("NaN", optax.adam(float("nan")), "NaN or inf"),
+    ("zero", optax.sgd(0.0), "are zero"),
+    ("negative inside a chain", optax.chain(optax.clip(1.0), optax.adam(-1e-3)), "steps up"),
+]
+
+
+@pytest.mark.parametrize(
+    "optimizer, message", [c[1:] for c in BAD_OPTIMIZERS], ids=[c[0] for c in BAD_OPTIMIZERS]
+)
+def test_a_bad_learning_rate_is_refused_before_training(digits, optimizer, message):
+    net = BackpropMLP([64, 8, 10], jax.random.key(0))
+    with pytest.raises(ValueError, match=f"optimizer: .*{message}"):
+        dynlearn.fit(net, digits, dynlearn.SettleThenUpdate(optimizer), progress=False)
+
+
+def test_a_warm_up_from_zero_is_a_valid_learning_rate(digits):
+    net = BackpropMLP([64, 8, 10], jax.random.key(0))
+    warm_up = optax.adam(optax.linear_schedule(0.0, 1e-3, 10))
+    dynlearn.SettleThenUpdate(warm_up).probe(net)  # no error
+
+
+BAD_LABELS = [
+    ("one-hot", lambda y: np.eye(10, dtype=np.int64)[y], "one-hot targets"),
+    ("negative", lambda y: y - 1, r"must lie in \[0, n_classes\)"),
+    ("too large", lambda y: y + 1, r"must lie in \[0, n_classes\)"),
+    ("floats", lambda y: y.astype(np.float32), "1-D integer array"),
+]
+
+
+@pytest.mark.parametrize(
+    "change, message", [c[1:] for c in BAD_LABELS], ids=[c[0] for c in BAD_LABELS]
+)
+def test_bad_labels_are_refused_before_training(digits, change, message):
+    bad = types.SimpleNamespace(**{**vars(digits), "y_train": change(digits.y_train)})
+    net = BackpropMLP([64, 8, 10], jax.random.key(0))
+    with pytest.raises(ValueError, match=f"data.y_train: .*{message}"):
+        dynlearn.fit(net, bad, dynlearn.SettleThenUpdate(optax.adam(1e-3)), progress=False)
