@@ -7,6 +7,8 @@ hidden{L-1}, output`.
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Callable, Sequence
 
 import equinox as eqx
@@ -29,6 +31,8 @@ __all__ = [
     "forward_weights",
     "learning_filter",
     "check_options",
+    "check_positive",
+    "check_steps",
     "SquaredError",
     "CrossEntropy",
 ]
@@ -195,3 +199,24 @@ class CrossEntropy(eqx.Module):
 
     def __call__(self, output: Array, target: Array) -> Array:
         return jnp.mean(self.per_sample(output, target))
+
+
+def check_positive(option, **values) -> None:
+    """Raise if a setting of an option object is not a finite number > 0, naming it as
+    `Option.name`."""
+    for name, value in values.items():
+        if not (isinstance(value, numbers.Real) and math.isfinite(value) and value > 0):
+            raise ValueError(
+                f"{type(option).__name__}.{name} must be a finite number > 0; got {value!r}."
+            )
+
+
+def check_steps(option, dt, **counts) -> None:
+    """`check_positive` for a step `dt`, and step counts that must be integers >= 1."""
+    check_positive(option, dt=dt)
+    for name, value in counts.items():
+        if not (isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1):
+            raise ValueError(
+                f"{type(option).__name__}.{name} must be an integer >= 1 (a number of Euler "
+                f"steps); got {value!r}."
+            )

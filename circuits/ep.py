@@ -47,6 +47,8 @@ import dynlearn
 from circuits._layers import (
     ACTIVATIONS,
     check_options,
+    check_positive,
+    check_steps,
     init_layers,
     known_affine,
     layer_names,
@@ -200,6 +202,14 @@ class AbstractPhases(eqx.Module):
     def relax(self, network: EPNetwork, state: dict, drive: EPDrive, nudged: bool) -> dict:
         """The state after one phase from `state` under `drive`."""
 
+    def check(self, network: EPNetwork) -> None:
+        """Raise a `ValueError` if these phases cannot relax `network` (e.g. a fixed step
+        longer than its time constant); called when the network is built."""
+        dt = getattr(self, "dt", None)
+        if dt is not None:
+            what = f"phases: {type(self).__name__}.dt"
+            dynlearn.check_step(dt, network.time_constants(), "EPNetwork", what)
+
 
 class EulerPhases(AbstractPhases):
     """Fixed Euler steps: `n_free` for the free phase, `n_nudged` per nudged phase."""
@@ -207,6 +217,9 @@ class EulerPhases(AbstractPhases):
     n_free: int = eqx.field(static=True, default=30)
     n_nudged: int = eqx.field(static=True, default=10)
     dt: float = eqx.field(static=True, default=0.5)
+
+    def __check_init__(self):
+        check_steps(self, n_free=self.n_free, n_nudged=self.n_nudged, dt=self.dt)
 
     def relax(self, network, state, drive, nudged):
         n = self.n_nudged if nudged else self.n_free
@@ -225,6 +238,11 @@ class SteadyStatePhases(AbstractPhases):
     solver: diffrax.AbstractSolver = diffrax.Tsit5()
     max_time: float = eqx.field(static=True, default=500.0)
     dt: float | None = eqx.field(static=True, default=None)
+
+    def __check_init__(self):
+        check_positive(self, rtol=self.rtol, atol=self.atol, max_time=self.max_time)
+        if self.dt is not None:
+            check_positive(self, dt=self.dt)
 
     def relax(self, network, state, drive, nudged):
         fixed = self.dt is not None
@@ -312,6 +330,7 @@ class EPNetwork(dynlearn.AbstractPlastic, dynlearn.AbstractBatchLearner):
         self.estimator, self.phases = estimator, phases
         self.activation = activation
         self.beta, self.eta, self.t_free, self.tau = float(beta), float(eta), float(t_free), tau
+        phases.check(self)
 
     # ----------------------------------------------------------------- structure
     @property

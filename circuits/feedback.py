@@ -51,6 +51,7 @@ __all__ = [
     "KolenPollack",
     "PATHWAYS",
     "by_name",
+    "bind_pathway",
     "alignment_angles",
 ]
 
@@ -250,6 +251,22 @@ PATHWAYS: dict[str, Callable[[PRNGKeyArray], AbstractFeedback]] = {
     "dfa": lambda key: DirectFeedbackAlignment(key),
     "kp": lambda key: KolenPollack(key),
 }
+
+
+def bind_pathway(feedback, sizes: Sequence[int]) -> AbstractFeedback:
+    """`feedback.bind(sizes)` for a host circuit, with a clear error for anything that is
+    not a pathway (a name such as `"fa"` included: random pathways need their own key)."""
+    if not isinstance(feedback, AbstractFeedback):
+        hint = (
+            f" (for a name, use circuits.feedback.by_name({feedback!r}, key))"
+            if isinstance(feedback, str)
+            else ""
+        )
+        raise ValueError(
+            f"feedback: expected a pathway such as WeightTransport() or "
+            f"FeedbackAlignment(key); got {feedback!r}{hint}; known names: {sorted(PATHWAYS)}."
+        )
+    return feedback.bind(sizes)
 
 
 def by_name(name: str, key: PRNGKeyArray) -> AbstractFeedback:

@@ -41,6 +41,7 @@ from circuits.feedback import (
     Signals,
     SignSymmetry,
     WeightTransport,
+    bind_pathway,
 )
 
 __all__ = ["FeedbackMLP", "pathway_rule", "rule_fa", "rule_dfa", "rule_sign", "rule_kp"]
@@ -74,7 +75,7 @@ class FeedbackMLP(AbstractLayered, dynlearn.AbstractBatchLearner):
         phi_of(activation, "activation")
         phi_of(output_activation, "output_activation")
         self.weights, self.biases = init_layers(sizes, key)
-        self.feedback = feedback.bind(sizes)
+        self.feedback = bind_pathway(feedback, sizes)
         if self.feedback.init_state(Signals(self.weights, self._zero_rates())) is not None:
             raise ValueError(
                 f"feedback: {type(feedback).__name__} has a state of its own (it learns over "

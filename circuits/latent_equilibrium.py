@@ -50,7 +50,13 @@ from circuits._layers import (
     phi_of,
     slope,
 )
-from circuits.feedback import AbstractFeedback, FeedbackAlignment, Signals, WeightTransport
+from circuits.feedback import (
+    AbstractFeedback,
+    FeedbackAlignment,
+    Signals,
+    WeightTransport,
+    bind_pathway,
+)
 from circuits.pal import PAL
 
 __all__ = ["LENetwork", "always_on_rule", "rule", "rule_le_fa", "rule_pal", "PAL_SETTINGS"]
@@ -124,7 +130,7 @@ class LENetwork(AbstractLayered, dynlearn.AbstractPlastic):
             raise ValueError(f"tau_lo must be > 0 or None; got {tau_lo}.")
         self.eta = layer_rates(eta, len(sizes) - 1)
         self.weights, self.biases = init_layers(sizes, key)
-        self.feedback = feedback.bind(sizes)
+        self.feedback = bind_pathway(feedback, sizes)
         self.activation = activation
         self.output_activation = output_activation
         self.tau, self.tau_error, self.beta = float(tau), float(tau_error), float(beta)

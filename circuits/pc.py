@@ -46,6 +46,8 @@ from circuits._layers import (
     AbstractLayered,
     SquaredError,
     check_options,
+    check_positive,
+    check_steps,
     init_layers,
     known_affine,
     phi_of,
@@ -157,12 +159,24 @@ class AbstractInference(eqx.Module):
     @abc.abstractmethod
     def settle(self, network: PCNetwork, state0: dict, drive: PCDrive) -> dict: ...
 
+    def check(self, network: PCNetwork) -> None:
+        """Raise a `ValueError` if this inference cannot settle `network` (e.g. a fixed
+        step longer than its time constant); called when the network is built."""
+
 
 class EulerInference(AbstractInference):
     """A fixed number of Euler steps (the literature's setting: 20-100 steps of 0.1)."""
 
     n_steps: int = eqx.field(static=True, default=20)
     dt: float = eqx.field(static=True, default=0.1)
+
+    def __check_init__(self):
+        check_steps(self, n_steps=self.n_steps, dt=self.dt)
+
+    def check(self, network):
+        dynlearn.check_step(
+            self.dt, network.time_constants(), "PCNetwork", "inference: EulerInference.dt"
+        )
 
     def settle(self, network, state0, drive):
         t1 = self.n_steps * self.dt
@@ -177,6 +191,9 @@ class SteadyStateInference(AbstractInference):
     atol: float = eqx.field(static=True, default=1e-3)
     solver: diffrax.AbstractSolver = diffrax.Heun()
     max_time: float = eqx.field(static=True, default=1e3)
+
+    def __check_init__(self):
+        check_positive(self, rtol=self.rtol, atol=self.atol, max_time=self.max_time)
 
     def settle(self, network, state0, drive):
         return dynlearn.equilibrate(
@@ -322,6 +339,7 @@ class PCNetwork(AbstractLayered, dynlearn.AbstractPlastic, dynlearn.AbstractBatc
         self.variances = variances
         self.task, self.inference, self.rule = task, inference, rule
         self.tau, self.tau_w = float(tau), float(tau_w)
+        inference.check(self)
         rule.check(self)
 
     # ----------------------------------------------------------------- structure

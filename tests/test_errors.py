@@ -151,3 +151,64 @@ def test_equilibrate_refuses_an_integer_state():
     hop = HopfieldNetwork.random(4, jax.random.key(0))
     with pytest.raises(ValueError, match="y0: 'neurons/u' has dtype int32"):
         dynlearn.equilibrate(hop, {"neurons": {"u": jnp.zeros(4, jnp.int32)}})
+
+
+def _pc(**options):
+    from circuits.pc import PCNetwork
+
+    return PCNetwork([4, 3, 2], jax.random.key(0), **options)
+
+
+def _ep(**options):
+    from circuits.ep import EPNetwork
+
+    return EPNetwork([4, 3, 2], jax.random.key(0), **options)
+
+
+def _host(kind):
+    """A host circuit of a feedback pathway, by kind, built with the given options."""
+    from circuits import FeedbackMLP, LENetwork, Microcircuit
+
+    host = {"le": LENetwork, "mc": Microcircuit, "mlp": FeedbackMLP}[kind]
+    return lambda **options: host([4, 3, 2], jax.random.key(0), **options)
+
+
+def _bad_circuit_options():
+    from circuits.ep import EulerPhases, SteadyStatePhases
+    from circuits.pc import EulerInference, SteadyStateInference
+
+    return [  # (what, build, the message must match): refused when built, naming the option
+        ("PC step beyond tau", lambda: _pc(inference=EulerInference(4, 2.0)),
+         r"inference: EulerInference.dt=2.0 is larger than the fastest time constant of "
+         r"PCNetwork, tau=1"),
+        ("PC step beyond a custom tau", lambda: _pc(inference=EulerInference(4, 0.5), tau=0.1),
+         r"EulerInference.dt=0.5 is larger .* tau=0.1"),
+        ("PC negative step", lambda: EulerInference(4, -0.1), r"EulerInference.dt must be"),
+        ("PC no steps", lambda: EulerInference(0, 0.1), r"EulerInference.n_steps must be an"),
+        ("PC fractional steps", lambda: EulerInference(2.5, 0.1), r"n_steps must be an integer"),
+        ("PC zero tolerance", lambda: SteadyStateInference(rtol=0.0), r"\.rtol must be"),
+        ("PC infinite max_time", lambda: SteadyStateInference(max_time=float("inf")),
+         r"SteadyStateInference.max_time must be a finite"),
+        ("EP step beyond tau", lambda: _ep(phases=EulerPhases(dt=3.0)),
+         r"phases: EulerPhases.dt=3.0 is larger than the fastest time constant of EPNetwork"),
+        ("EP fixed steady-state step beyond tau", lambda: _ep(phases=SteadyStatePhases(dt=2.0)),
+         r"phases: SteadyStatePhases.dt=2.0 is larger"),
+        ("EP no free steps", lambda: EulerPhases(n_free=0), r"EulerPhases.n_free must be"),
+        ("EP NaN step", lambda: EulerPhases(dt=float("nan")), r"EulerPhases.dt must be a finite"),
+        ("EP zero steady-state step", lambda: SteadyStatePhases(dt=0.0), r"Phases.dt must be"),
+        ("a pathway given by name", lambda: _host("le")(feedback="fa"),
+         r"feedback: expected a pathway .* got 'fa' \(for a name, use circuits.feedback.by_name"),
+        ("a pathway given by name to the microcircuit", lambda: _host("mc")(feedback="kp"),
+         r"feedback: expected a pathway"),
+        ("something else as a pathway", lambda: _host("mlp")(feedback=3),
+         r"feedback: expected a pathway .* got 3; known names"),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "case", range(len(_bad_circuit_options())), ids=lambda i: _bad_circuit_options()[i][0]
+)
+def test_circuit_options_are_checked_when_built(case):
+    _, build, message = _bad_circuit_options()[case]
+    with pytest.raises(ValueError, match=message):
+        build()
