@@ -54,6 +54,9 @@ class AbstractMode(eqx.Module):
         """The settings, as JSON-ready values (recorded with metrics and checkpoints)."""
 
 
+PROBE_STEPS = 8  # how many updates SettleThenUpdate.probe waits for the optimizer to move
+
+
 class SettleThenUpdate(AbstractMode):
     """Settle, read the local update, let an `optax` optimizer apply it.
 
@@ -81,15 +84,14 @@ class SettleThenUpdate(AbstractMode):
         self.probe(learner)
 
     def probe(self, learner) -> None:
-        """Two updates of the optimizer on a gradient of ones at the learner's weights must
-        be finite, not both zero, and descend (optax subtracts the gradient): catches a
-        NaN, zero or negative learning rate, also inside a chain or a schedule (a warm-up
-        from zero is fine: its second step moves)."""
+        """The optimizer's updates of a gradient of ones at the learner's weights must be
+        finite, descend (optax subtracts the gradient) and move within `PROBE_STEPS` steps:
+        catches a NaN, zero or negative learning rate, also inside a chain or a schedule (a
+        warm-up from zero or `optax.MultiSteps` accumulating a few steps is fine)."""
         params = eqx.filter(learner, learner.trainable())
         grads = jax.tree.map(jnp.ones_like, params)
         state = self.optimizer.init(params)
-        moved = False
-        for _ in range(2):
+        for _ in range(PROBE_STEPS):
             updates, state = self.optimizer.update(grads, state, params)
             leaves = [jnp.asarray(u) for u in jax.tree.leaves(updates)]
             if not leaves:
@@ -106,12 +108,12 @@ class SettleThenUpdate(AbstractMode):
                     "updates have a gradient's sign and optax's optimizers subtract them, so "
                     "give a positive learning rate, e.g. optax.adam(1e-3)."
                 )
-            moved = moved or slope < 0
-        if not moved:
-            raise ValueError(
-                "optimizer: its first two updates of a gradient of ones are zero (is the "
-                "learning rate 0?); give a positive learning rate, e.g. optax.adam(1e-3)."
-            )
+            if slope < 0:
+                return
+        raise ValueError(
+            f"optimizer: its first {PROBE_STEPS} updates of a gradient of ones are zero (is "
+            "the learning rate 0?); give a positive learning rate, e.g. optax.adam(1e-3)."
+        )
 
     def init(self, learner):
         return self.optimizer.init(eqx.filter(learner, learner.trainable()))

@@ -233,10 +233,12 @@ def test_a_bad_learning_rate_is_refused_before_training(digits, optimizer, messa
         dynlearn.fit(net, digits, dynlearn.SettleThenUpdate(optimizer), progress=False)
 
 
-def test_a_warm_up_from_zero_is_a_valid_learning_rate(digits):
+def test_a_warm_up_or_accumulated_steps_are_valid_learning_rates(digits):
     net = BackpropMLP([64, 8, 10], jax.random.key(0))
     warm_up = optax.adam(optax.linear_schedule(0.0, 1e-3, 10))
     dynlearn.SettleThenUpdate(warm_up).probe(net)  # no error
+    accumulated = optax.MultiSteps(optax.adam(1e-3), every_k_schedule=4).gradient_transformation()
+    dynlearn.SettleThenUpdate(accumulated).probe(net)  # no error
 
 
 BAD_LABELS = [
