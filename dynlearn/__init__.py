@@ -14,6 +14,7 @@ from . import validation as validation
 from ._batches import epoch_batches as epoch_batches
 from ._batches import epoch_keys as epoch_keys
 from ._batches import padded_chunks as padded_chunks
+from ._checkpoint import atomic_write as atomic_write
 from ._checkpoint import load_checkpoint as load_checkpoint
 from ._checkpoint import save_checkpoint as save_checkpoint
 from ._dataset import config_of as config_of
@@ -47,7 +48,9 @@ from ._plastic import Learning as Learning
 from ._plastic import stream_count as stream_count
 from ._pruning import Pruned as Pruned
 from ._pruning import prune as prune
+from ._runs import check_writable as check_writable
 from ._runs import run_folder as run_folder
+from ._runs import writable_folder as writable_folder
 from ._seeds import evaluate_seeds as evaluate_seeds
 from ._seeds import fit_seeds as fit_seeds
 from ._seeds import stack as stack

@@ -105,7 +105,7 @@ def check_labels(labels, n_classes: int, what: str) -> None:
         )
 
 
-def check_fit_args(learner, data, mode, epochs, batch_size) -> None:
+def check_fit_args(learner, data, mode, epochs, batch_size, seed=0) -> None:
     """Validate `fit`'s arguments before any work, with errors that name the argument."""
     if not isinstance(learner, AbstractLearner):
         raise ValueError(
@@ -121,6 +121,8 @@ def check_fit_args(learner, data, mode, epochs, batch_size) -> None:
             raise ValueError(f"data: expected an object with {name} (see dynlearn.data.load).")
     if not (isinstance(epochs, int) and epochs >= 1):
         raise ValueError(f"epochs must be an integer >= 1; got {epochs!r}.")
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0; got {seed!r}.")
     for name in ("x_train", "x_test"):
         values = np.asarray(getattr(data, name))
         if np.issubdtype(values.dtype, np.floating) and not np.all(np.isfinite(values)):

@@ -12,7 +12,7 @@ import equinox as eqx
 import jax
 import numpy as np
 
-__all__ = ["atomic_write", "save_checkpoint", "load_checkpoint", "checkpoint_info"]
+__all__ = ["atomic_write", "checkpoint_info", "leaf_layout", "load_checkpoint", "save_checkpoint"]
 
 CHECKPOINT = "checkpoint.eqx"
 INFO = "checkpoint.json"
@@ -43,40 +43,97 @@ def save_checkpoint(run_dir: Path, state: Any, info: dict) -> None:
     """Write `state` (any pytree: model, optimizer state, ...) and a JSON `info`.
 
     The `.eqx` file is the source of truth (it holds the epoch too); the JSON is written
-    after it, for people and for configuration checks.
+    after it, for people and for the checks on reading back (it records the leaves' shapes
+    and dtypes under `"leaves"`, which tells a damaged file from one of another structure).
     """
     atomic_write(
         Path(run_dir) / CHECKPOINT,
         lambda f: eqx.tree_serialise_leaves(f, state, filter_spec=_save_leaf),
     )
+    info = {**info, "leaves": leaf_layout(state)}
     text = json.dumps(info, indent=2, sort_keys=True).encode()
     atomic_write(Path(run_dir) / INFO, lambda f: f.write(text))
 
 
 def checkpoint_info(run_dir: Path) -> dict | None:
     """The JSON `info` saved with the checkpoint in `run_dir` (None: no checkpoint; {}: no
-    info file)."""
+    info file). A damaged info file is a `ValueError` naming it and what to do."""
     if not (Path(run_dir) / CHECKPOINT).exists():
         return None
     info_path = Path(run_dir) / INFO
-    return json.loads(info_path.read_text()) if info_path.exists() else {}
+    if not info_path.exists():
+        return {}
+    try:
+        info = json.loads(info_path.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(
+            f"run_dir: {info_path} is damaged (not JSON: {err}); restore it from a backup, or "
+            f"delete it to resume from {CHECKPOINT} without the configuration check."
+        ) from None
+    if not isinstance(info, dict):
+        raise ValueError(
+            f"run_dir: {info_path} is damaged (a JSON object was expected, found "
+            f"{type(info).__name__}); restore it, or delete it to resume without the checks."
+        )
+    return info
 
 
 def load_checkpoint(run_dir: Path, like: Any) -> tuple[Any, dict] | None:
-    """`(state, info)` from `run_dir`, with `like` giving the structure; None if absent. A
-    checkpoint of another structure (another learner, mode or optimizer) is a `ValueError`."""
+    """`(state, info)` from `run_dir`, with `like` giving the structure; None if absent.
+
+    A checkpoint of another structure (another learner, mode or optimizer) or a damaged one
+    (truncated, empty, with trailing bytes) is a `ValueError` that names the file, the
+    first leaf that differs, and what to do."""
     info = checkpoint_info(run_dir)
     if info is None:
         return None
     path = Path(run_dir) / CHECKPOINT
-    try:
-        state = eqx.tree_deserialise_leaves(path, like, filter_spec=_load_leaf)
-    except (ValueError, TypeError, RuntimeError, OSError) as err:
+    saved, wanted = info.get("leaves"), leaf_layout(like)
+    if saved is not None and saved != wanted:
         raise ValueError(
-            f"run_dir: the checkpoint in {run_dir} does not fit this learner and mode (saved "
-            f"with {info.get('config', 'unknown settings')}): {err}"
-        ) from err
+            f"run_dir: the checkpoint in {run_dir} does not fit this learner and mode: "
+            f"{_first_difference(saved, wanted)} (saved with "
+            f"{info.get('config', 'unknown settings')}); resume with the settings it was made "
+            "with, or choose another run_dir."
+        )
+    try:
+        with open(path, "rb") as f:
+            state = eqx.tree_deserialise_leaves(f, like, filter_spec=_load_leaf)
+            trailing = f.read(1)
+    except (ValueError, TypeError, RuntimeError, OSError, EOFError) as err:
+        trailing, state = None, err
+    if isinstance(state, BaseException) or trailing:
+        if saved is None:
+            why = "it is damaged or was made by another learner, mode or optimizer"
+        else:
+            why = "it is damaged (truncated, or cut short while copying)"
+        raise ValueError(
+            f"run_dir: cannot read {path}: {why}; restore it from a backup, or delete "
+            f"{CHECKPOINT} and {INFO} in {run_dir} to start over."
+        )
     return state, info
+
+
+def leaf_layout(tree: Any) -> list[str]:
+    """The saved leaves of `tree` as `"path shape dtype"` strings (arrays; other leaves by
+    type), in the order `save_checkpoint` writes them."""
+    out = []
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        name = jax.tree_util.keystr(path)
+        if _is_key(leaf):
+            out.append(f"{name} key{tuple(leaf.shape)}")
+        elif eqx.is_array_like(leaf) and hasattr(leaf, "dtype"):
+            out.append(f"{name} {tuple(np.shape(leaf))} {np.dtype(leaf.dtype).name}")
+        else:
+            out.append(f"{name} {type(leaf).__name__}")
+    return out
+
+
+def _first_difference(saved: list[str], wanted: list[str]) -> str:
+    for old, new in zip(saved, wanted):
+        if old != new:
+            return f"saved leaf `{old}`, this call has `{new}`"
+    return f"it holds {len(saved)} leaves, this call has {len(wanted)}"
 
 
 def _is_key(x) -> bool:

@@ -147,4 +147,10 @@ def load_netcdf(path: str | os.PathLike) -> xr.Dataset:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"path: no netCDF file at {path}.")
-    return xr.load_dataset(path, engine="netcdf4")
+    try:
+        return xr.load_dataset(path, engine="netcdf4")
+    except (OSError, ValueError, KeyError, RuntimeError) as err:
+        raise ValueError(
+            f"path: cannot read {path}: it is damaged or not a netCDF file ({err}); restore "
+            "it, or delete it and re-run what wrote it."
+        ) from None

@@ -79,9 +79,10 @@ class AbstractDynamics(eqx.Module):
 
     def check_state(self, y: PyTree, args: Any = None) -> None:
         """Raise a `ValueError` if `y` does not fit this system's parameters."""
-        if hasattr(self, "init_state"):
+        known = hasattr(self, "init_state")
+        if known:
             _check_like(self, y, eqx.filter_eval_shape(self.expected_state, y), "init_state")
-        _check_vector_field_shapes(self, y, args)
+        _check_vector_field_shapes(self, y, args, state_checked=known)
 
     def expected_state(self, y: PyTree) -> PyTree:
         """The state `y` should look like (structure and shapes): `init_state()` by default;
@@ -214,12 +215,22 @@ def _path_name(path) -> str:
     return "/".join(parts) or "y"
 
 
-def _check_vector_field_shapes(system: AbstractDynamics, y: PyTree, args: Any) -> None:
-    """Trace `vector_field` once (no FLOPs) and compare its output with `y`."""
+def _check_vector_field_shapes(
+    system: AbstractDynamics, y: PyTree, args: Any, state_checked: bool = False
+) -> None:
+    """Trace `vector_field` once (no FLOPs) and compare its output with `y`. When `y` was
+    already checked against `init_state`, a failure is blamed on `args` (the drive)."""
     name = type(system).__name__
     try:
         out = eqx.filter_eval_shape(system.vector_field, 0.0, y, args)
     except (TypeError, ValueError) as err:
+        if state_checked:
+            shapes = jax.tree.map(jnp.shape, args)
+            raise ValueError(
+                f"args does not fit {name}: the state y0 has the expected shapes, but "
+                f"evaluating the vector field with this drive failed with\n  {err}\n"
+                f"The drive has shapes {shapes}; check its width against the input size."
+            ) from err
         raise ValueError(
             f"y0 does not fit {name}: evaluating its vector field failed with\n  {err}\n"
             f"Expected a state like {name}.init_state() (shapes {_shapes(system, args)})."

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any
 
 import diffrax
@@ -21,7 +22,7 @@ from ._solvers import (
     resolve_solver,
 )
 
-__all__ = ["Equilibrium", "equilibrate", "tree_norm"]
+__all__ = ["CONTROLLER_FACTOR", "Equilibrium", "default_controller", "equilibrate", "tree_norm"]
 
 
 class Equilibrium(eqx.Module):
@@ -48,6 +49,35 @@ def tree_norm(tree: PyTree) -> Array:
     return jnp.sqrt(total / sum(jnp.size(x) for x in leaves))
 
 
+CONTROLLER_FACTOR = 0.1  # the default controller's tolerances, relative to the stop's
+
+
+@functools.lru_cache(maxsize=64)
+def default_controller(rtol: float, atol: float) -> diffrax.PIDController:
+    """The PID controller `equilibrate` uses for the steady-state tolerances `rtol`, `atol`:
+    `CONTROLLER_FACTOR` times tighter (one object per pair, so compiled solves are reused)."""
+    return diffrax.PIDController(rtol=CONTROLLER_FACTOR * rtol, atol=CONTROLLER_FACTOR * atol)
+
+
+def _check_settings(rtol, atol, max_time, max_steps) -> None:
+    for name, value in (("rtol", rtol), ("atol", atol), ("max_time", max_time)):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
+            raise ValueError(f"{name} must be a finite number; got {value!r}.")
+    if rtol < 0 or atol < 0 or rtol + atol == 0:
+        raise ValueError(
+            f"rtol and atol must be >= 0 and not both 0 (the steady-state test is "
+            f"||dy/dt|| < atol + rtol ||y||); got rtol={rtol!r}, atol={atol!r}."
+        )
+    if max_time <= 0:
+        raise ValueError(f"max_time must be > 0; got {max_time!r}.")
+    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
+        raise ValueError(f"max_steps must be an integer >= 1; got {max_steps!r}.")
+
+
 @functools.lru_cache(maxsize=64)
 def _steady_state_event(rtol: float, atol: float) -> diffrax.Event:
     """One Event object per tolerance pair: diffrax's compiled solve is cached on its
@@ -65,6 +95,7 @@ def equilibrate(
     rtol: float = 1e-6,
     atol: float = 1e-8,
     dt: float | None = None,
+    stepsize_controller: diffrax.AbstractStepSizeController | None = None,
     max_time: float = 1e4,
     max_steps: int = 100_000,
     throw: bool = True,
@@ -83,7 +114,17 @@ def equilibrate(
     - `system`, `y0`, `args`: the system, the starting state, the drive (time-independent).
     - `solver`: default Tsit5 with a PID controller. With `dt`, steps are fixed (default
       solver Euler, the literature's setting) and the steady-state test still applies.
-    - `rtol`, `atol`: the steady-state tolerances (and the controller's).
+    - `rtol`, `atol`: the steady-state test, `||f(y)|| < atol + rtol ||y||` (RMS norms).
+    - `stepsize_controller`: for adaptive solvers; default a PID controller with
+      `CONTROLLER_FACTOR` (1/10) times the steady-state tolerances. It must be tighter
+      than the test: near a stable fixed point an explicit solver's steps grow to its
+      stability limit, where the state jitters at the size of the controller's local
+      error, so with equal tolerances `||f||` hovers at a few times the tolerance and the
+      test rarely passes. Measured on 48 random stable 16-d linear systems (tolerances
+      1e-3..1e-5 in float32, 1e-6..1e-10 in float64; Tsit5 and Heun): equal tolerances
+      settled 3-15 of 48; 1/10 settled 48 of 48 in every setting, Tsit5 in a median of
+      33-87 steps; 1/3 missed one, 1/30 and 1/100 cost more steps and fail in float32 at
+      1e-5 (below its resolution). In float32 keep `rtol` >= 1e-5.
     - `max_time`, `max_steps`: give up after this much model time / this many steps.
     - `throw`: raise an error if the state diverged (NaN or inf), or, naming the time
       reached and the residual, if no steady state was found. `throw=False` never
@@ -93,7 +134,13 @@ def equilibrate(
     **Returns:** an `Equilibrium`.
     """
     check_system(system)
+    _check_settings(rtol, atol, max_time, max_steps)
     fixed = dt is not None
+    if fixed and stepsize_controller is not None:
+        raise ValueError(
+            "stepsize_controller: fixed steps (dt) take no controller; pass dt=None for "
+            "adaptive steps with this controller, or leave it None."
+        )
     solver = resolve_solver(solver, adaptive=not fixed)
     if check:
         check_state_dtypes(y0)
@@ -102,8 +149,10 @@ def equilibrate(
         args = check_finite(args, "args")
     if fixed:
         controller = diffrax.ConstantStepSize()
+    elif stepsize_controller is None:
+        controller = default_controller(rtol, atol)
     else:
-        controller = diffrax.PIDController(rtol=rtol, atol=atol)
+        controller = stepsize_controller
     event = _steady_state_event(rtol, atol)
     sol = diffrax.diffeqsolve(
         diffrax.ODETerm(drift),

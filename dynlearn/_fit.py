@@ -28,6 +28,7 @@ from ._checkpoint import checkpoint_info, load_checkpoint, save_checkpoint
 from ._dataset import config_of, load_netcdf, save_netcdf
 from ._learner import AbstractLearner
 from ._modes import AbstractMode
+from ._runs import check_writable
 
 __all__ = ["FitResult", "fit", "evaluate", "accuracy_curve"]
 
@@ -84,7 +85,9 @@ def fit(
     **Returns:** a `FitResult`; `metrics` has dim `epoch` and variables `train_loss`,
     `train_accuracy`, `test_accuracy`, `wall_time` (seconds per epoch).
     """
-    check_fit_args(learner, data, mode, epochs, batch_size)
+    check_fit_args(learner, data, mode, epochs, batch_size, seed)
+    if run_dir is not None:
+        check_writable(run_dir, "run_dir")
     x_train, x_test = np.asarray(data.x_train), np.asarray(data.x_test)
     labels_train, labels_test = np.asarray(data.y_train), np.asarray(data.y_test)
     targets_train = np.eye(data.n_classes, dtype=x_train.dtype)[labels_train]
@@ -92,7 +95,7 @@ def fit(
     config = {
         "learner": config_of(learner),
         "mode": type(mode).__name__,
-        **mode.config(),
+        **mode.config(learner),
         "mode_state": _state_kinds(state),
         "dataset": getattr(data, "name", type(data).__name__),
         "n_train": len(x_train),
@@ -211,13 +214,14 @@ def _restore(run_dir: Path, resume: bool, learner, state, config):
             f"run_dir: {run_dir} already holds a checkpoint; pass resume=True to continue it "
             "or choose another run_dir (nothing was overwritten)."
         )
-    saved = info.get("config", {})
-    for key in config:
-        if key != "learner" and key in saved and saved[key] != config[key]:
-            raise ValueError(
-                f"resume: the checkpoint in {run_dir} was made with {key}={saved[key]!r}, "
-                f"this call has {key}={config[key]!r}; resume with the same settings."
-            )
+    changed = config_differences(info.get("config", {}), config)
+    if changed:
+        raise ValueError(
+            f"resume: the checkpoint in {run_dir} was made with other settings ("
+            + "; ".join(changed[:8] + [f"{len(changed) - 8} more"] * (len(changed) > 8))
+            + "); resume with the same learner, mode, optimizer, data and batches, or "
+            "choose another run_dir (nothing was loaded or overwritten)."
+        )
     (learner, state, epoch), _ = load_checkpoint(run_dir, (learner, state, jnp.asarray(0)))
     epoch = int(epoch)
     history = []
@@ -228,6 +232,24 @@ def _restore(run_dir: Path, resume: bool, learner, state, config):
             row.update({v: float(ds[v][i]) for v in ds.data_vars})
             history.append(row)
     return learner, state, epoch, history
+
+
+def config_differences(saved: Any, now: Any) -> list[str]:
+    """Where configuration `now` differs from `saved` (both JSON-like), as
+    `"path: saved -> now"` lines; keys `saved` lacks (written by older versions) are skipped."""
+
+    def walk(old, new, path):
+        if isinstance(old, dict) and isinstance(new, dict):
+            for key in new:
+                if key in old:
+                    yield from walk(old[key], new[key], f"{path}.{key}" if path else key)
+        elif isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+            for i, (a, b) in enumerate(zip(old, new)):
+                yield from walk(a, b, f"{path}[{i}]")
+        elif old != new:
+            yield f"{path}: {old!r} -> {new!r}"
+
+    return list(walk(saved, json.loads(json.dumps(now)), ""))
 
 
 def _state_kinds(state) -> str:

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from jaxtyping import Array, PRNGKeyArray, PyTree
 
@@ -50,8 +51,9 @@ class AbstractMode(eqx.Module):
         """`(learner, state, metrics)` after one batch."""
 
     @abc.abstractmethod
-    def config(self) -> dict[str, Any]:
-        """The settings, as JSON-ready values (recorded with metrics and checkpoints)."""
+    def config(self, learner) -> dict[str, Any]:
+        """The settings for `learner`, as JSON-ready values (recorded with metrics and
+        checkpoints, and compared when a run resumes)."""
 
 
 PROBE_STEPS = 8  # how many updates SettleThenUpdate.probe waits for the optimizer to move
@@ -128,10 +130,20 @@ class SettleThenUpdate(AbstractMode):
         )
         return eqx.apply_updates(learner, updates), state, metrics
 
-    def config(self):
+    def config(self, learner):
+        """The optimizer's name and its response: the summed updates of its first three
+        steps on a gradient of ones at `learner`'s weights, which tells one learning rate,
+        schedule or momentum from another (optax keeps them in closures)."""
         update = getattr(self.optimizer, "update", None)
         name = getattr(update, "__qualname__", type(self.optimizer).__name__)
-        return {"optimizer": name.split(".<locals>")[0]}
+        params = eqx.filter(learner, learner.trainable())
+        grads = jax.tree.map(jnp.ones_like, params)
+        state, response = self.optimizer.init(params), []
+        for _ in range(3):
+            updates, state = self.optimizer.update(grads, state, params)
+            total = sum(np.sum(np.asarray(u, np.float64)) for u in jax.tree.leaves(updates))
+            response.append(float(f"{total:.6g}"))
+        return {"optimizer": name.split(".<locals>")[0], "optimizer_response": response}
 
 
 class AlwaysOn(AbstractMode):
@@ -200,7 +212,7 @@ class AlwaysOn(AbstractMode):
         learned = rewrap(system.learned(end), masks)
         return learned, state, {"loss": self.loss(output, y), "output": output}
 
-    def config(self):
+    def config(self, learner):
         p = self.presentation
         return {"t_pres": p.t_pres, "dt": p.dt, "streams": p.streams, "tau_filter": p.tau_filter}
 

@@ -70,6 +70,9 @@ def fit_seeds(
 
     **Returns:** `(trained stack, test accuracy of shape (len(seeds), epochs))`.
     """
+    bad = [s for s in seeds if isinstance(s, bool) or not isinstance(s, int | np.integer) or s < 0]
+    if bad:
+        raise ValueError(f"seeds must be integers >= 0; got {bad}.")
     seeds = [int(s) for s in seeds]
     sizes = {np.shape(leaf)[0] for leaf in jax.tree.leaves(eqx.filter(learners, eqx.is_array))}
     if sizes != {len(seeds)}:

@@ -16,7 +16,7 @@ from pathlib import Path
 import xarray as xr
 
 from ._dataset import save_netcdf
-from ._runs import run_folder
+from ._runs import check_writable, run_folder, writable_folder
 
 __all__ = ["script_main"]
 
@@ -35,8 +35,12 @@ def script_main(
     def main(argv: list[str] | None = None) -> int:
         parser = argparse.ArgumentParser(prog=f"dynlearn check {name}", description=claim)
         parser.add_argument("--fast", action="store_true", help="small version (pytest)")
-        parser.add_argument("--run-dir", type=Path, default=None, help="default runs/<name>-<time>")
+        parser.add_argument(
+            "--run-dir", type=writable_folder, default=None, help="default runs/<name>-<time>"
+        )
         opts = parser.parse_args(argv)
+        if opts.run_dir is None:
+            check_writable("runs", "runs (the default --run-dir's folder)")
         ds, passed = run(opts.fast)
         ds.attrs.update({"claim": claim, "passed": int(passed), "fast": int(opts.fast)})
         run_dir = opts.run_dir if opts.run_dir is not None else run_folder("runs", name)

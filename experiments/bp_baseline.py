@@ -20,6 +20,7 @@ import dynlearn
 from circuits._layers import ACTIVATIONS
 from circuits.backprop import BackpropMLP
 from dynlearn import data
+from experiments._options import fraction, non_negative_int, positive_int, real
 from experiments._timing import quick_subset
 
 
@@ -28,14 +29,18 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--dataset", default=None, choices=data.DATASETS, help="default: mnist5k (quick: yinyang)"
     )
-    p.add_argument("--hidden", type=int, nargs="*", default=[128], help="hidden layer sizes")
+    p.add_argument(
+        "--hidden", type=positive_int, nargs="*", default=[128], help="hidden layer sizes"
+    )
     p.add_argument("--activation", default="tanh", choices=sorted(ACTIVATIONS))
-    p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--fraction", type=float, default=1.0, help="stratified training fraction")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--run-dir", type=Path, default=None, help="default: runs/bp-<time>")
+    p.add_argument("--epochs", type=positive_int, default=5)
+    p.add_argument("--batch-size", type=positive_int, default=64)
+    p.add_argument("--lr", type=real(0.0, low_open=True), default=1e-3)
+    p.add_argument("--fraction", type=fraction, default=1.0, help="stratified training fraction")
+    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument(
+        "--run-dir", type=dynlearn.writable_folder, default=None, help="default: runs/bp-<time>"
+    )
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument(

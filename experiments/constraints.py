@@ -42,6 +42,7 @@ import xarray as xr
 
 import dynlearn
 from dynlearn import registry
+from experiments._options import fraction, non_negative, non_negative_int, positive_int, real
 from experiments._timing import quick_subset, quiet_fit
 
 FRACTIONS = (1.0, 0.5, 0.2, 0.1)
@@ -151,19 +152,33 @@ class Study:
         self.seeds = list(config["seeds"])
         self.computed: list[str] = []  # cells computed by this call (the rest were on disk)
         saved = self.run_dir / "study.json"
-        if saved.exists():
-            old = json.loads(saved.read_text())
+        if saved.exists() and self.finished_cells():
+            old = self.saved_config()
             changed = {k: (old.get(k), v) for k, v in config.items() if old.get(k) != v}
             if changed:
                 raise ValueError(
                     f"run_dir: {self.run_dir} holds a study with another configuration "
                     f"(saved vs now: {changed}); choose another --run-dir or the same settings."
                 )
-        else:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            tmp = saved.with_suffix(".tmp")
-            tmp.write_text(json.dumps(config, indent=2))
-            tmp.replace(saved)
+        else:  # new, or nothing computed yet: (re)write the configuration
+            dynlearn.atomic_write(saved, lambda f: f.write(json.dumps(config, indent=2).encode()))
+
+    def finished_cells(self) -> list[Path]:
+        return sorted((self.run_dir / "cells").glob("*/*.nc"))
+
+    def saved_config(self) -> dict:
+        """The configuration in `study.json` (a damaged file names itself and the fix)."""
+        path = self.run_dir / "study.json"
+        try:
+            config = json.loads(path.read_bytes())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(
+                f"run_dir: {path} is damaged (not JSON: {err}); restore it, or write the "
+                "study's settings again by deleting it and re-running with the same options."
+            ) from None
+        if not isinstance(config, dict):
+            raise ValueError(f"run_dir: {path} is damaged (no JSON object); restore it.")
+        return config
 
     def cell(self, rule: str, name: str) -> Path:
         return self.run_dir / "cells" / rule / f"{name}.nc"
@@ -173,7 +188,10 @@ class Study:
         `seconds`) and written atomically before anything else runs."""
         path = self.cell(rule, name)
         if path.exists():
-            return dynlearn.load_netcdf(path)
+            try:
+                return dynlearn.load_netcdf(path)
+            except ValueError as err:
+                raise ValueError(f"{err} (delete the cell file to compute it again)") from None
         tic = time.perf_counter()
         ds = compute()
         ds.attrs["seconds"] = time.perf_counter() - tic
@@ -449,14 +467,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--rules", nargs="+", default=None, help=f"default: all registered, {known}"
     )
-    parser.add_argument("--hidden", type=int, nargs="+", default=[100], help="hidden layer sizes")
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--fractions", type=float, nargs="+", help=f"default: {FRACTIONS}")
-    parser.add_argument("--sparsities", type=float, nargs="+", help=f"default: {SPARSITIES}")
-    parser.add_argument("--noise-stds", type=float, nargs="+", help=f"default: {NOISE_STDS}")
-    parser.add_argument("--retrain-epochs", type=int, default=1)
-    parser.add_argument("--run-dir", type=Path, default=None, help="new, or a study to resume")
+    parser.add_argument(
+        "--hidden", type=positive_int, nargs="+", default=[100], help="hidden layer sizes"
+    )
+    parser.add_argument("--epochs", type=positive_int, default=10)
+    parser.add_argument("--seeds", type=non_negative_int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--fractions", type=fraction, nargs="+", help=f"default: {FRACTIONS}")
+    parser.add_argument(
+        "--sparsities", type=real(0.0, 1.0), nargs="+", help=f"default: {SPARSITIES}"
+    )
+    parser.add_argument("--noise-stds", type=non_negative, nargs="+", help=f"default: {NOISE_STDS}")
+    parser.add_argument("--retrain-epochs", type=non_negative_int, default=1)
+    parser.add_argument(
+        "--run-dir", type=dynlearn.writable_folder, default=None, help="new, or a study to resume"
+    )
     parser.add_argument(
         "--quick",
         action="store_true",

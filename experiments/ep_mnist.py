@@ -27,6 +27,7 @@ import xarray as xr
 import dynlearn
 from circuits.ep import EPNetwork, EulerPhases, OneSided, Symmetric
 from dynlearn import data
+from experiments._options import non_negative_int, positive_int
 from experiments._timing import quick_subset
 
 RULES = ("symmetric", "one_sided", "continual")
@@ -42,11 +43,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--dataset", default=None, choices=data.DATASETS, help="default: mnist (quick: yinyang)"
     )
-    p.add_argument("--hidden", type=int, nargs="*", default=[500])
+    p.add_argument("--hidden", type=positive_int, nargs="*", default=[500])
     p.add_argument("--rules", nargs="*", default=list(RULES), choices=RULES)
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--run-dir", type=Path, default=None, help="default: runs/ep-mnist-<time>")
+    p.add_argument("--epochs", type=positive_int, default=10)
+    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument(
+        "--run-dir",
+        type=dynlearn.writable_folder,
+        default=None,
+        help="default: runs/ep-mnist-<time>",
+    )
     p.add_argument("--no-progress", action="store_true")
     p.add_argument(
         "--quick",

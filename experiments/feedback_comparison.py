@@ -38,6 +38,7 @@ import dynlearn
 from circuits.feedback import alignment_angles
 from circuits.latent_equilibrium import PAL_SETTINGS, rule_pal
 from dynlearn import registry
+from experiments._options import non_negative, non_negative_int, positive_int
 from experiments._timing import (
     each_rule_and_seed,
     markdown_table,
@@ -111,11 +112,11 @@ def main(argv: list[str] | None = None) -> int:
         choices=["yinyang", "mnist5k", "mnist", "fashion_mnist"],
         help="default: mnist5k (quick: yinyang)",
     )
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--epochs", type=positive_int, default=10)
+    parser.add_argument("--seeds", type=non_negative_int, nargs="+", default=[0, 1, 2])
     known = sorted(registry.entries("rules"))
     parser.add_argument("--rules", nargs="+", default=RULES, help=f"registered: {known}")
-    parser.add_argument("--run-dir", type=Path, default=None)
+    parser.add_argument("--run-dir", type=dynlearn.writable_folder, default=None)
     parser.add_argument(
         "--quick",
         action="store_true",
@@ -123,8 +124,9 @@ def main(argv: list[str] | None = None) -> int:
         "--dataset, else 20%% of its training set)",
     )
     for name, value in PAL_SETTINGS.items():
-        parser.add_argument(f"--pal-{name}", type=float, default=value, help=f"PAL's {name}")
+        parser.add_argument(f"--pal-{name}", type=non_negative, default=value, help=f"PAL's {name}")
     opts = parser.parse_args(argv)
+    dynlearn.check_writable(opts.run_dir or "runs", "--run-dir")
     unknown = sorted(set(opts.rules) - set(known))
     if unknown:
         parser.error(f"--rules: unknown {unknown}; registered: {known}")

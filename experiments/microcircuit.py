@@ -33,6 +33,7 @@ from circuits._layers import SquaredError
 from circuits.backprop import BackpropMLP
 from circuits.feedback import WeightTransport
 from circuits.microcircuit import Microcircuit, self_predicting
+from experiments._options import non_negative_int, positive_int
 from experiments._timing import each_rule_and_seed, markdown_table, quick_subset, write_results
 
 RULES = ["mc-le-fa", "mc-le-bp", "mc-ordinary-fa", "bp-sgd", "bp-adam"]
@@ -89,10 +90,10 @@ def main(argv: list[str] | None = None) -> int:
         choices=["yinyang", "mnist5k", "mnist"],
         help="default: mnist5k (quick: yinyang)",
     )
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--epochs", type=positive_int, default=10)
+    parser.add_argument("--seeds", type=non_negative_int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--rules", nargs="+", default=RULES, choices=RULES)
-    parser.add_argument("--run-dir", type=Path, default=None)
+    parser.add_argument("--run-dir", type=dynlearn.writable_folder, default=None)
     parser.add_argument(
         "--quick",
         action="store_true",
@@ -100,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         "--dataset, else 20%% of its training set)",
     )
     opts = parser.parse_args(argv)
+    dynlearn.check_writable(opts.run_dir or "runs", "--run-dir")
     opts.dataset = opts.dataset or ("yinyang" if opts.quick else "mnist5k")
     data = dynlearn.data.load(opts.dataset, **quick_subset(opts.dataset, opts.quick))
     epochs, seeds = (1, [0]) if opts.quick else (opts.epochs, opts.seeds)

@@ -35,6 +35,7 @@ from circuits._layers import SquaredError
 from circuits.backprop import BackpropMLP
 from circuits.pc import PCNetwork
 from dynlearn import data
+from experiments._options import positive_int
 from experiments._timing import quick_subset
 
 BATCH = 64
@@ -66,10 +67,15 @@ def parser() -> argparse.ArgumentParser:
         "--dataset", default=None, choices=data.DATASETS, help="default: mnist5k (quick: yinyang)"
     )
     p.add_argument("--rules", nargs="*", default=list(RULES), choices=RULES)
-    p.add_argument("--hidden", type=int, nargs="*", default=[128, 128])
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--run-dir", type=Path, default=None, help="default: runs/pc-vs-bp-<time>")
+    p.add_argument("--hidden", type=positive_int, nargs="*", default=[128, 128])
+    p.add_argument("--epochs", type=positive_int, default=10)
+    p.add_argument("--seeds", type=positive_int, default=3)
+    p.add_argument(
+        "--run-dir",
+        type=dynlearn.writable_folder,
+        default=None,
+        help="default: runs/pc-vs-bp-<time>",
+    )
     p.add_argument("--no-progress", action="store_true")
     p.add_argument(
         "--quick",

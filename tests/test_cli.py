@@ -107,11 +107,20 @@ def test_run_bp_trains_briefly(tmp_path):
 def test_a_user_error_is_one_line_and_exit_code_2(capsys, tmp_path):
     from dynlearn.cli import main
 
-    code = main(["run", "bp", "--epochs", "0", "--run-dir", str(tmp_path / "bp")])
+    (tmp_path / "file").write_text("")
+    code = main(["demo", "--runs", str(tmp_path / "file" / "runs")])
     out = capsys.readouterr().out
     assert code == 2
-    assert "error: epochs must be an integer >= 1; got 0." in out
+    assert "error: root: cannot make a folder at" in out and "is a file" in out
     assert "Traceback" not in out and "--debug" in out
+
+
+def test_an_option_out_of_range_is_a_usage_error_before_any_work(capsys, tmp_path):
+    from dynlearn.cli import main
+
+    code = main(["run", "bp", "--epochs", "0", "--run-dir", str(tmp_path / "bp")])
+    assert code == 2
+    assert "argument --epochs: must be >= 1; got 0" in capsys.readouterr().err
     assert not (tmp_path / "bp").exists()  # nothing left behind by a refused run
 
 
@@ -120,8 +129,9 @@ def test_debug_shows_the_original_exception(tmp_path):
 
     from dynlearn.cli import main
 
-    with pytest.raises(ValueError, match="epochs must be"):
-        main(["run", "bp", "--epochs", "0", "--run-dir", str(tmp_path / "bp"), "--debug"])
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ValueError, match="root: cannot make a folder"):
+        main(["demo", "--runs", str(tmp_path / "file"), "--debug"])
 
 
 def test_help_after_a_name_is_that_experiments_or_benchmarks(capsys):
