@@ -7,9 +7,12 @@ Euler steps of 0.5, one-sided estimator, beta 0.1, Adam(1e-3), `mnist5k` (4,000 
    warm-up) for `dynlearn.fit` on `circuits.ep.EPNetwork` and for a `jax.lax.scan` of the
    same equations written by hand in this file (one compiled scan per epoch), the ratio
    (target <= 1.10) and test accuracy.
-2. Adaptive steady-state phases (Tsit5, rtol = atol = 1e-3, steady-state stop): solver
-   steps per phase (measured on one batch) and time to the test accuracy the Euler version
-   reached after 10 epochs.
+2. Adaptive steady-state phases (`SteadyStatePhases()`: Tsit5, a steady-state stop at
+   rtol = atol = 1e-4, the step-size controller 10x tighter): solver steps per phase
+   (measured on one batch) and time to the test accuracy the Euler version reached after
+   10 epochs. (A stop at 1e-3 is too loose for the one-sided estimator at beta 0.1: the
+   free phase ends ~1e-3 short of its fixed point, the nudged phase finishes that
+   relaxation, and the estimator reads it as signal; such runs decay to 43% by epoch 10.)
 
 Run: `python -m experiments.bench_ep` (or `dynlearn bench ep`); `--quick` for a smoke run
 (the same workload on `digits`, 64-512-10, 1 timed epoch, no adaptive run; the ratio is
@@ -21,7 +24,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-import diffrax
 import jax
 import jax.numpy as jnp
 import optax
@@ -152,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         hand,
     )
     if not opts.quick:
-        adaptive = SteadyStatePhases(rtol=1e-3, atol=1e-3, solver=diffrax.Tsit5())
+        adaptive = SteadyStatePhases()
         target = ours[ADAPTIVE_EPOCHS - 1][1]
         curve = run_dynlearn(data, ADAPTIVE_EPOCHS, adaptive)
         total, reached = 0.0, None
@@ -162,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
                 reached = epoch
         euler = sum(s for s, _ in ours[1:ADAPTIVE_EPOCHS])
         print(
-            f"adaptive phases (Tsit5, rtol=atol=1e-3): {adaptive_steps(data, adaptive):.1f} "
+            f"adaptive phases (Tsit5, rtol=atol=1e-4): {adaptive_steps(data, adaptive):.1f} "
             f"steps per free phase (Euler: {N_FREE}); epochs 2-{ADAPTIVE_EPOCHS} took "
             f"{total:.2f} s vs Euler {euler:.2f} s; test acc "
             f"{curve[-1][1]:.4f} (Euler's {target:.4f} reached: "

@@ -140,3 +140,21 @@ def test_a_diverging_seed_is_nan_and_the_other_seeds_are_kept():
     assert np.all(accuracy[0] > 0.3) and np.all(np.isnan(accuracy[1]))
     noisy = constraints.evaluate(trained, data.x_test, data.y_test)
     assert noisy[0] == accuracy[0, -1] and np.isnan(noisy[1])
+
+
+def test_a_study_without_finished_cells_takes_new_settings(study, tmp_path):
+    """A study refused or stopped before its first cell does not block the corrected
+    command: with no finished cell its saved configuration is replaced; with one, a
+    changed configuration is refused, and a damaged cell names itself and the fix."""
+    config = json.loads((study / "study.json").read_text())
+    run_dir = tmp_path / "study"
+    constraints.Study(run_dir, {**config, "epochs": 5})
+    corrected = constraints.Study(run_dir, config)
+    assert json.loads((run_dir / "study.json").read_text()) == config
+    cell = corrected.cell("bp", "noise")
+    cell.parent.mkdir(parents=True)
+    cell.write_bytes((study / "cells" / "bp" / "noise.nc").read_bytes()[:100])
+    with pytest.raises(ValueError, match="epochs"):
+        constraints.Study(run_dir, {**config, "epochs": 5})
+    with pytest.raises(ValueError, match=r"noise.nc: it is damaged.*delete the cell file"):
+        corrected.noise("bp")
