@@ -120,11 +120,13 @@ def equilibrate(
       than the test: near a stable fixed point an explicit solver's steps grow to its
       stability limit, where the state jitters at the size of the controller's local
       error, so with equal tolerances `||f||` hovers at a few times the tolerance and the
-      test rarely passes. Measured on 48 random stable 16-d linear systems (tolerances
-      1e-3..1e-5 in float32, 1e-6..1e-10 in float64; Tsit5 and Heun): equal tolerances
-      settled 3-15 of 48; 1/10 settled 48 of 48 in every setting, Tsit5 in a median of
-      33-87 steps; 1/3 missed one, 1/30 and 1/100 cost more steps and fail in float32 at
-      1e-5 (below its resolution). In float32 keep `rtol` >= 1e-5.
+      test rarely passes. Measured on 48 random stable 16-d linear systems, Tsit5 at
+      1e-3..1e-5 (float32) and 1e-6..1e-10 (float64), Heun at 1e-3..1e-5 (float32): equal
+      tolerances settled 3-15 of 48; 1/10 settled 48 of 48 in every setting (Tsit5 in a
+      median of 33-429 steps, Heun 214-2171); 1/3 missed one; 1/30 and 1/100 cost more
+      steps, and Heun at 1e-5 in float32 then settled only 35 and 4 of 48. In float32
+      keep `rtol` >= 1e-5; for tight float64 tolerances use Tsit5 (Heun needed over 5000
+      steps at 1e-6 whatever the controller). (`dynlearn bench steady-state`.)
     - `max_time`, `max_steps`: give up after this much model time / this many steps.
     - `throw`: raise an error if the state diverged (NaN or inf), or, naming the time
       reached and the residual, if no steady state was found. `throw=False` never

@@ -47,6 +47,7 @@ BENCHMARKS = {
     "bench_ep": "ratio",
     "bench_microcircuit": "max rel diff",
     "bench_seeds": "vmapped s",
+    "bench_steady_state": "settled",
 }
 
 
