@@ -164,6 +164,7 @@ class Study:
             dynlearn.atomic_write(saved, lambda f: f.write(json.dumps(config, indent=2).encode()))
 
     def finished_cells(self) -> list[Path]:
+        """The cell files already written (a study without any may take new settings)."""
         return sorted((self.run_dir / "cells").glob("*/*.nc"))
 
     def saved_config(self) -> dict:
