@@ -12,7 +12,14 @@ import equinox as eqx
 import jax
 import numpy as np
 
-__all__ = ["atomic_write", "checkpoint_info", "leaf_layout", "load_checkpoint", "save_checkpoint"]
+__all__ = [
+    "atomic_write",
+    "checkpoint_info",
+    "leaf_layout",
+    "load_checkpoint",
+    "make_readable",
+    "save_checkpoint",
+]
 
 CHECKPOINT = "checkpoint.eqx"
 INFO = "checkpoint.json"
@@ -32,11 +39,20 @@ def atomic_write(path: Path, write) -> Path:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        make_readable(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def make_readable(path: str | Path) -> None:
+    """Give `path` the mode a plain `open` would: 0666 less the user's umask (0644 under the
+    usual 022). Temporary files start as 0600, which would hide results from colleagues."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
 
 
 def save_checkpoint(run_dir: Path, state: Any, info: dict) -> None:

@@ -22,6 +22,7 @@ import jax
 import numpy as np
 import xarray as xr
 
+from ._checkpoint import make_readable
 from ._dynamics import _path_name
 
 __all__ = ["to_dataset", "save_netcdf", "load_netcdf", "config_of"]
@@ -135,6 +136,7 @@ def save_netcdf(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     os.close(fd)
     try:
         ds.to_netcdf(tmp, engine="netcdf4")
+        make_readable(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

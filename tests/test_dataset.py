@@ -1,6 +1,8 @@
 """Trajectories as xarray Datasets; netCDF round trip."""
 
 import json
+import os
+import stat
 
 import jax
 import jax.numpy as jnp
@@ -65,3 +67,21 @@ def test_dataset_needs_saved_times():
         dynlearn.to_dataset(traj)
     with pytest.raises(FileNotFoundError, match="no netCDF file"):
         dynlearn.load_netcdf("/nonexistent/x.nc")
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600)])
+def test_written_files_are_as_readable_as_the_umask_allows(tmp_path, umask, mode):
+    """netCDF files and checkpoints get 0666 less the umask, like any `open`ed file (the
+    temporary files they are written through start as 0600)."""
+    previous = os.umask(umask)
+    try:
+        dynlearn.save_netcdf(xr.Dataset({"a": ("x", np.arange(3.0))}), tmp_path / "a.nc")
+        dynlearn.save_checkpoint(tmp_path / "run", {"w": np.ones(2)}, {"epoch": 1})
+    finally:
+        os.umask(previous)
+    for path in (
+        tmp_path / "a.nc",
+        tmp_path / "run/checkpoint.eqx",
+        tmp_path / "run/checkpoint.json",
+    ):
+        assert stat.S_IMODE(path.stat().st_mode) == mode, path
