@@ -10,8 +10,13 @@ step, the seed and package versions.
 from __future__ import annotations
 
 import dataclasses
+import datetime as _dt
+import functools
 import json
 import os
+import shlex
+import subprocess
+import sys
 import tempfile
 from importlib import metadata
 from pathlib import Path
@@ -25,7 +30,7 @@ import xarray as xr
 from ._checkpoint import make_readable
 from ._dynamics import _path_name
 
-__all__ = ["to_dataset", "save_netcdf", "load_netcdf", "config_of"]
+__all__ = ["to_dataset", "save_netcdf", "load_netcdf", "config_of", "provenance"]
 
 _PACKAGES = ("dynlearn", "jax", "equinox", "diffrax", "optax", "numpy", "xarray")
 
@@ -84,7 +89,7 @@ def to_dataset(
             "solver": trajectory.solver,
             "dt": float("nan") if trajectory.dt is None else float(trajectory.dt),
             "seed": -1 if seed is None else int(seed),
-            "versions": json.dumps(_versions()),
+            "versions": _versions_text(),
         }
     )
     for key, value in (attrs or {}).items():
@@ -128,8 +133,46 @@ def _versions() -> dict[str, str]:
     return out
 
 
+def provenance() -> dict[str, str]:
+    """Where a file comes from, as netCDF string attributes: `created` (UTC, ISO 8601),
+    `command` (the command line of this process), `versions` (dynlearn and its key
+    dependencies, `name=version, ...`) and `code_revision` (the git commit of dynlearn's
+    source tree, `+dirty` if it has uncommitted changes; `unknown` outside a checkout)."""
+    return {
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else "",
+        "versions": _versions_text(),
+        "code_revision": _code_revision(),
+    }
+
+
+def _versions_text() -> str:
+    return ", ".join(f"{name}={version}" for name, version in _versions().items())
+
+
+@functools.lru_cache(maxsize=1)
+def _code_revision() -> str:
+    source = Path(__file__).resolve().parents[1]
+    try:
+
+        def git(*args):
+            return subprocess.run(
+                ["git", "-C", str(source), *args], capture_output=True, text=True, timeout=5
+            )
+
+        head = git("rev-parse", "HEAD")
+        if head.returncode != 0:
+            return "unknown"
+        dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip()
+        return head.stdout.strip() + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
 def save_netcdf(ds: xr.Dataset, path: str | os.PathLike) -> Path:
-    """Write `ds` to `path` atomically (temporary file in the same folder, then rename)."""
+    """Write `ds` to `path` atomically (temporary file in the same folder, then rename),
+    with the `provenance()` attributes (those `ds` already has are kept)."""
+    ds = ds.assign_attrs({**provenance(), **ds.attrs})
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

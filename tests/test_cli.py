@@ -1,5 +1,8 @@
 """The `dynlearn` command, run in-process."""
 
+import os
+import stat
+
 import numpy as np
 from typer.testing import CliRunner
 
@@ -30,6 +33,12 @@ def test_demo_quick_trains_every_rule_runs_a_check_and_writes_its_results(tmp_pa
         assert (run_dir / name).stat().st_size > 0, name
     energy = dynlearn.load_netcdf(run_dir / "hopfield.nc").energy.values
     assert energy[0] > energy[-1] and np.all(np.diff(energy) <= 1e-6)
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in run_dir.glob("*.nc"):  # every file says where it comes from, readable as usual
+        attrs = dynlearn.load_netcdf(path).attrs
+        assert {"created", "command", "versions", "code_revision"} <= set(attrs), path.name
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask, path.name
 
 
 def test_demo_rejects_an_unknown_check_before_training(tmp_path):
