@@ -4,7 +4,9 @@ Conventions (ARCHITECTURE.md): dims `time` (units in its attrs), `sample` (batch
 and one unit dim per layer, `unit_<layer>`; variables `<layer>_<quantity>` from the state's
 dict keys (`{"hidden1": {"u_apical": ...}}` -> `hidden1_u_apical`); attrs hold the
 circuit's config (a JSON string: netCDF has no dict/bool/None attributes), the solver, the
-step, the seed and package versions.
+step, the seed and package versions. Every file `save_netcdf` writes also records its
+provenance (`created`, `command`, `versions`, `code_revision`) and is readable by others
+(0666 less the umask).
 """
 
 from __future__ import annotations
