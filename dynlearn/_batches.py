@@ -12,6 +12,7 @@ import numpy as np
 
 from ._learner import AbstractLearner
 from ._modes import AbstractMode
+from .data import check_seed
 
 __all__ = [
     "epoch_batches",
@@ -121,8 +122,7 @@ def check_fit_args(learner, data, mode, epochs, batch_size, seed=0) -> None:
             raise ValueError(f"data: expected an object with {name} (see dynlearn.data.load).")
     if not (isinstance(epochs, int) and epochs >= 1):
         raise ValueError(f"epochs must be an integer >= 1; got {epochs!r}.")
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0; got {seed!r}.")
+    check_seed(seed, "seed")
     for name in ("x_train", "x_test"):
         values = np.asarray(getattr(data, name))
         if np.issubdtype(values.dtype, np.floating) and not np.all(np.isfinite(values)):

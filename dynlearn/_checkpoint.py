@@ -115,10 +115,10 @@ def load_checkpoint(run_dir: Path, like: Any) -> tuple[Any, dict] | None:
     try:
         with open(path, "rb") as f:
             state = eqx.tree_deserialise_leaves(f, like, filter_spec=_load_leaf)
-            trailing = f.read(1)
-    except (ValueError, TypeError, RuntimeError, OSError, EOFError) as err:
-        trailing, state = None, err
-    if isinstance(state, BaseException) or trailing:
+            damaged = f.read(1) != b""  # trailing bytes: not what save_checkpoint wrote
+    except (ValueError, TypeError, RuntimeError, OSError, EOFError):
+        damaged = True
+    if damaged:
         if saved is None:
             why = "it is damaged or was made by another learner, mode or optimizer"
         else:

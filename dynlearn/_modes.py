@@ -90,12 +90,7 @@ class SettleThenUpdate(AbstractMode):
         finite, descend (optax subtracts the gradient) and move within `PROBE_STEPS` steps:
         catches a NaN, zero or negative learning rate, also inside a chain or a schedule (a
         warm-up from zero or `optax.MultiSteps` accumulating a few steps is fine)."""
-        params = eqx.filter(learner, learner.trainable())
-        grads = jax.tree.map(jnp.ones_like, params)
-        state = self.optimizer.init(params)
-        for _ in range(PROBE_STEPS):
-            updates, state = self.optimizer.update(grads, state, params)
-            leaves = [jnp.asarray(u) for u in jax.tree.leaves(updates)]
+        for leaves in self.updates_of_ones(learner, PROBE_STEPS):
             if not leaves:
                 return
             if not all(bool(jnp.all(jnp.isfinite(u))) for u in leaves):
@@ -117,6 +112,16 @@ class SettleThenUpdate(AbstractMode):
             "the learning rate 0?); give a positive learning rate, e.g. optax.adam(1e-3)."
         )
 
+    def updates_of_ones(self, learner, steps: int):
+        """The optimizer's first `steps` updates (each a list of arrays) of a gradient of ones
+        at `learner`'s weights: what `probe` judges and `config` records."""
+        params = eqx.filter(learner, learner.trainable())
+        grads = jax.tree.map(jnp.ones_like, params)
+        state = self.optimizer.init(params)
+        for _ in range(steps):
+            updates, state = self.optimizer.update(grads, state, params)
+            yield [jnp.asarray(u) for u in jax.tree.leaves(updates)]
+
     def init(self, learner):
         return self.optimizer.init(eqx.filter(learner, learner.trainable()))
 
@@ -136,13 +141,10 @@ class SettleThenUpdate(AbstractMode):
         schedule or momentum from another (optax keeps them in closures)."""
         update = getattr(self.optimizer, "update", None)
         name = getattr(update, "__qualname__", type(self.optimizer).__name__)
-        params = eqx.filter(learner, learner.trainable())
-        grads = jax.tree.map(jnp.ones_like, params)
-        state, response = self.optimizer.init(params), []
-        for _ in range(3):
-            updates, state = self.optimizer.update(grads, state, params)
-            total = sum(np.sum(np.asarray(u, np.float64)) for u in jax.tree.leaves(updates))
-            response.append(float(f"{total:.6g}"))
+        response = [
+            float(f"{sum(np.sum(np.asarray(u, np.float64)) for u in leaves):.6g}")
+            for leaves in self.updates_of_ones(learner, 3)
+        ]
         return {"optimizer": name.split(".<locals>")[0], "optimizer_response": response}
 
 

@@ -17,6 +17,7 @@ import numpy as np
 from . import _batches as batches
 from ._learner import AbstractLearner
 from ._modes import AbstractMode
+from .data import check_seed
 
 __all__ = ["stack", "unstack", "fit_seeds", "evaluate_seeds"]
 
@@ -70,9 +71,8 @@ def fit_seeds(
 
     **Returns:** `(trained stack, test accuracy of shape (len(seeds), epochs))`.
     """
-    bad = [s for s in seeds if isinstance(s, bool) or not isinstance(s, int | np.integer) or s < 0]
-    if bad:
-        raise ValueError(f"seeds must be integers >= 0; got {bad}.")
+    for seed in seeds:
+        check_seed(seed, "seeds")
     seeds = [int(s) for s in seeds]
     sizes = {np.shape(leaf)[0] for leaf in jax.tree.leaves(eqx.filter(learners, eqx.is_array))}
     if sizes != {len(seeds)}:

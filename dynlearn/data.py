@@ -164,7 +164,7 @@ def load(
         or not 0 < fraction <= 1
     ):
         raise ValueError(f"fraction must be a number in (0, 1]; got {fraction!r}.")
-    _check_seed(seed, "seed")
+    check_seed(seed, "seed")
     if path is not None and name not in _FILES:
         raise ValueError(
             f"path: only {' and '.join(map(repr, _FILES))} are read from files; {name!r} is "
@@ -307,7 +307,7 @@ def _iterate(x, y, order, batch_size, count):
 
 def _generator(key_or_seed) -> np.random.Generator:
     if isinstance(key_or_seed, int | np.integer) and not isinstance(key_or_seed, bool):
-        _check_seed(key_or_seed, "key_or_seed")
+        check_seed(key_or_seed, "key_or_seed")
         return np.random.default_rng(int(key_or_seed))
     if hasattr(key_or_seed, "dtype"):
         import jax
@@ -324,7 +324,8 @@ def _generator(key_or_seed) -> np.random.Generator:
     )
 
 
-def _check_seed(seed, arg: str) -> None:
+def check_seed(seed, arg: str) -> None:
+    """Raise a `ValueError` naming `arg` unless `seed` is an int >= 0 (numpy's rule)."""
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise ValueError(f"{arg} must be an int >= 0; got {seed!r}.")
 
