@@ -6,6 +6,7 @@ circuits and `Learning`, the modes `SettleThenUpdate` and `AlwaysOn`, `fit`, see
 pruning), Datasets and analysis.
 """
 
+from . import _accessor  # noqa: F401  (registers the `ds.dynlearn` accessor)
 from . import analysis as analysis
 from . import data as data
 from . import plot as plot
@@ -39,6 +40,9 @@ from ._learner import AbstractBatchLearner as AbstractBatchLearner
 from ._learner import AbstractLearner as AbstractLearner
 from ._learner import check_batch as check_batch
 from ._learner import squared_error as squared_error
+from ._metadata import MetadataWarning as MetadataWarning
+from ._metadata import describe as describe
+from ._metadata import missing_metadata as missing_metadata
 from ._modes import AbstractMode as AbstractMode
 from ._modes import AlwaysOn as AlwaysOn
 from ._modes import Recipe as Recipe

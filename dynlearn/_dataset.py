@@ -2,11 +2,12 @@
 
 Conventions (ARCHITECTURE.md): dims `time` (units in its attrs), `sample` (batched runs),
 and one unit dim per layer, `unit_<layer>`; variables `<layer>_<quantity>` from the state's
-dict keys (`{"hidden1": {"u_apical": ...}}` -> `hidden1_u_apical`); attrs hold the
-circuit's config (a JSON string: netCDF has no dict/bool/None attributes), the solver, the
-step, the seed and package versions. Every file `save_netcdf` writes also records its
-provenance (`created`, `command`, `versions`, `code_revision`) and is readable by others
-(0666 less the umask).
+dict keys (`{"hidden1": {"u_apical": ...}}` -> `hidden1_u_apical`), each with `long_name`
+and `units` (CF conventions, `dynlearn._metadata`); attrs hold the circuit's config
+flattened into netCDF-native `config_<field>` attributes, the solver, the step, the seed
+and package versions. Every file `save_netcdf` writes also records its provenance
+(`created`, `command`, `versions`, `code_revision`) and is readable by others (0666 less
+the umask).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import functools
-import json
 import os
 import shlex
 import subprocess
@@ -31,6 +31,7 @@ import xarray as xr
 
 from ._checkpoint import make_readable
 from ._dynamics import _path_name
+from ._metadata import QUANTITIES, for_netcdf, native_attrs
 
 __all__ = ["to_dataset", "save_netcdf", "load_netcdf", "config_of", "provenance"]
 
@@ -45,15 +46,22 @@ def to_dataset(
     seed: int | None = None,
     attrs: dict | None = None,
     name: str = "y",
+    units: str | dict[str, str] = "1",
+    coords: dict[str, Any] | None = None,
 ) -> xr.Dataset:
     """Convert a `Trajectory` saved at times `ts` to an `xarray.Dataset`.
 
     **Arguments:**
     - `trajectory`: from `simulate(..., ts=...)`, possibly vmapped (leading batch axis).
-    - `system`: the simulated system; its config goes into `attrs["config"]` as JSON.
-    - `time_unit`: unit of the time axis (`ds.time.attrs["units"]`).
-    - `seed`, `attrs`: recorded in the attrs.
+    - `system`: the simulated system; its config goes into `config_<field>` attrs.
+    - `time_unit`: unit of the time axis (`ds.time.attrs["units"]`, a UDUNITS string; `"1"`
+      for time in units of a time constant).
+    - `seed`, `attrs`: recorded in the attrs (nested values flattened, `native_attrs`).
     - `name`: variable name when the state is a bare array rather than a dict.
+    - `units`: units of the state variables, one for all or per variable name (`"1"`:
+      rate models' potentials and rates are dimensionless).
+    - `coords`: coordinates for unit dimensions where they have a meaning, e.g.
+      `{"unit_output": ["zero", "one", ...]}` (class names of the output units).
     """
     if trajectory.ts is None or trajectory.ys is None:
         raise ValueError(
@@ -79,14 +87,14 @@ def to_dataset(
             dims = lead + (dim,)
         else:
             dims = lead + tuple(f"{var}_dim{i}" for i in range(len(trailing)))
-        data_vars[var] = (dims, values)
+        data_vars[var] = (dims, values, _state_attrs(path, var, units))
     ds = xr.Dataset(data_vars, coords={"time": ("time", time)})
-    ds.time.attrs["units"] = time_unit
+    ds.time.attrs.update(standard_name="time", long_name="time", units=time_unit, axis="T")
     if batched:
         ds = ds.assign_coords(sample=np.arange(ts.shape[0]))
+        ds.sample.attrs["long_name"] = "sample (batch element)"
     ds.attrs.update(
         {
-            "config": json.dumps(config_of(system)) if system is not None else "{}",
             "system": type(system).__name__ if system is not None else "",
             "solver": trajectory.solver,
             "dt": float("nan") if trajectory.dt is None else float(trajectory.dt),
@@ -94,9 +102,30 @@ def to_dataset(
             "versions": _versions_text(),
         }
     )
-    for key, value in (attrs or {}).items():
-        ds.attrs[key] = value if isinstance(value, (str, int, float)) else json.dumps(value)
+    for dim, values in (coords or {}).items():
+        if dim not in ds.dims:
+            raise ValueError(
+                f"coords: {dim!r} is not a dimension; the Dataset has {sorted(ds.dims)}."
+            )
+        if len(values) != ds.sizes[dim]:
+            raise ValueError(
+                f"coords: {dim!r} has {ds.sizes[dim]} entries; got {len(values)} values."
+            )
+        ds = ds.assign_coords({dim: (dim, list(values))})
+    if system is not None:
+        ds.attrs.update(native_attrs({"config": config_of(system)}))
+    ds.attrs.update(native_attrs(attrs or {}))
     return ds
+
+
+def _state_attrs(path, var: str, units: str | dict[str, str]) -> dict:
+    """`long_name` (what the quantity is, from `QUANTITIES`, and its layer) and `units`."""
+    names = _path_name(path).split("/") if path else []
+    quantity = names[-1] if names else var
+    what = QUANTITIES.get(quantity, quantity.replace("_", " "))
+    where = f" of {'/'.join(names[:-1])}" if len(names) > 1 else ""
+    unit = units.get(var, "1") if isinstance(units, dict) else units
+    return {"long_name": f"{what} ({quantity}){where}", "units": unit}
 
 
 def config_of(module: Any) -> Any:
@@ -173,8 +202,10 @@ def _code_revision() -> str:
 
 def save_netcdf(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     """Write `ds` to `path` atomically (temporary file in the same folder, then rename),
-    with the `provenance()` attributes (those `ds` already has are kept)."""
-    ds = ds.assign_attrs({**provenance(), **ds.attrs})
+    with the `provenance()` attributes (those `ds` already has are kept), the `KNOWN`
+    metadata filled in and attributes made netCDF-native (`dynlearn._metadata.for_netcdf`;
+    a `MetadataWarning` names data variables left without units or long_name)."""
+    ds = for_netcdf(ds.assign_attrs({**provenance(), **ds.attrs}))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
