@@ -380,9 +380,17 @@ class PCNetwork(AbstractLayered, dynlearn.AbstractPlastic, dynlearn.AbstractBatc
     # ----------------------------------------------------------------- energy
     def energy(self, state, drive: PCDrive):
         """F for a state (summed over any leading batch or stream axis)."""
+        total = self.task.extra_energy(state, drive)
+        for term in self.layer_energies(state, drive).values():
+            total = total + term
+        return total
+
+    def layer_energies(self, state, drive: PCDrive) -> dict:
+        """F's terms per layer, `|x_l - mu_l|^2 / (2 s_l)` (F is their sum plus the task's
+        extra energy), for analysis (`ds.dynlearn.energy(net, drive, by_layer=True)`)."""
         generative = isinstance(self.task, Generative)
         r = state["input"]["x"] if generative else drive.x
-        total = self.task.extra_energy(state, drive)
+        terms = {}
         last = len(self.weights) - 1
         for i, (name, w, b, s) in enumerate(
             zip(self.layer_names, self.weights, self.biases, self.variances)
@@ -392,9 +400,9 @@ class PCNetwork(AbstractLayered, dynlearn.AbstractPlastic, dynlearn.AbstractBatc
                 mu = known_affine(w, b, r, drive.input_prediction)
             else:
                 mu = r @ w.T + b
-            total = total + jnp.sum((x - mu) ** 2) / (2 * s)
+            terms[name] = jnp.sum((x - mu) ** 2) / (2 * s)
             r = self.phi(x) if i < last else x
-        return total
+        return terms
 
     def errors(self, state, drive: PCDrive) -> dict:
         """eps_l = (x_l - mu_l)/s_l per layer (for analysis; learning uses jax.grad of F)."""
