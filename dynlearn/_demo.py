@@ -58,11 +58,14 @@ def train_rules(
                 "seconds": time.perf_counter() - tic,
             }
         )
-    with plot.figure(Path(run_dir) / "rules.png", figsize=(5.5, 3.8)) as ax:
+    looks = plot.styles(curves)
+    data_name = getattr(data, "name", "data")
+    title = f"every rule on {data_name}, {sizes[0]}-{hidden}-{sizes[-1]}, seed 0"
+    with plot.figure(Path(run_dir) / "rules.png", figsize=(5.5, 3.8), title=title) as ax:
         for name, curve in curves.items():
-            ax.plot(np.arange(1, len(curve) + 1), 100 * curve, marker="o", label=name)
-        ax.set(xlabel="epoch", ylabel=f"test accuracy % ({getattr(data, 'name', 'data')})")
-        ax.legend(fontsize="x-small", ncol=2)
+            ax.plot(np.arange(1, len(curve) + 1), 100 * curve, **looks[name], label=name)
+        ax.set(xlabel="epoch", ylabel="test accuracy (%)")
+        ax.legend(fontsize="x-small", ncol=2 if len(curves) > 12 else 1)
     return rows
 
 

@@ -83,12 +83,15 @@ def demo(
         "as part of the demo (one per family of rules).",
     ),
     runs: Path = typer.Option(Path("runs"), help="Folder for run folders."),
+    figure_formats: str = typer.Option(
+        "png", help="Figure files: png, and svg and/or pdf next to it (e.g. 'png,svg')."
+    ),
 ) -> None:
     """The showcase: train every registered learning rule briefly on digits (one table:
     rule, accuracy, time), run fast theory checks (PASS/FAIL), settle and stream the
     dynamics demos; Datasets and figures go to a run folder whose path is printed. Exits
     non-zero if a check fails."""
-    from . import data as datasets
+    from . import plot
 
     if not registry.entries("rules"):
         console.print("[red]No rules registered: install the package with `pip install .`.")
@@ -100,6 +103,18 @@ def demo(
     if unknown:
         console.print(f"[red]--checks: unknown {unknown}; registered: {sorted(known_checks)}.")
         raise typer.Exit(2)
+    try:
+        formats = plot.parse_formats(figure_formats)
+    except ValueError as err:
+        console.print(f"[red]--figure-formats: {err}")
+        raise typer.Exit(2) from None
+    with plot.using_formats(*formats):
+        _demo(quick, chosen, runs)
+
+
+def _demo(quick: bool, chosen: list[str], runs: Path) -> None:
+    from . import data as datasets
+
     run_dir = run_folder(runs, "demo")
     start = time.perf_counter()
     digits = datasets.load("digits", fraction=0.3 if quick else 1.0)

@@ -4,6 +4,7 @@ import os
 import stat
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 import dynlearn
@@ -19,7 +20,13 @@ def test_help():
 
 
 def test_demo_quick_trains_every_rule_runs_a_check_and_writes_its_results(tmp_path):
-    result = runner.invoke(app, ["demo", "--quick", "--runs", str(tmp_path)])
+    """Also: every file it writes describes its variables in CF terms (units UDUNITS can
+    read, long names) and says where it comes from; every figure passed the house-style
+    lint (pyproject turns `FigureWarning` into an error) and has a vector copy on request."""
+    cf_units = pytest.importorskip("cf_xarray.units").units
+    result = runner.invoke(
+        app, ["demo", "--quick", "--runs", str(tmp_path), "--figure-formats", "png,svg"]
+    )
     assert result.exit_code == 0, result.output
     (run_dir,) = tmp_path.iterdir()
     assert str(run_dir.name) in result.output.replace("\n", "")
@@ -36,15 +43,25 @@ def test_demo_quick_trains_every_rule_runs_a_check_and_writes_its_results(tmp_pa
     umask = os.umask(0)
     os.umask(umask)
     for path in run_dir.glob("*.nc"):  # every file says where it comes from, readable as usual
-        attrs = dynlearn.load_netcdf(path).attrs
-        assert {"created", "command", "versions", "code_revision"} <= set(attrs), path.name
+        ds = dynlearn.load_netcdf(path)
+        assert {"created", "command", "versions", "code_revision"} <= set(ds.attrs), path.name
         assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask, path.name
+        assert dynlearn.missing_metadata(ds) == [], path.name
+        for var in ds.variables.values():
+            if "units" in var.attrs:
+                cf_units.parse_units(var.attrs["units"])
+        for key, value in ds.attrs.items():  # native types, no JSON in disguise
+            assert not (isinstance(value, str) and value[:1] in "{["), (path.name, key)
+    pngs = sorted(p.stem for p in run_dir.glob("*.png"))
+    assert pngs and pngs == sorted(p.stem for p in run_dir.glob("*.svg"))
 
 
 def test_demo_rejects_an_unknown_check_before_training(tmp_path):
     result = runner.invoke(app, ["demo", "--checks", "nope", "--runs", str(tmp_path)])
     assert result.exit_code == 2 and "unknown ['nope']" in result.output
     assert not list(tmp_path.iterdir())
+    result = runner.invoke(app, ["demo", "--figure-formats", "gif", "--runs", str(tmp_path)])
+    assert result.exit_code == 2 and "--figure-formats: unknown figure formats" in result.output
 
 
 def test_demo_exits_non_zero_when_a_check_fails(tmp_path, monkeypatch):
