@@ -7,9 +7,13 @@ Energy (Scellier & Bengio 2017), layers u_1..u_L, input x clamped (r_0 = x), r_l
 (the layered form of -1/2 sum_{i != j} W_ij rho_i rho_j with symmetric W). Cost, by the
 read-out option: `RateReadout()` C = 1/2 |y - rho(u_L)|^2, or `SoftmaxReadout()` (Laborieux
 et al. 2021) C = CE(softmax(W_out rho(u_L) + b_out), y), the read-out outside the energy.
-Total F = E + beta C; dynamics du/dt = -dF/du, derived by `dynlearn.gradient_flow` (the
-continuous form; the discrete "primitive function" form s <- rho(dPhi/ds) of Ernoult et al.
-2019 is Euler with dt = 1 for the hard sigmoid).
+Total F = E + beta C. Dynamics: for a smooth rho (sigmoid, tanh, linear) the gradient flow
+tau du/dt = -dF/du, derived by `dynlearn.gradient_flow`; for the hard sigmoid (the default)
+the *box-constrained* flow tau du/dt = clip(u - dF~/du, 0, 1) - u on u in [0, 1], with F~
+the energy at rho = identity (inside the box rho(u) = u) — not -dF/du, which is
+discontinuous at the box's faces. Its fixed points are the box-constrained minima
+u = clip(dPhi/du, 0, 1) of the "primitive function" form of Ernoult et al. 2019, whose
+discrete update s <- rho(dPhi/ds) is this flow's Euler step with dt = tau.
 
 Free phase (beta = 0) to u^0, nudged phase from u^0 to u^beta (`EulerPhases`,
 `SteadyStatePhases`). Gradient estimates of the loss L = C(u^0), with the sign of a gradient
@@ -466,7 +470,7 @@ class EPNetwork(dynlearn.AbstractPlastic, dynlearn.AbstractBatchLearner):
 
     def nudged_phase(self, u0, x, y, beta):
         """u^beta for one sample, from the free fixed point u0 (complex if beta is)."""
-        if isinstance(beta, complex):
+        if jnp.iscomplexobj(beta):  # a Python complex or a (traced) complex array
             u0 = jax.tree.map(lambda a: a.astype(jnp.result_type(a.dtype, 1j)), u0)
         # beta as an array: one compiled phase serves every nudging strength.
         beta = jnp.asarray(beta, jax.tree.leaves(u0)[0].dtype)
@@ -493,7 +497,7 @@ class EPNetwork(dynlearn.AbstractPlastic, dynlearn.AbstractBatchLearner):
         free = jax.vmap(self.free_phase)(x, y)
         terms = []
         for beta_k, coef in estimator.terms(beta):
-            if beta_k == 0:
+            if isinstance(beta_k, (int, float)) and beta_k == 0:  # beta may be traced
                 terms.append((free, beta_k, coef))
             else:
                 nudged = jax.vmap(lambda u, xi, yi: self.nudged_phase(u, xi, yi, beta_k))

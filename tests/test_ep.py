@@ -63,11 +63,12 @@ def test_estimators_agree_with_implicit_gradient(x64):
 
         return jnp.mean(jax.vmap(one)(x, y))
 
-    ref = eqx.filter_grad(loss)(net)
+    ref = eqx.filter_jit(eqx.filter_grad(loss))(net)
     ref = (ref.weights, ref.biases)
     errors = {}
+    estimate = eqx.filter_jit(lambda net, est: net.estimate(x, y, estimator=est, beta=0.01))
     for name, est in (("one_sided", OneSided()), ("symmetric", Symmetric())):
-        g, metrics = net.estimate(x, y, estimator=est, beta=0.01)
+        g, metrics = estimate(net, est)
         errors[name] = float(dynlearn.analysis.relative_error((g.weights, g.biases), ref))
     assert errors["one_sided"] < 0.02 and errors["symmetric"] < 1e-4
     np.testing.assert_allclose(metrics["loss"], loss(net), rtol=1e-8)

@@ -6,10 +6,12 @@ energy E is non-increasing along the Euler trajectory (step 0.1; every step, up 
 round-off), and small random perturbations of the fixed point do not lower E (a minimum,
 not a saddle; 20 perturbations of size 1e-4, allowing 1e-12 round-off).
 
-Smooth rho only: with the hard sigmoid, du/dt = -u + rho'(u) (...) is discontinuous at
-u = 0 and u = 1, and a unit whose input exceeds 1 comes to rest *on* the kink (a sliding,
-Filippov equilibrium) where |du/dt| never vanishes; Euler steps then chatter within O(dt)
-of it. Training with the hard sigmoid uses fixed Euler phases, as in the literature.
+Smooth rho only, where the free phase is the gradient flow du/dt = -dE/du. With the hard
+sigmoid (the default) `EPNetwork` integrates a different flow, the box-constrained
+tau du/dt = clip(u - dE~/du, 0, 1) - u (see `circuits/ep.py`): its fixed points are the
+box-constrained minima of the primitive-function form, but it is not E's gradient flow, so
+"E never increases along the trajectory" is not its claim and is not checked here. Training
+with the hard sigmoid uses fixed Euler phases, as in the literature.
 
 Run: `python -m theory.ep_free_phase [--fast]` or `dynlearn check ep_free_phase`.
 """
@@ -28,9 +30,10 @@ import dynlearn
 from circuits.ep import EPDrive, EPNetwork
 
 CLAIM = "EP free phase: stationary, energy non-increasing, a local minimum"
+DT = 0.1  # Euler step of the recorded trajectory (units of the time constant)
 
 
-def measure(activation: str, seed: int, t_end: float = 40.0, dt: float = 0.1):
+def measure(activation: str, seed: int, t_end: float = 40.0, dt: float = DT):
     sizes = [6, 10, 8, 4]
     key = jax.random.key(seed)
     net = EPNetwork(sizes, key, activation=activation)
@@ -63,15 +66,37 @@ def run(fast: bool) -> tuple[xr.Dataset, bool]:
         rows = [[measure(a, s) for s in seeds] for a in activations]
     get = lambda i: np.array([[r[i] for r in row] for row in rows])  # noqa: E731
     dims = ("activation", "seed")
+    energy = np.stack([np.stack([r[3] for r in row]) for row in rows])
     ds = xr.Dataset(
         {
             "stationarity": (dims, get(0)),
             "max_energy_increase": (dims, get(1)),
             "min_energy_change_when_perturbed": (dims, get(2)),
-            "energy": (dims + ("step",), np.stack([np.stack([r[3] for r in row]) for row in rows])),
+            "energy": (dims + ("step",), energy),
         },
-        coords={"activation": activations, "seed": seeds},
+        coords={
+            "activation": activations,
+            "seed": seeds,
+            "step": np.arange(energy.shape[-1]),
+            "time": ("step", DT * np.arange(energy.shape[-1])),
+        },
     )
+    ds = dynlearn.describe(
+        ds,
+        stationarity=("RMS norm of the vector field du/dt at the settled free phase", "1"),
+        max_energy_increase=(
+            "largest increase of the energy E from one Euler step to the next",
+            "1",
+        ),
+        min_energy_change_when_perturbed=(
+            "smallest change E(u* + kick) - E(u*) over 20 random kicks of size 1e-4",
+            "1",
+        ),
+        energy=(f"Hopfield energy E along the free phase (Euler, dt = {DT:g} tau)", "1"),
+        step=(f"Euler step of the free phase (dt = {DT:g} tau)", "1"),
+        time=("time", "1"),  # in units of tau
+    )
+    ds.activation.attrs["long_name"] = "activation function rho"
     passed = (
         float(ds.stationarity.max()) < 1e-10
         and float(ds.max_energy_increase.max()) <= 1e-12
@@ -81,11 +106,18 @@ def run(fast: bool) -> tuple[xr.Dataset, bool]:
 
 
 def plot(ds: xr.Dataset, path) -> None:
-    with dynlearn.plot.figure(path, figsize=(4.8, 3.2)) as ax:
+    seed = int(ds.seed[0])
+    title = f"EP free phase: energy above its minimum (seed {seed} of {ds.sizes['seed']})"
+    looks = dynlearn.plot.styles(ds.activation.values)
+    with dynlearn.plot.figure(path, figsize=(5.6, 3.2), title=title) as ax:
         for a in ds.activation.values:
-            e = ds.energy.sel(activation=a, seed=ds.seed[0])
-            ax.plot(e - e.min() + 1e-12, label=a)
-        ax.set(yscale="log", xlabel="Euler step (dt = 0.1)", ylabel="E - E*")
+            e = ds.energy.sel(activation=a, seed=seed)
+            ax.plot(ds.time, e - e.min() + 1e-12, **looks[a], markevery=40, label=a)
+        ax.set(
+            yscale="log",
+            xlabel="time (units of tau)",
+            ylabel="E - min E (+ 1e-12)",
+        )
         ax.legend(fontsize="small")
 
 
