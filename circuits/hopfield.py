@@ -93,10 +93,19 @@ def demo(run_dir: Path, quick: bool = False) -> list[dict]:
         net, y0, 0.0, float(eq.t), args=inputs, dt=0.01, ts=jnp.linspace(0.0, float(eq.t), 200)
     )
     energy = jax.vmap(lambda y: net.energy(y, inputs))(traj.ys)
-    ds = dynlearn.to_dataset(traj, system=net, time_unit="tau", seed=0)
+    ds = dynlearn.to_dataset(traj, system=net, time_unit="1", seed=0)
     ds["energy"] = ("time", np.asarray(energy))
+    ds = dynlearn.describe(
+        ds, time=("time in units of tau", "1"), energy=("Hopfield energy E(u)", "1")
+    )
+    ds.time.attrs.pop("standard_name", None)  # CF's `time` needs time units; this is t / tau
     dynlearn.save_netcdf(ds, run_dir / "hopfield.nc")
-    dynlearn.plot.trajectory(ds, ["energy", "neurons_u"], run_dir / "hopfield.png")
+    dynlearn.plot.trajectory(
+        ds,
+        ["energy", "neurons_u"],
+        run_dir / "hopfield.png",
+        title=f"continuous Hopfield network, {n} neurons settling from a random state",
+    )
     # float32: allow round-off relative to the energy's scale on the flat tail.
     energy = np.asarray(energy)
     decreasing = bool(np.all(np.diff(energy) <= 1e-6 * max(1.0, np.abs(energy).max())))

@@ -43,9 +43,12 @@ def run_folder(root: str | Path, name: str) -> Path:
     root = check_writable(root, "root")
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     path, i = root / f"{name}-{stamp}", 1
-    while path.exists():
-        path, i = root / f"{name}-{stamp}-{i}", i + 1
-    path.mkdir(parents=True)
+    while True:  # mkdir, not exists(): two processes starting in the same second differ
+        try:
+            path.mkdir(parents=True)
+            break
+        except FileExistsError:
+            path, i = root / f"{name}-{stamp}-{i}", i + 1
     atexit.register(remove_if_empty, path)
     return path
 

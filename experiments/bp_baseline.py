@@ -75,9 +75,14 @@ def main(argv: list[str] | None = None) -> int:
         resume=opts.resume,
         progress=not opts.no_progress,
     )
-    dynlearn.plot.learning_curves(result.metrics, opts.run_dir / "learning_curves.png")
+    setting = f"{'-'.join(map(str, sizes))} {opts.activation} on {opts.dataset}"
+    dynlearn.plot.learning_curves(
+        result.metrics,
+        opts.run_dir / "learning_curves.png",
+        title=f"backprop {setting}, Adam {opts.lr:g}, batch {opts.batch_size}, seed {opts.seed}",
+    )
     m = result.metrics
-    print(f"BP {'-'.join(map(str, sizes))} {opts.activation} on {opts.dataset}: ")
+    print(f"BP {setting}: ")
     for e in range(m.sizes["epoch"]):
         print(
             f"  epoch {int(m.epoch[e])}: train loss {float(m.train_loss[e]):.4f}, "

@@ -19,6 +19,8 @@ Resumable: each finished cell (rule x constraint) is written atomically to
 skips finished cells (a different configuration is refused). The assembled results:
 `constraints.nc` (dims rule, fraction / sparsity / noise_std, seed, epoch),
 `constraints.md` (table) and one figure per constraint (`constraints-<axis>.png`).
+Accuracies are stored as fractions in [0, 1] (`long_name` and `units` on every variable,
+CF conventions); `retrained` is a 0/1 flag in the files that xarray reads back as booleans.
 
 Run: `python -m experiments.constraints --dataset mnist5k` or `dynlearn run constraints
 --dataset mnist5k` (add `--run-dir DIR` to resume); `--quick` for a smoke run (Yin-Yang
@@ -49,6 +51,31 @@ FRACTIONS = (1.0, 0.5, 0.2, 0.1)
 SPARSITIES = (0.5, 0.8, 0.9)
 NOISE_STDS = (0.0, 0.1, 0.3, 0.5)
 NOISE_SEED = 12345  # one noise draw per level, shared by all rules and seeds
+FRACTION = "fraction in [0, 1]"
+# `long_name` and `units` of the study's variables and coordinates (in cells and the
+# assembled Dataset; the names `dynlearn` knows, `epoch` and `seed`, are filled on save).
+DESCRIPTIONS = {
+    "accuracy": (f"test accuracy after each epoch, {FRACTION}", "1"),
+    "epochs_to_95": ("first epoch whose test accuracy is >= 95% of the final one", "1"),
+    "pruned_accuracy": (
+        "test accuracy after global magnitude pruning of the forward weights (as is, or "
+        f"re-trained with the pruned weights held at zero), {FRACTION}",
+        "1",
+    ),
+    "sparsity_reached": ("fraction of the forward weights that are exactly zero", "1"),
+    "noisy_accuracy": (f"test accuracy on test inputs plus Gaussian noise, {FRACTION}", "1"),
+    "seconds": ("wall-clock time of the rule's cells, summed", "s"),
+    "fraction": ("fraction of the training set used (stratified)", "1"),
+    "sparsity": ("target sparsity: fraction of the forward weights pruned", "1"),
+    "noise_std": ("standard deviation of the Gaussian noise added to the test inputs", "1"),
+}
+# `retrained` is a boolean coordinate; on save it becomes an int8 flag (CF `flag_values`
+# 0 1 with these meanings) that xarray reads back as booleans (so `.sel(retrained=True)`
+# works on loaded cells and results alike).
+RETRAINED = {
+    "long_name": "re-trained after pruning",
+    "flag_meanings": "pruned_only pruned_and_retrained",
+}
 # --quick: one settle-then-update and one always-on rule, two levels per axis (unless given)
 QUICK = {
     "rules": ["bp", "le"],
@@ -139,6 +166,16 @@ def zero_fraction(learner) -> float:
     return sum(int(np.sum(np.asarray(w) == 0)) for w in leaves) / sum(w.size for w in leaves)
 
 
+def described(ds: xr.Dataset, **variables: tuple[str, str]) -> xr.Dataset:
+    """`ds` with `DESCRIPTIONS` (or the given `(long_name, units)`) on its variables and
+    coordinates, and the `retrained` flag's attributes."""
+    known = {k: v for k, v in DESCRIPTIONS.items() if k in ds.variables}
+    ds = dynlearn.describe(ds, **(known | variables))
+    if "retrained" in ds.coords:
+        ds.retrained.attrs.update(RETRAINED)
+    return ds
+
+
 # -- the cells -----------------------------------------------------------------------------
 
 
@@ -212,10 +249,12 @@ class Study:
             trained, accuracy = train(learners, data, self.seeds, epochs, recipe)
             if fraction == 1:
                 self._save_trained(rule, learners, trained)
-            return xr.Dataset(
-                {"accuracy": (("seed", "epoch"), accuracy)},
-                coords={"seed": self.seeds, "epoch": np.arange(1, epochs + 1)},
-                attrs={"n_train": len(data.x_train)},
+            return described(
+                xr.Dataset(
+                    {"accuracy": (("seed", "epoch"), accuracy)},
+                    coords={"seed": self.seeds, "epoch": np.arange(1, epochs + 1)},
+                    attrs={"n_train": len(data.x_train), "fraction": fraction},
+                )
             )
 
         return self._cached(rule, f"fraction-{fraction:g}", compute)
@@ -247,9 +286,13 @@ class Study:
                         np.nan if r is None else zero_fraction(r.learner) for r in retrained
                     ]
             dims = ("sparsity", "retrained", "seed")
-            return xr.Dataset(
-                {"accuracy": (dims, accuracy), "sparsity_reached": (dims, reached)},
-                coords={"sparsity": levels, "retrained": [False, True], "seed": seeds},
+            return described(
+                xr.Dataset(
+                    {"accuracy": (dims, accuracy), "sparsity_reached": (dims, reached)},
+                    coords={"sparsity": levels, "retrained": [False, True], "seed": seeds},
+                    attrs={"retrain_epochs": self.config["retrain_epochs"]},
+                ),
+                accuracy=DESCRIPTIONS["pruned_accuracy"],
             )
 
         return self._cached(rule, "sparsity", compute)
@@ -261,9 +304,13 @@ class Study:
             trained, _ = self._trained(rule)
             levels, x, labels = self.config["noise_stds"], self.data.x_test, self.data.y_test
             accuracy = np.stack([evaluate(trained, noisy_inputs(x, s), labels) for s in levels])
-            return xr.Dataset(
-                {"accuracy": (("noise_std", "seed"), accuracy)},
-                coords={"noise_std": levels, "seed": self.seeds},
+            return described(
+                xr.Dataset(
+                    {"accuracy": (("noise_std", "seed"), accuracy)},
+                    coords={"noise_std": levels, "seed": self.seeds},
+                    attrs={"noise_seed": NOISE_SEED},
+                ),
+                accuracy=DESCRIPTIONS["noisy_accuracy"],
             )
 
         return self._cached(rule, "noise", compute)
@@ -353,13 +400,19 @@ def run_study(study: Study, rules: list[str]) -> xr.Dataset:
             "retrained": [False, True],
             "noise_std": list(config["noise_stds"]),
         },
-        attrs={"sizes": "-".join(map(str, study.sizes))}
-        | {k: json.dumps(v) for k, v in config.items()},
+        # the configuration's lists are the coordinates; its scalars (and the hidden
+        # sizes) are attributes
+        attrs={
+            "dataset": config["dataset"],
+            "quick": int(config["quick"]),
+            "hidden": list(config["hidden"]),
+            "sizes": "-".join(map(str, study.sizes)),
+            "epochs": config["epochs"],
+            "retrain_epochs": config["retrain_epochs"],
+            "noise_seed": NOISE_SEED,
+        },
     )
-    ds.accuracy.attrs["long_name"] = "test accuracy after each epoch"
-    ds.epochs_to_95.attrs["long_name"] = "first epoch with accuracy >= 95% of the final"
-    ds.seconds.attrs["units"] = "s"
-    return ds
+    return described(ds)
 
 
 def epochs_to_fraction_of_final(accuracy: np.ndarray, fraction: float = 0.95) -> np.ndarray:
@@ -391,7 +444,7 @@ def table(ds: xr.Dataset) -> str:
         + ["seconds"]
     )
     lines = [
-        f"{json.loads(ds.attrs['dataset'])}, {ds.attrs['sizes']}, {ds.sizes['epoch']} epochs, "
+        f"{ds.attrs['dataset']}, {ds.attrs['sizes']}, {ds.sizes['epoch']} epochs, "
         f"{ds.sizes['seed']} seed(s): test accuracy % (mean ± std over seeds) after the last "
         f"epoch; pruning and noise act on the network trained on all data.",
         "",
@@ -414,41 +467,77 @@ def table(ds: xr.Dataset) -> str:
 
 
 def figures(ds: xr.Dataset, run_dir: Path) -> list[Path]:
-    """One figure per constraint: accuracy against its level, one line per rule."""
-    name = json.loads(ds.attrs["dataset"])
-    paths = []
+    """One figure per constraint: test accuracy (%) against the constraint's level, one
+    line per rule (mean ± std over seeds; a rule has the same look in every figure)."""
+    looks = dynlearn.plot.styles(sorted(str(rule) for rule in ds.rule.values))
+    n_seeds = ds.sizes["seed"]
+    over = f"mean ± std over {n_seeds} seeds" if n_seeds > 1 else f"seed {int(ds.seed[0])}"
+    setting = f"{ds.attrs['dataset']}, {ds.attrs['sizes']}; {over}"
+    retrain = int(ds.attrs["retrain_epochs"])
+    retrained = f"re-trained {retrain} epoch{'s' if retrain != 1 else ''}"
 
-    def errorbars(ax, x, values, rule, k, **style):
-        mean, std = 100 * values.mean("seed"), 100 * values.std("seed")
-        ax.errorbar(x, mean, yerr=std, color=f"C{k % 10}", label=rule, capsize=2, **style)
+    def errorbars(ax, x, values, label, look, **extra):
+        accuracy = dynlearn.plot.percent(values)
+        spread = accuracy.std("seed").values if n_seeds > 1 else None
+        mean = accuracy.mean("seed").values
+        ax.errorbar(x.values, mean, yerr=spread, capsize=2, label=label, **look | extra)
 
-    specs = [
-        ("data", "less data", "fraction of the training set (log scale)", "fraction"),
-        ("epochs", "few epochs", "epoch (all data)", "epoch"),
-        ("sparsity", "pruning", "sparsity (solid: pruned; dashed: re-trained)", "sparsity"),
-        ("noise", "input noise", "std of Gaussian noise on test inputs", "noise_std"),
+    specs = [  # (figure, title, x label, x coordinate, accuracy of a rule)
+        (
+            "data",
+            f"less data: test accuracy after {ds.sizes['epoch']} epochs",
+            "fraction of the training set (stratified; log scale)",
+            "fraction",
+            lambda r: r.accuracy.isel(epoch=-1),
+        ),
+        (
+            "epochs",
+            "few epochs: test accuracy after each epoch, all data",
+            "epoch",
+            "epoch",
+            lambda r: r.accuracy.sel(fraction=1.0),
+        ),
+        (
+            "sparsity",
+            f"pruning the network trained on all data (as is; {retrained})",
+            "sparsity (fraction of the forward weights pruned)",
+            "sparsity",
+            None,
+        ),
+        (
+            "noise",
+            "input noise: the network trained on all data, noisy test inputs",
+            "standard deviation of the Gaussian noise on the test inputs",
+            "noise_std",
+            lambda r: r.noisy_accuracy,
+        ),
     ]
-    select = {
-        "data": lambda r: r.accuracy.isel(epoch=-1),
-        "epochs": lambda r: r.accuracy.sel(fraction=1.0),
-        "noise": lambda r: r.noisy_accuracy,
-    }
-    for axis, title, label, dim in specs:
+    paths = []
+    for axis, title, xlabel, dim, select in specs:
         path = run_dir / f"constraints-{axis}.png"
-        with dynlearn.plot.figure(path, figsize=(5.5, 3.8)) as ax:
-            for k, rule in enumerate(ds.rule.values):
-                r = ds.sel(rule=rule)
+        with dynlearn.plot.figure(path, figsize=(6.4, 3.8), title=f"{title}\n{setting}") as ax:
+            for rule in ds.rule.values:
+                r, look = ds.sel(rule=rule), looks[str(rule)]
                 if axis == "sparsity":
                     p = r.pruned_accuracy
-                    errorbars(ax, ds.sparsity, p.sel(retrained=False), rule, k)
-                    errorbars(ax, ds.sparsity, p.sel(retrained=True), None, k, linestyle="--")
+                    errorbars(ax, ds.sparsity, p.sel(retrained=False), f"{rule}, pruned", look)
+                    errorbars(
+                        ax,
+                        ds.sparsity,
+                        p.sel(retrained=True),
+                        f"{rule}, {retrained}",
+                        look,
+                        linestyle="--",
+                        mfc="none",
+                    )
                 else:
-                    errorbars(ax, ds[dim], select[axis](r), rule, k)
+                    errorbars(ax, ds[dim], select(r), str(rule), look)
             if axis == "data":
                 ax.set_xscale("log")
-            ax.set(title=f"{title} ({name}, {ds.attrs['sizes']})", xlabel=label)
-            ax.set_ylabel("test accuracy %, mean ± std over seeds")
-            ax.legend(fontsize="x-small", ncol=2)
+                ax.set_xticks(ds.fraction.values, [f"{f:g}" for f in ds.fraction.values])
+                ax.minorticks_off()
+            ax.set(xlabel=xlabel, ylabel="test accuracy (%)")
+            ax.legend(fontsize="small")
         paths.append(path)
     return paths
 

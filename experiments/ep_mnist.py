@@ -107,10 +107,20 @@ def main(argv: list[str] | None = None) -> int:
     results = xr.Dataset(
         {"test_accuracy": (("rule", "epoch"), accuracy), "wall_time": ("rule", seconds)},
         coords={"rule": list(opts.rules), "epoch": np.arange(1, opts.epochs + 1)},
-        attrs={"dataset": opts.dataset, "sizes": "-".join(map(str, sizes))},
+        attrs={"dataset": opts.dataset, "sizes": "-".join(map(str, sizes)), "seed": opts.seed},
+    )
+    results = dynlearn.describe(
+        results,
+        test_accuracy=("test accuracy after each epoch, fraction in [0, 1]", "1"),
+        wall_time=("wall-clock time of the run, summed over its epochs", "s"),
     )
     dynlearn.save_netcdf(results, opts.run_dir / "results.nc")
-    dynlearn.plot.learning_curves(curves, opts.run_dir / "learning_curves.png")
+    dynlearn.plot.learning_curves(
+        dict(sorted(curves.items())),  # the same look for a rule in every figure
+        opts.run_dir / "learning_curves.png",
+        title=f"equilibrium propagation: {results.attrs['sizes']} on {opts.dataset}, "
+        f"seed {opts.seed}",
+    )
     lines = [
         f"EP {results.attrs['sizes']} on {opts.dataset}, seed {opts.seed}",
         "",

@@ -153,22 +153,46 @@ def main(argv: list[str] | None = None) -> int:
             "epoch": np.arange(1, epochs + 1),
             "layer": [f"B{k}" for k in range(1, len(sizes) - 1)],
         },
-        attrs={"dataset": opts.dataset, "sizes": "-".join(map(str, sizes))},
+        attrs={"dataset": opts.dataset, "sizes": "-".join(map(str, sizes))}
+        | {f"pal_{name}": value for name, value in pal.items()},
     )
+    ds = dynlearn.describe(
+        ds,
+        test_accuracy=("test accuracy after each epoch, fraction in [0, 1]", "1"),
+        angle_deg=(
+            "angle between the feedback matrix B_l and W_{l+1}^T after each epoch (NaN "
+            "without a feedback pathway or for direct feedback)",
+            "degree",
+        ),
+        seconds=("wall-clock time of the run (compilation, training and evaluation)", "s"),
+    )
+    ds.layer.attrs["long_name"] = "feedback matrix B_l (to hidden layer l)"  # a label: no units
     text = table(ds)
     run_dir = write_results(ds, text, opts.run_dir, "feedback_comparison")
-    with dynlearn.plot.figure(Path(run_dir) / "feedback_comparison.png", figsize=(9, 3.4)) as ax:
-        fig = ax.figure
-        ax2 = fig.add_subplot(1, 2, 2)
-        ax.set_position([0.08, 0.15, 0.38, 0.75])
-        for k, rule in enumerate(ds.rule.values):
-            ax.plot(ds.epoch, 100 * ds.test_accuracy.sel(rule=rule).mean("seed"), label=rule)
-            angle = ds.angle_deg.sel(rule=rule, layer="B1").mean("seed")
+    looks = dynlearn.plot.styles(sorted(set(RULES) | set(opts.rules)))  # same look everywhere
+    over = f"mean over {len(seeds)} seeds" if len(seeds) > 1 else f"seed {seeds[0]}"
+    path = Path(run_dir) / "feedback_comparison.png"
+    title = f"test accuracy ({opts.dataset}, {ds.attrs['sizes']}, {over})"
+    with dynlearn.plot.figure(path, figsize=(10, 3.6), title=title) as ax:
+        grid = ax.figure.add_gridspec(1, 2)
+        ax.set_subplotspec(grid[0])
+        ax2 = ax.figure.add_subplot(grid[1])
+        accuracy = dynlearn.plot.percent(ds.test_accuracy).mean("seed")
+        angles = ds.angle_deg.sel(layer="B1").mean("seed")
+        for rule in ds.rule.values:
+            ax.plot(ds.epoch.values, accuracy.sel(rule=rule).values, **looks[rule], label=rule)
+            angle = angles.sel(rule=rule).values
             if np.isfinite(angle).any():
-                ax2.plot(ds.epoch, angle, color=f"C{k}", label=rule)
-        ax.set(xlabel="epoch", ylabel=f"test accuracy % ({opts.dataset})")
-        ax2.set(xlabel="epoch", ylabel="angle(B1, W2^T) (deg)", ylim=(0, 100))
-        ax.legend(fontsize="small")
+                ax2.plot(ds.epoch.values, angle, **looks[rule], label=rule)
+        ax2.axhline(90.0, color="grey", lw=0.8, ls=":")  # unaligned
+        ax.set(xlabel="epoch", ylabel="test accuracy (%)")
+        ax2.set(
+            xlabel="epoch",
+            ylabel="angle(B1, W2^T) (degree)",
+            title=f"feedback alignment, first hidden layer (90 = unaligned; {over})",
+        )
+        ax2.set_ylim(bottom=0)
+        ax.legend(fontsize="small")  # every rule; the right panel's lines look the same
     print(text)
     print(f"written to {run_dir}")
     return 0

@@ -117,14 +117,33 @@ def main(argv: list[str] | None = None) -> int:
             "seconds": (("rule", "seed"), seconds),
         },
         coords={"rule": opts.rules, "seed": seeds, "epoch": np.arange(1, epochs + 1)},
-        attrs={"dataset": opts.dataset, "n_classes": data.n_classes, "sizes": str(sizes)},
+        attrs={
+            "dataset": opts.dataset,
+            "n_classes": data.n_classes,
+            "sizes": "-".join(map(str, sizes)),
+            "activation": activation,
+        },
+    )
+    ds = dynlearn.describe(
+        ds,
+        test_accuracy=(
+            "test accuracy after each epoch (NaN after a divergence), fraction in [0, 1]",
+            "1",
+        ),
+        seconds=("wall-clock time of the run (compilation, training and evaluation)", "s"),
     )
     text = table(ds)
     run_dir = write_results(ds, text, opts.run_dir, "microcircuit")
-    with dynlearn.plot.figure(Path(run_dir) / "microcircuit.png", figsize=(5.4, 3.6)) as ax:
+    looks = dynlearn.plot.styles(sorted(RULES))  # the same look for a rule in every figure
+    over = f"mean over {len(seeds)} seeds" if len(seeds) > 1 else f"seed {seeds[0]}"
+    title = f"microcircuit vs BP: {ds.attrs['sizes']} {activation} on {opts.dataset}\n{over}"
+    with dynlearn.plot.figure(
+        Path(run_dir) / "microcircuit.png", figsize=(6.4, 3.6), title=title
+    ) as ax:
+        accuracy = dynlearn.plot.percent(ds.test_accuracy).mean("seed")
         for rule in ds.rule.values:
-            ax.plot(ds.epoch, 100 * ds.test_accuracy.sel(rule=rule).mean("seed"), label=rule)
-        ax.set(xlabel="epoch", ylabel=f"test accuracy % ({opts.dataset})")
+            ax.plot(ds.epoch.values, accuracy.sel(rule=rule).values, **looks[rule], label=rule)
+        ax.set(xlabel="epoch", ylabel="test accuracy (%)")
         ax.legend(fontsize="small")
     print(text)
     print(f"written to {run_dir}")

@@ -126,10 +126,21 @@ def main(argv: list[str] | None = None) -> int:
             "seed": np.arange(opts.seeds),
             "epoch": np.arange(1, opts.epochs + 1),
         },
-        attrs={"dataset": opts.dataset, "sizes": "-".join(map(str, sizes))},
+        attrs={"dataset": opts.dataset, "sizes": "-".join(map(str, sizes)), "batch_size": BATCH},
+    )
+    results = dynlearn.describe(
+        results,
+        test_accuracy=("test accuracy after each epoch, fraction in [0, 1]", "1"),
+        wall_time=("wall-clock time of the run, summed over its epochs", "s"),
+        seed=("random seed (initial weights and batch order)", "1"),
     )
     dynlearn.save_netcdf(results, opts.run_dir / "results.nc")
-    dynlearn.plot.learning_curves(curves, opts.run_dir / "learning_curves.png")
+    dynlearn.plot.learning_curves(
+        dict(sorted(curves.items())),  # the same look for a run in every figure
+        opts.run_dir / "learning_curves.png",
+        title=f"PC vs BP: {results.attrs['sizes']} tanh on {opts.dataset}, "
+        f"one line per rule and seed (s0 = seed 0)",
+    )
     final = results.test_accuracy.isel(epoch=-1)
     lines = [
         f"{results.attrs['sizes']} tanh on {opts.dataset}, {opts.epochs} epochs, "

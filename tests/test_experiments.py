@@ -6,7 +6,9 @@ The quick configurations are sized to take seconds each (small data, one seed, f
 most of their time is Python and JAX start-up and XLA compilation, so the processes run with
 `JAX_DISABLE_MOST_OPTIMIZATIONS=1` (faster compiles; what is checked here is that the
 scripts work, not how fast: benchmarks print their ratios under `--quick` without judging
-them). Set the variable to 0 to run them as a user would.
+them). Set the variable to 0 to run them as a user would. As in the test process
+(pyproject's `filterwarnings`), a file written without units/long_name or an unreadable
+figure is an error.
 """
 
 import os
@@ -51,11 +53,32 @@ BENCHMARKS = {
 }
 
 
-def run_module(name: str, *args: str) -> subprocess.CompletedProcess:
+@pytest.fixture(scope="module")
+def jax_cache(tmp_path_factory) -> Path:
+    """One JAX persistent compilation cache for the module's processes: programs that
+    several scripts compile alike (same network, same shapes) compile once."""
+    return tmp_path_factory.mktemp("jax-cache")
+
+
+def run_module(name: str, *args: str, cache: Path | None = None) -> subprocess.CompletedProcess:
     env = os.environ.copy()
     env.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
+    if cache is not None:
+        env.update(
+            JAX_COMPILATION_CACHE_DIR=str(cache),
+            JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+            JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
+        )
+    strict = (
+        "import runpy, sys, warnings;"
+        "from dynlearn import MetadataWarning; from dynlearn.plot import FigureWarning;"
+        "warnings.simplefilter('error', MetadataWarning);"
+        "warnings.simplefilter('error', FigureWarning);"
+        "sys.argv = sys.argv[1:];"
+        "runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)"
+    )
     result = subprocess.run(
-        [sys.executable, "-m", f"experiments.{name}", "--quick", *args],
+        [sys.executable, "-c", strict, f"experiments.{name}", "--quick", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -63,16 +86,16 @@ def run_module(name: str, *args: str) -> subprocess.CompletedProcess:
         timeout=600,
     )
     assert result.returncode == 0, (
-        f"python -m experiments.{name} --quick exited {result.returncode}\n"
+        f"python -m experiments.{name} --quick exited {result.returncode} (warnings as errors)\n"
         f"stdout:\n{result.stdout[-4000:]}\nstderr:\n{result.stderr[-4000:]}"
     )
     return result
 
 
 @pytest.mark.parametrize("name", sorted(EXPERIMENTS))
-def test_experiment_quick(name, tmp_path):
+def test_experiment_quick(name, tmp_path, jax_cache):
     run_dir = tmp_path / name
-    run_module(name, "--run-dir", str(run_dir))
+    run_module(name, "--run-dir", str(run_dir), cache=jax_cache)
     missing = [f for f in EXPERIMENTS[name] if not (run_dir / f).is_file()]
     assert not missing, f"{name}: missing {missing}; found {sorted(os.listdir(run_dir))}"
     for f in EXPERIMENTS[name]:
@@ -80,8 +103,8 @@ def test_experiment_quick(name, tmp_path):
 
 
 @pytest.mark.parametrize("name", sorted(BENCHMARKS))
-def test_benchmark_quick(name):
-    result = run_module(name)
+def test_benchmark_quick(name, jax_cache):
+    result = run_module(name, cache=jax_cache)
     assert BENCHMARKS[name] in result.stdout, result.stdout
 
 

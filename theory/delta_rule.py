@@ -56,6 +56,16 @@ def run(fast: bool) -> tuple[xr.Dataset, bool]:
         {"relative_error": (("eta_T", "seed"), rel), "cosine": (("eta_T", "seed"), cos)},
         coords={"eta_T": eta_ts, "seed": np.arange(len(seeds))},
     )
+    ds = dynlearn.describe(
+        ds,
+        relative_error=(
+            "relative error of the delta rule's update vs the gradient, "
+            "|Delta W / (eta T) + dL/dW| / |dL/dW|",
+            "1",
+        ),
+        cosine=("cosine similarity between Delta W / (eta T) and -dL/dW", "1"),
+        eta_T=("learning rate times presentation length, eta T", "1"),
+    )
     slope = np.polyfit(np.log(eta_ts), np.log(rel.mean(axis=1)), 1)[0]
     ds.attrs["slope"] = float(slope)
     passed = bool(abs(slope - 1) <= 0.2 and rel[-1].max() < 1e-2 and cos[-1].min() > 0.9999)
@@ -63,15 +73,25 @@ def run(fast: bool) -> tuple[xr.Dataset, bool]:
 
 
 def plot(ds: xr.Dataset, path) -> None:
-    with dynlearn.plot.figure(path, figsize=(4.5, 3.2)) as ax:
-        ax.loglog(ds.eta_T, ds.relative_error.mean("seed"), marker="o", label="measured")
+    title = f"delta rule vs gradient descent (mean over {ds.sizes['seed']} seeds)"
+    with dynlearn.plot.figure(path, figsize=(5.6, 3.2), title=title) as ax:
+        ax.loglog(
+            ds.eta_T,
+            ds.relative_error.mean("seed"),
+            **dynlearn.plot.style(0),
+            label="measured",
+        )
         ax.loglog(
             ds.eta_T,
             ds.eta_T * float(ds.relative_error[0].mean() / ds.eta_T[0]),
+            color="grey",
             ls=":",
             label="slope 1",
         )
-        ax.set(xlabel="eta T", ylabel="relative error vs -dL/dW")
+        ax.set(
+            xlabel=dynlearn.plot.axis_label(ds.eta_T),
+            ylabel="relative error of Delta W / (eta T) vs -dL/dW",
+        )
         ax.legend()
 
 

@@ -72,6 +72,15 @@ def run(fast: bool) -> tuple[xr.Dataset, bool]:
     ds = xr.Dataset(
         {"relative_error": (("seed", "eta"), errors)}, coords={"seed": seeds, "eta": ETAS}
     )
+    ds = dynlearn.describe(
+        ds,
+        relative_error=(
+            "relative error of continual EP's summed update vs the one-shot EP update, "
+            "|Delta theta / eta - dtheta_EP| / |dtheta_EP|",
+            "1",
+        ),
+        eta=("learning rate eta of continual EP (per unit time, time in units of tau)", "1"),
+    )
     slope = float(np.polyfit(np.log(ETAS), np.log(errors.mean(0)), 1)[0])
     ds.attrs["slope"] = slope
     print(f"slope {slope:.3f}")
@@ -79,15 +88,20 @@ def run(fast: bool) -> tuple[xr.Dataset, bool]:
 
 
 def plot(ds: xr.Dataset, path) -> None:
-    with dynlearn.plot.figure(path, figsize=(4.5, 3.2)) as ax:
-        ax.loglog(ds.eta, ds.relative_error.mean("seed"), marker="o", label="measured")
+    n = ds.sizes["seed"]
+    title = f"continual EP vs one-shot EP (mean over {n} seed{'s' if n > 1 else ''})"
+    with dynlearn.plot.figure(path, figsize=(5.6, 3.2), title=title) as ax:
+        ax.loglog(
+            ds.eta, ds.relative_error.mean("seed"), **dynlearn.plot.style(0), label="measured"
+        )
         ax.loglog(
             ds.eta,
             ds.eta * float(ds.relative_error.mean("seed")[0] / ds.eta[0]),
+            color="grey",
             ls=":",
             label="slope 1",
         )
-        ax.set(xlabel="eta (learning rate)", ylabel="relative error vs one-shot EP")
+        ax.set(xlabel="learning rate eta", ylabel="relative error vs one-shot EP update")
         ax.legend(fontsize="small")
 
 

@@ -87,18 +87,37 @@ def run(fast: bool) -> tuple[xr.Dataset, bool]:
         {"cosine_with_bp": (("pathway", "batch", "layer"), np.stack(list(results.values())))},
         coords={"pathway": list(results), "batch": steps, "layer": ["hidden1", "hidden2"]},
     )
+    ds = dynlearn.describe(
+        ds,
+        cosine_with_bp=(
+            "cosine similarity between the pathway's hidden error e_l and BP's delta "
+            "(same weights, 256 probe images)",
+            "1",
+        ),
+        batch=(f"training batches seen ({BATCH} images each)", "1"),
+    )
+    ds.pathway.attrs["long_name"] = "feedback pathway (sign: sign symmetry, dfa: direct FA)"
+    ds.layer.attrs["long_name"] = "hidden layer"
     sign, dfa = results["sign"], results["dfa"]
     passed = bool(np.all(sign > 0.5)) and bool(np.all(dfa[-1] > dfa[0] + 0.05))
     return ds, passed
 
 
 def plot(ds: xr.Dataset, path) -> None:
-    with dynlearn.plot.figure(path, figsize=(5.0, 3.4)) as ax:
-        for i, name in enumerate(ds.pathway.values):
+    names = {"sign": "sign symmetry", "dfa": "DFA"}
+    looks = dynlearn.plot.styles(ds.pathway.values)
+    title = "feedback errors vs BP's deltas (MNIST-5k, 256 probe images, one run)"
+    with dynlearn.plot.figure(path, figsize=(6.6, 3.4), title=title) as ax:
+        for name in ds.pathway.values:
             for layer, ls in zip(ds.layer.values, ["-", "--"]):
                 cos = ds.cosine_with_bp.sel(pathway=name, layer=layer)
-                ax.plot(ds.batch, cos, color=f"C{i}", ls=ls, label=f"{name} {layer}")
-        ax.set(xlabel="batches of training", ylabel="cos(error, BP delta)", ylim=(-0.2, 1.0))
+                look = looks[name] | {"linestyle": ls}
+                ax.plot(ds.batch, cos, **look, label=f"{names.get(name, name)} {layer}")
+        ax.set(
+            xlabel=dynlearn.plot.axis_label(ds.batch),
+            ylabel="cos(pathway error, BP delta)",
+            ylim=(-0.2, 1.0),
+        )
         ax.legend(fontsize="small")
 
 

@@ -120,7 +120,26 @@ def run(fast: bool) -> tuple[xr.Dataset, bool]:
         },
         coords={"prospective": [True, False], "tau": taus, "depth": depths, "time": ts},
     )
-    ds.time.attrs["units"] = "ms"
+    traced = f"output unit 1, L = {depths[-1]}, tau = {taus[-1]:g} ms"
+    ds = dynlearn.describe(
+        ds,
+        max_deviation_from_feedforward=(
+            "max over layers and time of |voltage seen downstream - feed-forward value| "
+            "(ubreve for LE, u for ordinary)",
+            "1",
+        ),
+        output_lag_over_tau=(
+            "lag of the output voltage behind the feed-forward output, in units of tau",
+            "1",
+        ),
+        trace_feedforward=(f"feed-forward output W_L r_(L-1) + b_L ({traced})", "1"),
+        trace_le=(f"prospective voltage ubreve of the LE network ({traced})", "1"),
+        trace_ordinary=(f"voltage u of the ordinary leaky network ({traced})", "1"),
+        tau=("membrane time constant tau", "ms"),
+        depth=("number of weight layers L", "1"),
+        time=("time", "ms"),
+    )
+    ds.prospective.attrs["long_name"] = "prospective (LE) neurons, else ordinary leaky ones"
     le_ok = deviation[0].max() < 1e-10 and np.all(lag[0] == 0)
     ordinary = lag[1]
     depth_arr = np.array(depths)
@@ -131,12 +150,35 @@ def run(fast: bool) -> tuple[xr.Dataset, bool]:
 
 
 def plot(ds: xr.Dataset, path) -> None:
-    with dynlearn.plot.figure(path, figsize=(5.4, 3.4)) as ax:
-        ax.plot(ds.time, ds.trace_feedforward, color="k", lw=2.5, alpha=0.4, label="feed-forward")
-        ax.plot(ds.time, ds.trace_le, color="C0", ls="--", label="LE (prospective)")
-        ax.plot(ds.time, ds.trace_ordinary, color="C3", label="ordinary leaky")
-        depth = int(ds.depth.values[-1])
-        ax.set(xlabel="time (ms)", ylabel=f"output voltage, {depth} layers")
+    depth, tau = int(ds.depth.values[-1]), float(ds.tau.values[-1])
+    title = f"output voltage vs feed-forward output (L = {depth}, tau = {tau:g} ms, unit 1)"
+    looks = dynlearn.plot.styles(["feed-forward", "LE", "ordinary"])
+    every = max(1, ds.sizes["time"] // 16)
+    with dynlearn.plot.figure(path, figsize=(6.8, 3.4), title=title) as ax:
+        ax.plot(
+            ds.time,
+            ds.trace_feedforward,
+            **looks["feed-forward"] | {"color": "k"},
+            lw=2.5,
+            alpha=0.4,
+            markevery=every,
+            label="feed-forward",
+        )
+        ax.plot(
+            ds.time,
+            ds.trace_le,
+            **looks["LE"] | {"linestyle": "--"},
+            markevery=(every // 2, every),
+            label="LE (prospective ubreve)",
+        )
+        ax.plot(
+            ds.time,
+            ds.trace_ordinary,
+            **looks["ordinary"],
+            markevery=every,
+            label="ordinary leaky (u)",
+        )
+        ax.set(xlabel=dynlearn.plot.axis_label(ds.time), ylabel="output voltage (unit 1)")
         ax.legend(fontsize="small")
 
 

@@ -68,6 +68,17 @@ def run(fast: bool) -> tuple[xr.Dataset, bool]:
     ds["final_accuracy"] = ds.test_accuracy.isel(epoch=slice(epochs // 2, None)).mean(
         ("epoch", "seed")
     )
+    ds = dynlearn.describe(
+        ds,
+        test_accuracy=("Yin-Yang test accuracy after each epoch, fraction in [0, 1]", "1"),
+        final_accuracy=(
+            "Yin-Yang test accuracy, mean over the second half of training and over seeds, "
+            "fraction in [0, 1]",
+            "1",
+        ),
+        epoch=("training epoch (1 = after the first pass over the training set)", "1"),
+    )
+    ds.rule.attrs["long_name"] = "learning rule (bp: backprop with SGD, le: LE, ordinary: leaky)"
     final = {rule: float(ds.final_accuracy.sel(rule=rule)) for rule in RULES}
     passed = final["le"] >= final["bp"] - 0.05 and final["ordinary"] <= final["le"] - 0.10
     return ds, passed
@@ -75,11 +86,13 @@ def run(fast: bool) -> tuple[xr.Dataset, bool]:
 
 def plot(ds: xr.Dataset, path) -> None:
     labels = {"bp": "backprop (SGD)", "le": "LE (prospective)", "ordinary": "ordinary leaky"}
-    with dynlearn.plot.figure(path, figsize=(5.0, 3.4)) as ax:
+    looks = dynlearn.plot.styles(ds.rule.values)
+    title = f"Yin-Yang, t_pres = 0.1 tau (mean over {ds.sizes['seed']} seeds)"
+    with dynlearn.plot.figure(path, figsize=(6.0, 3.4), title=title) as ax:
         for rule in ds.rule.values:
-            ax.plot(ds.epoch, ds.test_accuracy.sel(rule=rule).mean("seed"), label=labels[rule])
-        ax.set(xlabel="epoch", ylabel="test accuracy (Yin-Yang)", ylim=(0.0, 1.0))
-        ax.set_title("t_pres = 0.1 tau", fontsize="medium")
+            accuracy = dynlearn.plot.percent(ds.test_accuracy.sel(rule=rule).mean("seed"))
+            ax.plot(ds.epoch, accuracy, **looks[rule], label=labels[rule])
+        ax.set(xlabel="epoch", ylabel="test accuracy (%)", ylim=(0.0, 100.0))
         ax.legend(fontsize="small")
 
 

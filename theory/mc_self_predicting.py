@@ -130,7 +130,33 @@ def run(fast: bool) -> tuple[xr.Dataset, bool]:
         },
         coords={"layer": names, "time": np.asarray(ts)},
     )
-    ds.time.attrs["units"] = "ms"
+    probed = "mean |v_A| of the settled free network on 64 probe inputs"
+    ds = dynlearn.describe(
+        ds,
+        apical_before=(f"{probed}, random initial interneuron weights", "1"),
+        apical_after=(f"{probed}, after learning", "1"),
+        reduction=("reduction of the mean apical potential |v_A| by learning, before / after", "1"),
+        cos_inter_weights=(
+            "cosine similarity between learned and closed-form interneuron weights W^IP",
+            "1",
+        ),
+        cos_lateral_weights=(
+            "cosine similarity between learned and closed-form interneuron-to-pyramidal "
+            "weights W^PI",
+            "1",
+        ),
+        fixed_point_residual=(
+            "max |d/dt| over neurons and weights at the closed-form self-predicting state "
+            "(float64)",
+            "ms-1",
+        ),
+        apical_during_learning=(
+            "mean |v_A| over the layer at the end of each sample during learning",
+            "1",
+        ),
+        time=("time", "ms"),
+    )
+    ds.layer.attrs["long_name"] = "hidden layer"
     passed = (
         bool(np.all(before / after > 100))
         and min(cos_inter + cos_lateral) > 0.99
@@ -140,11 +166,23 @@ def run(fast: bool) -> tuple[xr.Dataset, bool]:
 
 
 def plot(ds: xr.Dataset, path) -> None:
-    with dynlearn.plot.figure(path, figsize=(5.2, 3.4)) as ax:
+    title = "learning the self-predicting state: apical potentials (no target)"
+    looks = dynlearn.plot.styles(ds.layer.values)
+    every = max(1, ds.sizes["time"] // 10)
+    with dynlearn.plot.figure(path, figsize=(6.2, 3.4), title=title) as ax:
         for layer in ds.layer.values:
-            ax.semilogy(ds.time, ds.apical_during_learning.sel(layer=layer), label=layer, lw=0.8)
-        ax.set(xlabel="time (ms)", ylabel="mean |v_A| (end of each sample)")
-        ax.set_title("learning the self-predicting state", fontsize="medium")
+            ax.semilogy(
+                ds.time,
+                ds.apical_during_learning.sel(layer=layer),
+                **looks[layer],
+                markevery=every,
+                lw=0.8,
+                label=layer,
+            )
+        ax.set(
+            xlabel=dynlearn.plot.axis_label(ds.time),
+            ylabel="mean |v_A| (end of each sample)",
+        )
         ax.legend(fontsize="small")
 
 

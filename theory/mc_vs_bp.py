@@ -88,18 +88,29 @@ def run(fast: bool) -> tuple[xr.Dataset, bool]:
         {"cosine": (("prospective", "nudge", "layer"), cos)},
         coords={"prospective": modes, "nudge": nudges, "layer": layers},
     )
+    ds = dynlearn.describe(
+        ds,
+        cosine=(
+            "cosine similarity between the microcircuit's update dW_k/dt and BP's -dL/dW_k",
+            "1",
+        ),
+        nudge=("output nudging conductance g_nudge", "1"),
+    )
+    ds.prospective.attrs["long_name"] = "prospective rates, else ordinary rates"
+    ds.layer.attrs["long_name"] = "forward weight matrix W_k"
     gap = 1 - cos
     passed = bool(np.all(cos[:, -1] > 0.999) and np.all(np.diff(gap, axis=1) < 0))
     return ds, passed
 
 
 def plot(ds: xr.Dataset, path) -> None:
-    with dynlearn.plot.figure(path, figsize=(5.0, 3.4)) as ax:
+    title = "microcircuit vs backprop (self-predicting, B = W^T, prospective rates)"
+    looks = dynlearn.plot.styles(ds.layer.values)
+    with dynlearn.plot.figure(path, figsize=(5.8, 3.4), title=title) as ax:
         for layer in ds.layer.values:
             gap = 1 - ds.cosine.sel(prospective=True, layer=layer)
-            ax.loglog(ds.nudge, gap, marker="o", label=layer)
-        ax.set(xlabel="output nudging conductance g_nudge", ylabel="1 - cos(dW, -dL/dW)")
-        ax.set_title("microcircuit vs backprop (self-predicting, B = W^T)", fontsize="medium")
+            ax.loglog(ds.nudge, gap, **looks[layer], label=layer)
+        ax.set(xlabel=dynlearn.plot.axis_label(ds.nudge), ylabel="1 - cos(dW_k/dt, -dL/dW_k)")
         ax.legend(fontsize="small")
 
 

@@ -117,8 +117,21 @@ def run(fast: bool) -> tuple[xr.Dataset, bool]:
         {"angle_deg": (("pathway", "time", "layer"), angles)},
         coords={"pathway": names, "time": ts, "layer": layers},
     )
-    ds.time.attrs["units"] = "ms"
     ds["final_angle_deg"] = ds.angle_deg.isel(time=-1)
+    ds = dynlearn.describe(
+        ds,
+        angle_deg=("angle between feedback weights B_l and W_(l+1)^T", "degree"),
+        final_angle_deg=(
+            "angle between feedback weights B_l and W_(l+1)^T at the end of the run",
+            "degree",
+        ),
+        time=("time", "ms"),
+    )
+    ds.pathway.attrs["long_name"] = (
+        "feedback pathway (pal: PAL in an LE network, pal-microcircuit: PAL in a "
+        "microcircuit, fa: feedback alignment, kp: Kolen-Pollack)"
+    )
+    ds.layer.attrs["long_name"] = "feedback matrix B_l"
     pal, pal_mc, fa, kp = angles
     passed = (
         all(bool(np.all(a[0] > 75) and np.all(a[-1] < 45)) for a in (pal, pal_mc))
@@ -129,19 +142,24 @@ def run(fast: bool) -> tuple[xr.Dataset, bool]:
 
 
 def plot(ds: xr.Dataset, path) -> None:
-    with dynlearn.plot.figure(path, figsize=(5.2, 3.4)) as ax:
-        for i, name in enumerate(ds.pathway.values):
-            for layer in ds.layer.values:
+    looks = dynlearn.plot.styles(ds.pathway.values)
+    title = "alignment of feedback B_l with W_(l+1)^T (one run per pathway)"
+    with dynlearn.plot.figure(path, figsize=(7.0, 3.4), title=title) as ax:
+        for name in ds.pathway.values:
+            for layer, ls in zip(ds.layer.values, ["-", "--", ":", "-."]):
                 ax.plot(
                     ds.time,
                     ds.angle_deg.sel(pathway=name, layer=layer),
-                    color=f"C{i}",
-                    ls="-" if layer == "B1" else "--",
+                    **looks[name] | {"linestyle": ls},
                     label=f"{name} {layer}",
                 )
-        ax.axhline(45, color="grey", ls=":")
-        ax.set(xlabel="time (ms)", ylabel="angle(B_l, W_{l+1}^T) (deg)", ylim=(0, 100))
-        ax.legend(fontsize="x-small", ncol=3)
+        ax.axhline(45, color="grey", ls=":", lw=0.8)
+        ax.set(
+            xlabel=dynlearn.plot.axis_label(ds.time),
+            ylabel="angle(B_l, W_(l+1)^T) (degree)",
+            ylim=(0, 100),
+        )
+        ax.legend(fontsize="x-small")
 
 
 main = dynlearn.validation.script_main("pal_alignment", CLAIM, run, plot)

@@ -88,18 +88,39 @@ def run(fast: bool) -> tuple[xr.Dataset, bool]:
         {"cosine_with_WT": ("duration", cosines), "scale_over_c": ("duration", scales / c)},
         coords={"duration": durations},
     )
-    ds.duration.attrs["units"] = "ms"
+    ds = dynlearn.describe(
+        ds,
+        cosine_with_WT=(
+            "cosine similarity between the time average <xi r_HP^T> and W^T",
+            "1",
+        ),
+        scale_over_c=(
+            "projection of <xi r_HP^T> on W^T, <xi r_HP^T> : W^T / |W^T|^2, divided by "
+            "c = sigma^2 tau_HP / (tau_HP + tau_xi)",
+            "1",
+        ),
+        duration=(f"averaging time T (after a {BURN_IN:g} ms burn-in)", "ms"),
+    )
     ds.attrs["c"] = c
     passed = cosines[-1] > 0.95 and abs(scales[-1] / c - 1) < 0.2
     return ds, bool(passed)
 
 
 def plot(ds: xr.Dataset, path) -> None:
-    with dynlearn.plot.figure(path, figsize=(4.8, 3.2)) as ax:
-        ax.semilogx(ds.duration, ds.cosine_with_WT, marker="o", label="cos(<xi r_HP^T>, W^T)")
-        ax.semilogx(ds.duration, ds.scale_over_c, marker="s", label="scale / c")
-        ax.axhline(0.95, color="grey", ls=":")
-        ax.set(xlabel="averaging time (ms)", ylim=(0, 1.3))
+    looks = dynlearn.plot.styles(["cosine", "scale"])
+    title = f"PAL: <xi r_HP^T> vs c W^T (linear network, {STREAMS} streams)"
+    with dynlearn.plot.figure(path, figsize=(6.0, 3.2), title=title) as ax:
+        ax.semilogx(
+            ds.duration, ds.cosine_with_WT, **looks["cosine"], label="cos(<xi r_HP^T>, W^T)"
+        )
+        ax.semilogx(ds.duration, ds.scale_over_c, **looks["scale"], label="scale / c")
+        ax.axhline(0.95, color="grey", ls=":", lw=0.8)
+        ax.axhline(1.0, color="grey", ls="--", lw=0.8)
+        ax.set(
+            xlabel=dynlearn.plot.axis_label(ds.duration),
+            ylabel="cosine; scale / c",
+            ylim=(0, 1.3),
+        )
         ax.legend(fontsize="small")
 
 

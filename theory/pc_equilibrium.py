@@ -21,9 +21,10 @@ import dynlearn
 from circuits.pc import PCDrive, PCNetwork
 
 CLAIM = "PC inference: stationary fixed point, F non-increasing along the trajectory"
+DT = 0.05  # Euler step of the recorded trajectory (units of the time constant)
 
 
-def measure(depth: int, seed: int, t_end: float = 60.0, dt: float = 0.05):
+def measure(depth: int, seed: int, t_end: float = 60.0, dt: float = DT):
     sizes = [8] * depth + [3]
     key = jax.random.key(seed)
     net = PCNetwork(sizes, key, activation="tanh")
@@ -53,17 +54,36 @@ def run(fast: bool) -> tuple[xr.Dataset, bool]:
         rows = [[measure(d, s) for s in seeds] for d in depths]
     get = lambda i: np.array([[r[i] for r in row] for row in rows])  # noqa: E731
     dims = ("depth", "seed")
+    energy = np.stack([np.stack([r[3] for r in row]) for row in rows])
     ds = xr.Dataset(
         {
             "stationarity": (dims, get(0)),
             "max_energy_increase": (dims, get(1)),
             "final_energy_gap": (dims, get(2)),
-            "energy": (
-                ("depth", "seed", "step"),
-                np.stack([np.stack([r[3] for r in row]) for row in rows]),
-            ),
+            "energy": (("depth", "seed", "step"), energy),
         },
-        coords={"depth": depths, "seed": seeds},
+        coords={
+            "depth": depths,
+            "seed": seeds,
+            "step": np.arange(energy.shape[-1]),
+            "time": ("step", DT * np.arange(energy.shape[-1])),
+        },
+    )
+    ds = dynlearn.describe(
+        ds,
+        stationarity=("RMS norm of the vector field dx/dt = -dF/dx at the settled state", "1"),
+        max_energy_increase=(
+            "largest increase of the free energy F from one Euler step to the next",
+            "1",
+        ),
+        final_energy_gap=(
+            "F at the end of the Euler trajectory minus F at the settled state",
+            "1",
+        ),
+        energy=(f"free energy F along the inference trajectory (Euler, dt = {DT:g})", "1"),
+        depth=("number of weight layers", "1"),
+        step=(f"Euler step of inference (dt = {DT:g})", "1"),
+        time=("time", "1"),  # in units of the inference time constant
     )
     passed = (
         float(ds.stationarity.max()) < 1e-10
@@ -74,10 +94,23 @@ def run(fast: bool) -> tuple[xr.Dataset, bool]:
 
 
 def plot(ds: xr.Dataset, path) -> None:
-    with dynlearn.plot.figure(path, figsize=(4.8, 3.2)) as ax:
+    seed = int(ds.seed[0])
+    title = f"PC inference: free energy F (seed {seed} of {ds.sizes['seed']})"
+    looks = dynlearn.plot.styles([str(d) for d in ds.depth.values])
+    with dynlearn.plot.figure(path, figsize=(5.6, 3.2), title=title) as ax:
         for depth in ds.depth.values:
-            ax.semilogy(ds.energy.sel(depth=depth, seed=ds.seed[0]), label=f"depth {depth}")
-        ax.set(xlabel="Euler step (dt = 0.05)", ylabel="energy F")
+            ax.plot(
+                ds.time,
+                ds.energy.sel(depth=depth, seed=seed),
+                **looks[str(depth)],
+                markevery=ds.sizes["step"] // 12,
+                label=f"depth {depth}",
+            )
+        ax.set(
+            xlabel="time (units of the inference time constant)",
+            ylabel="free energy F",
+            yscale="log",
+        )
         ax.legend(fontsize="small")
 
 

@@ -51,15 +51,29 @@ def run(fast: bool) -> tuple[xr.Dataset, bool]:
         {"relative_error": (("depth", "activation"), errors)},
         coords={"depth": depths, "activation": activations},
     )
+    ds = dynlearn.describe(
+        ds,
+        relative_error=(
+            "relative error of the Z-IL update vs BP's gradient, "
+            "|dF/dtheta - dL/dtheta| / |dL/dtheta|",
+            "1",
+        ),
+        depth=("number of weight layers", "1"),
+    )
+    ds.activation.attrs["long_name"] = "activation function"
     return ds, bool(errors.max() < 1e-6)
 
 
 def plot(ds: xr.Dataset, path) -> None:
-    with dynlearn.plot.figure(path, figsize=(4.8, 3.2)) as ax:
+    looks = dynlearn.plot.styles(ds.activation.values)
+    with dynlearn.plot.figure(path, figsize=(5.6, 3.2), title="Z-IL vs backprop (float64)") as ax:
         for act in ds.activation.values:
-            ax.semilogy(ds.depth, ds.relative_error.sel(activation=act), marker="o", label=act)
+            ax.semilogy(ds.depth, ds.relative_error.sel(activation=act), **looks[act], label=act)
         ax.axhline(1e-6, color="grey", ls=":", label="tolerance")
-        ax.set(xlabel="depth (weight layers)", ylabel="relative error vs BP")
+        ax.set(
+            xlabel=dynlearn.plot.axis_label(ds.depth),
+            ylabel="relative error of the update vs BP",
+        )
         ax.legend(fontsize="small")
 
 
