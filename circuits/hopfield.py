@@ -98,7 +98,6 @@ def demo(run_dir: Path, quick: bool = False) -> list[dict]:
     ds = dynlearn.describe(
         ds, time=("time in units of tau", "1"), energy=("Hopfield energy E(u)", "1")
     )
-    ds.time.attrs.pop("standard_name", None)  # CF's `time` needs time units; this is t / tau
     dynlearn.save_netcdf(ds, run_dir / "hopfield.nc")
     dynlearn.plot.trajectory(
         ds,

@@ -89,7 +89,9 @@ def to_dataset(
             dims = lead + tuple(f"{var}_dim{i}" for i in range(len(trailing)))
         data_vars[var] = (dims, values, _state_attrs(path, var, units))
     ds = xr.Dataset(data_vars, coords={"time": ("time", time)})
-    ds.time.attrs.update(standard_name="time", long_name="time", units=time_unit, axis="T")
+    ds.time.attrs.update(long_name="time", units=time_unit, axis="T")
+    if time_unit not in ("1", ""):  # CF's standard name `time` needs units of time
+        ds.time.attrs["standard_name"] = "time"
     if batched:
         ds = ds.assign_coords(sample=np.arange(ts.shape[0]))
         ds.sample.attrs["long_name"] = "sample (batch element)"
