@@ -28,11 +28,11 @@ Reference settings (dt 0.01 ms): tau_xi = tau_HP = 10 dt, tau_LO = 1e4 dt, noise
 0.01-0.05, alpha 1e-5-1e-6. `sigma` here is the noise's *stationary standard deviation*; the
 paper's "noise scale" s, in its discrete scheme, gives a stationary standard deviation of
 s / sqrt(2): its 0.01-0.05 are sigma = 0.007-0.035 here (0.05 -> 0.035, the setting of its
-Fig. 3abc; see SCIENCE.md). The defaults here (dt = 0.1 ms: tau_xi = tau_HP = 10 dt, sigma 0.1, eta 10,
-alpha 1e-3) were tuned on `theory/pal_alignment.py` in LE networks and microcircuits; with a
-much smaller alpha B grows large, and in the microcircuit, where the interneurons must keep
-cancelling B r above, a large fast-moving B made the apical loop diverge (sigma 0.05, eta 100,
-alpha 2e-5 did).
+Fig. 3abc; see SCIENCE.md). The defaults here (dt = 0.1 ms: tau_xi = tau_HP = 10 dt,
+sigma 0.1, eta 10, alpha 1e-3) were tuned on `theory/pal_alignment.py` in LE networks and
+microcircuits; with a much smaller alpha B grows large, and in the microcircuit, where the
+interneurons must keep cancelling B r above, a large fast-moving B made the apical loop
+diverge (sigma 0.05, eta 100, alpha 2e-5 did).
 """
 
 from __future__ import annotations
