@@ -23,6 +23,7 @@ import jax
 import numpy as np
 import xarray as xr
 
+from ._dataset import variable_name
 from ._dynamics import AbstractDynamics, _path_name
 
 __all__ = ["DynlearnAccessor"]
@@ -175,7 +176,7 @@ class DynlearnAccessor:
         paths, treedef = jax.tree_util.tree_flatten_with_path(template)
         leaves = []
         for path, leaf in paths:
-            name = _path_name(path).replace("/", "_") if path else "y"
+            name = variable_name(path)
             if name not in ds:
                 raise ValueError(
                     f"the Dataset has no variable {name!r} for the state leaf "

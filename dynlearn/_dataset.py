@@ -73,7 +73,7 @@ def to_dataset(
     data_vars = {}
     unit_sizes: dict[str, int] = {}
     for path, leaf in jax.tree_util.tree_flatten_with_path(trajectory.ys)[0]:
-        var = _path_name(path).replace("/", "_") if path else name
+        var = variable_name(path, name)
         layer = _path_name(path[:1]) if path else name
         values = np.asarray(leaf)
         if batched:  # (sample, time, ...) -> (time, sample, ...)
@@ -118,6 +118,12 @@ def to_dataset(
         ds.attrs.update(native_attrs({"config": config_of(system)}))
     ds.attrs.update(native_attrs(attrs or {}))
     return ds
+
+
+def variable_name(path, default: str = "y") -> str:
+    """The Dataset variable of a state leaf at key `path`: `("hidden1", "u_apical")` ->
+    `hidden1_u_apical`; `default` for a bare-array state (empty path)."""
+    return _path_name(path).replace("/", "_") if path else default
 
 
 def _state_attrs(path, var: str, units: str | dict[str, str]) -> dict:

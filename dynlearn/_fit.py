@@ -27,7 +27,7 @@ from ._batches import (
 from ._checkpoint import checkpoint_info, load_checkpoint, save_checkpoint
 from ._dataset import config_of, load_netcdf, save_netcdf
 from ._learner import AbstractLearner
-from ._metadata import KNOWN, native_attrs
+from ._metadata import fill_known, native_attrs
 from ._modes import AbstractMode
 from ._runs import check_writable
 
@@ -271,13 +271,10 @@ def _metrics_dataset(history: list[dict], config: dict) -> xr.Dataset:
         {name: ("epoch", np.array([row[name] for row in history], np.float64)) for name in names},
         coords={"epoch": epochs},
     )
-    ds.epoch.attrs.update(long_name=KNOWN["epoch"][0], units="1")
+    ds = fill_known(ds)  # epoch, losses and accuracies (fractions in [0, 1])
     ds.wall_time.attrs.update(
         long_name="wall-clock time of the epoch (training and test evaluation)", units="s"
     )
-    for name in ("train_loss", "train_accuracy", "test_accuracy"):
-        long_name, units = KNOWN[name]
-        ds[name].attrs.update(long_name=long_name, units=units)
     ds.attrs.update(native_attrs({"config": config}))
     ds.attrs["seed"] = int(config["seed"])
     return ds
