@@ -47,6 +47,7 @@ from ._modes import AbstractMode as AbstractMode
 from ._modes import AlwaysOn as AlwaysOn
 from ._modes import Recipe as Recipe
 from ._modes import SettleThenUpdate as SettleThenUpdate
+from ._modes import inverse_time as inverse_time
 from ._plastic import AbstractPlastic as AbstractPlastic
 from ._plastic import Learning as Learning
 from ._plastic import stream_count as stream_count

@@ -29,7 +29,7 @@ from ._pruning import apply_masks, rewrap, unwrap
 from ._simulate import simulate
 from ._stimulus import Presentation
 
-__all__ = ["AbstractMode", "SettleThenUpdate", "AlwaysOn", "Recipe"]
+__all__ = ["AbstractMode", "SettleThenUpdate", "AlwaysOn", "Recipe", "inverse_time"]
 
 
 class AbstractMode(eqx.Module):
@@ -157,14 +157,24 @@ class AlwaysOn(AbstractMode):
     nothing is reset between the samples of a batch. The metrics are those of the circuit
     before the batch (its `predict`, scored by `loss`).
 
+    With a `gain` schedule every plasticity rate is multiplied by `gain(n)`, n the number of
+    training samples presented before the batch (the mode's state, checkpointed with the
+    learner): a slow global plasticity gain, e.g. annealed as g(n) = 1 / (1 + n / n_0)
+    (`inverse_time(n_0)`), the solution of the slow dynamics dg/dn = -g^2 / n_0. Any optax
+    schedule works (`optax.exponential_decay(1.0, 5000, 0.5)`, ...). A constant rate keeps
+    moving the weights on a long stream; a decaying one lets them settle (stochastic
+    approximation: sum g = inf, sum g^2 < inf for the 1/n decay).
+
     **Arguments:**
     - `presentation`: a `dynlearn.Presentation`.
     - `loss`: `loss(output, target)` for the reported training loss (default: the
       squared error).
+    - `gain`: optional schedule, `gain(n) -> multiplier >= 0` (default: none, i.e. 1).
     """
 
     presentation: Presentation
     loss: Callable[[Array, Array], Array] = eqx.field(static=True, default=squared_error)
+    gain: Callable[[Array], Array] | None = eqx.field(static=True, default=None)
 
     def __check_init__(self):
         if not isinstance(self.presentation, Presentation):
@@ -172,6 +182,22 @@ class AlwaysOn(AbstractMode):
                 f"presentation: expected a dynlearn.Presentation; got "
                 f"{type(self.presentation).__name__}."
             )
+        if self.gain is not None:
+            if not callable(self.gain):
+                raise ValueError(
+                    f"gain: expected a schedule, a callable n -> multiplier (e.g. "
+                    f"dynlearn.inverse_time(5000)); got {type(self.gain).__name__}."
+                )
+            values = self.gain_response()
+            if not all(np.isfinite(v) and v >= 0 for v in values):
+                raise ValueError(
+                    f"gain: the schedule must give finite multipliers >= 0; at n = "
+                    f"{list(GAIN_PROBES)} samples it gives {values}."
+                )
+
+    def gain_response(self) -> list[float]:
+        """The gain at `GAIN_PROBES` samples (what `config` records)."""
+        return [float(f"{float(self.gain(jnp.asarray(n))):.6g}") for n in GAIN_PROBES]
 
     def check(self, learner, batch_size):
         circuit, _ = unwrap(learner)
@@ -189,7 +215,8 @@ class AlwaysOn(AbstractMode):
         check_step(self.presentation.dt, all_time_constants(circuit), type(circuit).__name__)
 
     def init(self, learner):
-        return None
+        """No state, or with a `gain` the number of samples presented so far."""
+        return None if self.gain is None else jnp.zeros((), jnp.int32)
 
     def step(self, learner, state, x, y, key):
         circuit, masks = unwrap(learner)
@@ -199,7 +226,11 @@ class AlwaysOn(AbstractMode):
                 f"y: expected targets of shape {output.shape} (the outputs of "
                 f"{type(circuit).__name__}); got {y.shape}."
             )
-        system = Learning(circuit, masks)
+        gain = None
+        if self.gain is not None:
+            gain = jnp.asarray(self.gain(state), x.dtype)
+            state = state + x.shape[0]
+        system = Learning(circuit, masks, gain)
         stream = self.presentation.stream(x, y)
         end = simulate(
             system,
@@ -216,7 +247,27 @@ class AlwaysOn(AbstractMode):
 
     def config(self, learner):
         p = self.presentation
-        return {"t_pres": p.t_pres, "dt": p.dt, "streams": p.streams, "tau_filter": p.tau_filter}
+        gain = "none" if self.gain is None else self.gain_response()
+        settings = {"t_pres": p.t_pres, "dt": p.dt, "streams": p.streams}
+        return settings | {"tau_filter": p.tau_filter, "gain": gain}
+
+
+GAIN_PROBES = (0, 1_000, 10_000, 100_000)  # sample counts at which a gain is checked
+
+
+def inverse_time(n_0: float) -> Callable[[Array], Array]:
+    """The plasticity gain g(n) = 1 / (1 + n / n_0) after n samples (for
+    `AlwaysOn(..., gain=)`): halved after n_0 samples, the 1/n decay of stochastic
+    approximation (Robbins & Monro 1951) that lets streamed weights converge, and the
+    solution of the slow dynamics dg/dn = -g^2 / n_0, g(0) = 1."""
+    if not n_0 > 0:
+        raise ValueError(f"n_0: expected the number of samples to halve the gain, > 0; got {n_0}.")
+    n_0 = float(n_0)
+
+    def gain(n):
+        return 1.0 / (1.0 + n / n_0)
+
+    return gain
 
 
 class Recipe(NamedTuple):

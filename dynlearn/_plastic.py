@@ -91,15 +91,20 @@ class Learning(AbstractDynamics):
     `theta` is the circuit's trainable part (`eqx.filter(circuit, circuit.trainable())`);
     the circuit's own copy of it is replaced by the state at every evaluation. With `masks`
     (one 0/1 array per `prunable()` leaf, see `dynlearn.prune`) the rates of pruned weights
-    are zero, so a pruned weight stays exactly zero.
+    are zero, so a pruned weight stays exactly zero. With a `gain` g every plasticity rate
+    is scaled by it, dtheta/dt = g g_theta(t, y, args): a global, slowly varying plasticity
+    gain (a neuromodulator's level), set by `AlwaysOn(..., gain=schedule)` to anneal the
+    rates over a long stream.
 
     **Arguments:**
     - `circuit`: an `AbstractPlastic`.
     - `masks`: optional pruning masks.
+    - `gain`: optional scalar plasticity gain (default: none, i.e. 1).
     """
 
     circuit: AbstractPlastic
     masks: list[Array] | None = None
+    gain: Array | None = None
 
     def __check_init__(self):
         if not isinstance(self.circuit, AbstractPlastic):
@@ -133,6 +138,8 @@ class Learning(AbstractDynamics):
         d_params = eqx.filter(circuit.plasticity(t, y["neurons"], args), circuit.trainable())
         if self.masks is not None:
             d_params = apply_masks(d_params, circuit, self.masks)
+        if self.gain is not None:
+            d_params = jax.tree.map(lambda rate: self.gain * rate, d_params)
         return {"neurons": d_neurons, "params": d_params}
 
     def diffusion(self, t, y, args):
