@@ -203,3 +203,55 @@ def test_deep_linear_pc_settles_at_tight_tolerances(x64):
 
     assert settled(1e-10) == 6
     assert settled(1e-10, diffrax.PIDController(rtol=1e-10, atol=1e-10)) < 6
+
+
+# --- prospective value neurons (the state holds the prediction errors) ----------------------
+def test_prospective_values_follow_a_new_input_at_once(x64):
+    """With prospective coding x_l = mu_l + e_l: after an input switch, with the errors of
+    the previous sample unchanged (zero here), every layer holds the new feed-forward pass at
+    once, whereas the leaky value neurons still hold the old one."""
+    net = PCNetwork(SIZES, jax.random.key(0), prospective=True)
+    old, new, y = jnp.linspace(-1, 1, 5), jnp.linspace(1, -1, 5), jnp.array([0.3, -0.7])
+    state = net.init_state(old)
+    assert set(state["hidden1"]) == {"e"} and not np.any(np.asarray(state["hidden1"]["e"]))
+    values = net.values(state, PCDrive(new, y))
+    for name, x in zip(net.layer_names, net.feedforward(new)):
+        if name in values:
+            np.testing.assert_allclose(values[name]["x"], x, rtol=1e-12)
+    leaky = PCNetwork(SIZES, jax.random.key(0)).init_state(old)
+    assert not np.allclose(leaky["hidden1"]["x"], net.feedforward(new)[0])
+
+
+def test_prospective_pc_has_the_same_equilibrium_and_update(x64):
+    """Same energy, same fixed point, same local update: prospective and leaky networks
+    settle (steady state, tight tolerances) to the same values, and their settle-then-update
+    updates agree; the prospective flow is -dF/dx_l on the errors."""
+    x = jax.random.normal(jax.random.key(1), (3, 5))
+    y = jax.random.normal(jax.random.key(2), (3, 2))
+    inference = SteadyStateInference(rtol=1e-11, atol=1e-12, solver=diffrax.Tsit5())
+    leaky = PCNetwork(SIZES, jax.random.key(0), variances=[1.0, 2.0, 0.5], inference=inference)
+    pro = PCNetwork(SIZES, jax.random.key(0), variances=[1.0, 2.0, 0.5], inference=inference,
+                    prospective=True)  # fmt: skip
+    a, b = leaky.settle(x[0], y[0]), pro.settle(x[0], y[0])
+    drive = PCDrive(x[0], y[0])
+    for name in a:
+        np.testing.assert_allclose(pro.values(b, drive)[name]["x"], a[name]["x"], atol=1e-9)
+    (ga, _), (gb, _) = leaky.updates(x, y, None), pro.updates(x, y, None)
+    for u, v in zip(
+        jax.tree.leaves((ga.weights, ga.biases)), jax.tree.leaves((gb.weights, gb.biases))
+    ):
+        np.testing.assert_allclose(u, v, atol=1e-9)
+    # The flow of e_l is minus dF/dx_l at the values (not dF/de_l through the layers above).
+    state = {n: {"e": 0.3 * jnp.ones(s)} for n, s in (("hidden1", 4), ("hidden2", 3))}
+    values = pro.values(state, drive)
+    expected = dynlearn.gradient_flow(pro.value_energy, values, drive)
+    flow = pro.vector_field(0.0, state, drive)
+    for name in state:
+        np.testing.assert_allclose(flow[name]["e"], expected[name]["x"], rtol=1e-12)
+
+
+def test_prospective_pc_refuses_what_it_cannot_do():
+    with pytest.raises(ValueError, match="prospective: value neurons .* need a clamped input"):
+        PCNetwork(SIZES, jax.random.key(0), task=Generative(), prospective=True)
+    with pytest.raises(ValueError, match="rule: ZIL reads BP from the value neurons"):
+        PCNetwork(SIZES, jax.random.key(0), rule=ZIL(), prospective=True)
