@@ -31,7 +31,10 @@ Continual EP (Ernoult et al. 2020), phase-free form (`plasticity`, for `dynlearn
 in one simulation over a stream each sample is shown for t_pres with the nudge switched on
 `t_free` after its onset, and the weights move continuously, dtheta/dt = -(eta/beta)
 d/dt[dF/dtheta] along the neural trajectory (at fixed theta), which sums to the one-shot EP
-update as eta -> 0 (`theory/ep_continual.py`).
+update as eta -> 0 (`theory/ep_continual.py`). With the `Symmetric()` estimator (the
+default) each presentation is nudged by -beta and then, from `t_free` on, by +beta, and the
+weights learn on that second leg only: the sum tends to the symmetric estimate, bias O(beta^2)
+instead of the one-sided O(beta) (same time per presentation).
 """
 
 from __future__ import annotations
@@ -289,8 +292,9 @@ class EPNetwork(dynlearn.AbstractPlastic, dynlearn.AbstractBatchLearner):
       or `Holomorphic(n_points)`.
     - `readout`: `RateReadout()` (default) or `SoftmaxReadout()`.
     - `phases`: `EulerPhases(...)` or `SteadyStatePhases(...)` (settle-then-update).
-    - `eta`, `t_free`: continual EP (always-on): the learning rate, and when the nudge
-      starts within each presentation.
+    - `eta`, `t_free`: continual EP (always-on): the learning rate, and when the learning
+      leg starts within each presentation: the nudge (`OneSided()`), or the switch from
+      +beta to -beta (`Symmetric()`, see `plasticity`).
     - `tau`: time constant of the neurons.
     """
 
@@ -417,13 +421,19 @@ class EPNetwork(dynlearn.AbstractPlastic, dynlearn.AbstractBatchLearner):
                 "args: EPNetwork is driven by an EPDrive(x, y, beta), or by a "
                 f"StimulusStream with targets (continual EP); got {type(drive).__name__}."
             )
+        if isinstance(self.estimator, Holomorphic):
+            raise ValueError(
+                "estimator: continual EP nudges with a real beta, one-sided (OneSided()) or "
+                "+beta then -beta (Symmetric()); Holomorphic() needs complex states."
+            )
         if not self.t_free < drive.t_pres:
             raise ValueError(
                 f"t_free={self.t_free} must be shorter than the presentation time "
                 f"t_pres={drive.t_pres}: the nudge would never start."
             )
         x, y = drive.input_and_target(t)
-        beta = jnp.where(drive.elapsed(t) >= self.t_free, self.beta, 0.0).astype(x.dtype)
+        before = 0.0 if isinstance(self.estimator, OneSided) else -self.beta
+        beta = jnp.where(drive.elapsed(t) >= self.t_free, self.beta, before).astype(x.dtype)
         return EPDrive(x, y, beta)
 
     def vector_field(self, t, state, drive):
@@ -444,9 +454,16 @@ class EPNetwork(dynlearn.AbstractPlastic, dynlearn.AbstractBatchLearner):
         return jax.tree.map(lambda u, g: (jnp.clip(u - g, 0.0, 1.0) - u) / self.tau, state, grad)
 
     def plasticity(self, t, state, drive):
-        """Continual EP: dtheta/dt = -(eta/beta) d/dt[dF/dtheta] along du/dt at fixed theta
-        (the continuous-time limit of C-EP's difference of consecutive dF/dtheta), while the
-        nudge is on; F averaged over the streams."""
+        """Continual EP: dtheta/dt = c d/dt[dF/dtheta] along du/dt at fixed theta (the
+        continuous-time limit of C-EP's difference of consecutive dF/dtheta); F averaged
+        over the streams. One-sided: c = -eta/beta while nudged by +beta (the sum over the
+        nudge is eta times the one-sided estimate). Symmetric: each presentation is nudged
+        by -beta, then by +beta from `t_free` on, and c = -eta/(2 beta) on that second leg
+        only, which sums to eta (1/(2 beta)) [dF/dtheta(u^beta) - dF/dtheta(u^-beta)]
+        (the symmetric estimate, bias O(beta^2), Laborieux et al. 2021); the first leg,
+        from the previous sample's state to u^-beta of the new one, does not learn. (The
+        reverse order, learning while pushed away from the target, is unstable at the
+        rule's eta: 43% on mnist5k.)"""
         evaluated = self.drive_at(drive, t)
         du = self.vector_field(t, state, evaluated)
         streams = jax.tree.leaves(state)[0].shape[0]
@@ -455,8 +472,10 @@ class EPNetwork(dynlearn.AbstractPlastic, dynlearn.AbstractBatchLearner):
             return eqx.filter_grad(lambda net: net.energy(layers, evaluated))(self)
 
         _, d_grad = eqx.filter_jvp(param_grad, (state,), (du,))
-        gate = (evaluated.beta != 0).astype(du[self.layer_names[0]]["u"].dtype)
-        return jax.tree.map(lambda g: -gate * self.eta / (self.beta * streams) * g, d_grad)
+        scale = 1.0 if isinstance(self.estimator, OneSided) else 0.5  # 1/beta or 1/(2 beta)
+        coefficient = jnp.where(evaluated.beta > 0, -scale * self.eta / self.beta, 0.0)
+        coefficient = coefficient.astype(du[self.layer_names[0]]["u"].dtype) / streams
+        return jax.tree.map(lambda g: coefficient * g, d_grad)
 
     # ----------------------------------------------------------------- phases
     def free_phase(self, x, y):
@@ -530,8 +549,17 @@ def rule(sizes, key) -> dynlearn.Recipe:
 
 
 def rule_continual(sizes, key) -> dynlearn.Recipe:
-    """The registered rule `ep-continual` (`dynlearn.rules`): continual EP — the weights
-    learn during the nudged part of every presentation (15 ms free, 5 ms nudged, dt 1,
-    eta 0.002), always-on, hard sigmoid, one stream, batches of 32."""
+    """The registered rule `ep-continual` (`dynlearn.rules`): continual EP with symmetric
+    nudging — every presentation is nudged by -beta for 15 ms, then by +beta for 5 ms, and
+    the weights learn on the +beta leg (dt 1, eta 0.003, beta 0.1); the plasticity gain
+    anneals as 1/(1 + n/10,000) over the n samples seen (`dynlearn.inverse_time`);
+    always-on, hard sigmoid, one stream, batches of 32.
+
+    Measured on mnist5k (784-100-10, 10 epochs, 3 seeds, validation split: the last 20% of
+    the training set): one-sided nudging at a constant eta 0.002, the previous rule, 90.2 ±
+    0.8; symmetric 91.4 ± 0.5; symmetric, eta 0.003, annealed 92.3 ± 0.3; phased `ep`
+    92.9 ± 0.5. Without annealing a larger eta destabilises some seeds (eta 0.004: 81.5 ±
+    4.8)."""
     presentation = dynlearn.Presentation(t_pres=20.0, dt=1.0)
-    return dynlearn.Recipe(EPNetwork(sizes, key), dynlearn.AlwaysOn(presentation), 32)
+    mode = dynlearn.AlwaysOn(presentation, gain=dynlearn.inverse_time(10_000))
+    return dynlearn.Recipe(EPNetwork(sizes, key, eta=0.003), mode, 32)

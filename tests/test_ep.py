@@ -17,6 +17,7 @@ from circuits.ep import (
     SoftmaxReadout,
     SteadyStatePhases,
     Symmetric,
+    rule_continual,
 )
 
 
@@ -87,9 +88,15 @@ def test_ep_learns_digits(digits, kwargs):
     assert float(result.metrics.test_accuracy[-1]) > 0.8
 
 
-def test_continual_ep_learns_digits(digits):
-    net = EPNetwork([64, 64, 10], jax.random.key(0))  # 15 ms free, then nudged
-    mode = dynlearn.AlwaysOn(dynlearn.Presentation(t_pres=20.0, dt=1.0))
+@pytest.mark.parametrize("estimator", ["one-sided", "symmetric"])
+def test_continual_ep_learns_digits(digits, estimator):
+    """Continual EP, one-sided (15 ms free, then nudged; constant eta 0.002) and as the
+    registered rule `ep-continual` (-beta then +beta, eta 0.003, annealed gain)."""
+    if estimator == "one-sided":
+        net = EPNetwork([64, 64, 10], jax.random.key(0), estimator=OneSided())
+        mode = dynlearn.AlwaysOn(dynlearn.Presentation(t_pres=20.0, dt=1.0))
+    else:
+        net, mode, _ = rule_continual([64, 64, 10], jax.random.key(0))
     result = dynlearn.fit(net, digits, mode, epochs=3, batch_size=32, progress=False)
     assert float(result.metrics.test_accuracy[-1]) > 0.85
 
@@ -114,6 +121,11 @@ def test_bad_input():
     x, y = jnp.ones((2, 4)), jnp.ones((2, 3))
     with pytest.raises(ValueError, match="t_free=15.0 must be shorter than .* t_pres=10.0"):
         short.step(net, None, x, y, jax.random.key(0))
+    complex_nudge = EPNetwork([4, 5, 3], jax.random.key(0), activation="sigmoid",
+                              estimator=Holomorphic(2))  # fmt: skip
+    stream = dynlearn.AlwaysOn(dynlearn.Presentation(t_pres=20.0, dt=1.0))
+    with pytest.raises(ValueError, match="estimator: continual EP nudges with a real beta"):
+        stream.step(complex_nudge, None, x, y, jax.random.key(0))
     slow = EPNetwork(
         [4, 5, 3], jax.random.key(0), activation="sigmoid", phases=SteadyStatePhases(max_time=0.5)
     )
