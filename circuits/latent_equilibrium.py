@@ -16,6 +16,14 @@ replace it. With no error the prospective voltages are the feed-forward values
 W_l r_{l-1}(t) + b_l at every instant: the network answers at once, while ordinary leaky
 neurons lag by about tau per layer.
 
+Ordinary neurons (`prospective=False`, Haider et al.'s comparison network) use u_l wherever
+LE uses ubreve_l: rates phi_l(u_l) and errors e_l = phi_l'(u_l) B_l (u_{l+1} - W_{l+1} r_l -
+b_{l+1}). While a layer catches up with a changing input, its voltage differs from its
+bottom-up prediction, and that lag is sent down as an error even without a target: the
+ordinary network is not a plain low-pass chain but one whose layers are also driven by
+these lag errors (the lags in `theory/le_no_lag.py`, 1.0 / 2.2 / 3.5 / 5.1 tau for 1-4
+layers, are this network's), and with a target it learns them (`theory/le_short_presentation.py`).
+
 The errors are defined implicitly (e_l enters ubreve_l, which enters e_l and e_{l-1}). Here
 the error neurons relax to their right-hand side with a fast time constant,
 `tau_error de_l/dt = -e_l + (...)`: Euler with `dt = tau_error` is the published scheme, in

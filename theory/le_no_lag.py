@@ -2,8 +2,8 @@
 
 Haider et al. 2021: with no error, the prospective voltage ubreve_l = u_l + tau du_l/dt of a
 Latent-Equilibrium network equals the instantaneous feed-forward value W_l r_{l-1}(t) + b_l
-at every time, whatever tau; a chain of ordinary leaky layers (r = phi(u)) low-pass filters
-its input and lags by about tau per layer.
+at every time, whatever tau; with ordinary leaky neurons (r = phi(u)) the network low-pass
+filters its input and lags by about tau per layer.
 
 Setting (float64): 2-8-...-8-2 tanh networks of L = 1..4 weight layers, no target, no
 learning, input x(t) = (sin(2 pi t / P), cos(2 pi t / 1.3 P)) with period P = 20 tau, Euler
@@ -18,8 +18,9 @@ layers and time) is below 2e-3 (measured at most 4.4e-4), and it halves with dt 
 output layer is the delay d that best matches its seen voltage with the feed-forward output
 at t - d (grid of tau / 20). Pass when, in addition, LE's lag is 0 at every depth and tau,
 and the ordinary network's lag grows with depth and lies within 0.5-1.5 L tau (the ordinary
-network here is `LENetwork(..., prospective=False)` without a target; measured 1.0 / 2.2 /
-3.5 / 5.1 tau for L = 1-4).
+network here is `LENetwork(..., prospective=False)` without a target: leaky layers whose
+lag, u_{l+1} - W_{l+1} r_l - b_{l+1}, is also sent down as an error through W^T, so not a
+plain low-pass chain; measured 1.0 / 2.2 / 3.5 / 5.1 tau for L = 1-4).
 
 Run: `python -m theory.le_no_lag [--fast]` or `dynlearn check le_no_lag`.
 """
