@@ -12,9 +12,15 @@ tau_xi = tau_HP = 1 ms, eta 10, alpha 1e-3). KP: forward learning on (eta 2, bet
 towards a random teacher network's outputs, weight decay 0.01 / ms. The angle between each
 B_l and W_{l+1}^T is logged over time. PAL also runs in a prospective microcircuit of the
 same sizes (noise in the apical dendrites, forward weights U(-2, 2)/sqrt(n_in) and fixed,
-interneurons learning at 2 / ms from the self-predicting state). Pass when PAL, in both
-circuits, starts above 75 degrees and ends below 45 in every layer, FA moves by less than
-1 degree, KP ends below 10 degrees.
+interneurons learning at 2 / ms from the self-predicting state). The PAL angles fall
+within ~150 ms and then plateau where noise-driven learning and the decay alpha balance:
+measured (B1 / B2) LE 34.8 / 23.4 after 600 ms (fast) and 32.0 / 25.4 after 3000 ms,
+microcircuit 31.3 / 14.6 and 32.4 / 14.4. Pass when PAL, in both circuits, starts above 75
+degrees and ends below 40 in every layer (above every plateau measured, by ~5 degrees: the
+plateau is a property of these settings), FA moves by less than 1 degree, KP ends below 10
+degrees. The PAL paper's Fig. 3abc reaches 20.7 / 10.3 / 11.4 degrees with its own settings
+(noise scale 0.05, i.e. sigma = 0.035 here, alpha 1e-5-1e-6 and longer runs); those are not
+reproduced here.
 
 Run: `python -m theory.pal_alignment [--fast]` or `dynlearn check pal_alignment`.
 """
@@ -36,7 +42,7 @@ from circuits.latent_equilibrium import LENetwork
 from circuits.microcircuit import Microcircuit, self_predicting
 from circuits.pal import PAL
 
-CLAIM = "PAL: angle(B, W^T) from ~90 to < 45 degrees; FA unchanged; Kolen-Pollack < 10"
+CLAIM = "PAL: angle(B, W^T) from ~90 to < 40 degrees; FA unchanged; Kolen-Pollack < 10"
 SIZES = [10, 30, 20, 10]
 T_PRES, DT, STREAMS = 10.0, 0.1, 8
 KP_DECAY, KP_ETA, KP_BETA = 0.01, 2.0, 1.0
@@ -134,7 +140,7 @@ def run(fast: bool) -> tuple[xr.Dataset, bool]:
     ds.layer.attrs["long_name"] = "feedback matrix B_l"
     pal, pal_mc, fa, kp = angles
     passed = (
-        all(bool(np.all(a[0] > 75) and np.all(a[-1] < 45)) for a in (pal, pal_mc))
+        all(bool(np.all(a[0] > 75) and np.all(a[-1] < 40)) for a in (pal, pal_mc))
         and bool(np.all(np.abs(fa[-1] - fa[0]) < 1.0))
         and bool(np.all(kp[-1] < 10))
     )
@@ -153,7 +159,7 @@ def plot(ds: xr.Dataset, path) -> None:
                     **looks[name] | {"linestyle": ls},
                     label=f"{name} {layer}",
                 )
-        ax.axhline(45, color="grey", ls=":", lw=0.8)
+        ax.axhline(40, color="grey", ls=":", lw=0.8)
         ax.set(
             xlabel=dynlearn.plot.axis_label(ds.time),
             ylabel="angle(B_l, W_(l+1)^T) (degree)",
