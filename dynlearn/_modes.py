@@ -195,6 +195,17 @@ class AlwaysOn(AbstractMode):
                     f"{list(GAIN_PROBES)} samples it gives {values}."
                 )
 
+    def after(self, samples: int) -> AlwaysOn:
+        """This mode for a learner that has already been trained on `samples` samples: its
+        gain continues from there, g(samples + n), instead of starting again at g(0) (e.g.
+        to re-train a pruned network at the plasticity it had reached). Without a gain, the
+        mode itself."""
+        if not (isinstance(samples, (int, np.integer)) and samples >= 0):
+            raise ValueError(f"samples: expected an int >= 0; got {samples!r}.")
+        if self.gain is None or samples == 0:
+            return self
+        return AlwaysOn(self.presentation, self.loss, _Continued(self.gain, int(samples)))
+
     def gain_response(self) -> list[float]:
         """The gain at `GAIN_PROBES` samples (what `config` records)."""
         return [float(f"{float(self.gain(jnp.asarray(n))):.6g}") for n in GAIN_PROBES]
@@ -253,6 +264,17 @@ class AlwaysOn(AbstractMode):
 
 
 GAIN_PROBES = (0, 1_000, 10_000, 100_000)  # sample counts at which a gain is checked
+
+
+class _Continued(NamedTuple):
+    """A gain schedule shifted by the samples already seen: `gain(samples + n)` (a named
+    tuple, so equal schedules compare equal and a mode's compiled program is reused)."""
+
+    gain: Callable[[Array], Array]
+    samples: int
+
+    def __call__(self, n):
+        return self.gain(n + self.samples)
 
 
 def inverse_time(n_0: float) -> Callable[[Array], Array]:

@@ -8,7 +8,8 @@ same epochs:
 2. epoch budget: from those curves, the first epoch reaching 95% of the final accuracy;
 3. sparsity: global magnitude pruning of the trained (100%) network's forward weights to
    50/80/90% (one threshold over all layers), evaluated as is and after `--retrain-epochs`
-   of re-training with the pruned weights held at zero (`dynlearn.prune`);
+   of re-training with the pruned weights held at zero (`dynlearn.prune`; an always-on
+   rule's annealed plasticity gain continues where training left it, `AlwaysOn.after`);
 4. input noise: the trained network on test inputs plus Gaussian noise of standard
    deviation 0/0.1/0.3/0.5 (the same noise draw for every rule and seed).
 Seeds of a rule train together, vmapped (`dynlearn.fit_seeds`); if a seed diverges they
@@ -106,6 +107,17 @@ def batch_size_for(recipe: dynlearn.Recipe, n_train: int) -> int:
     presentation = getattr(recipe.mode, "presentation", None)
     streams = 1 if presentation is None else presentation.streams
     return max(1, n_train // streams) * streams
+
+
+def continued(recipe: dynlearn.Recipe, n_train: int, epochs: int) -> dynlearn.Recipe:
+    """`recipe` for learners already trained `epochs` epochs on `n_train` samples: an
+    always-on mode's plasticity gain continues where training left it
+    (`dynlearn.AlwaysOn.after`), as a settle-then-update rule keeps its learning rate."""
+    if not isinstance(recipe.mode, dynlearn.AlwaysOn):
+        return recipe
+    batch_size = batch_size_for(recipe, n_train)
+    seen = epochs * (n_train // batch_size) * batch_size
+    return recipe._replace(mode=recipe.mode.after(seen))
 
 
 def train(learners: list, data, seeds: list[int], epochs: int, recipe: dynlearn.Recipe):
@@ -273,13 +285,13 @@ class Study:
                 accuracy[i, 0] = evaluate(pruned, x, labels)
                 reached[i, 0] = [np.nan if p is None else zero_fraction(p.learner) for p in pruned]
                 alive = [k for k, p in enumerate(pruned) if p is not None]
-                if alive:
+                if alive and self.config["retrain_epochs"] > 0:  # 0: no re-training (NaN)
                     retrained, _ = train(
                         [pruned[k] for k in alive],
                         self.data,
                         [seeds[k] for k in alive],
                         self.config["retrain_epochs"],
-                        recipe,
+                        continued(recipe, len(self.data.x_train), self.config["epochs"]),
                     )
                     accuracy[i, 1, alive] = evaluate(retrained, x, labels)
                     reached[i, 1, alive] = [
@@ -459,7 +471,8 @@ def table(ds: xr.Dataset) -> str:
         cells.append("—" if np.all(np.isnan(e95)) else f"{np.nanmean(e95):.1f}")
         for s in sparsities:
             p = r.pruned_accuracy.sel(sparsity=s)
-            cells.append(f"{pct(p.sel(retrained=False))} ({pct(p.sel(retrained=True))})")
+            again = pct(p.sel(retrained=True)) if ds.attrs["retrain_epochs"] else "not re-trained"
+            cells.append(f"{pct(p.sel(retrained=False))} ({again})")
         cells += [pct(r.noisy_accuracy.sel(noise_std=s)) for s in stds if s > 0]
         cells.append(f"{float(r.seconds):.0f}")
         lines.append(f"| {rule} | " + " | ".join(cells) + " |")

@@ -158,3 +158,20 @@ def test_a_study_without_finished_cells_takes_new_settings(study, tmp_path):
         constraints.Study(run_dir, {**config, "epochs": 5})
     with pytest.raises(ValueError, match=r"noise.nc: it is damaged.*delete the cell file"):
         corrected.noise("bp")
+
+
+def test_retraining_continues_an_always_on_gain_and_can_be_skipped(tmp_path):
+    import jax
+
+    from dynlearn import registry
+
+    sizes = [64, 10, 10]
+    annealed = registry.load("rules", "pc-always-on")(sizes, jax.random.key(0))
+    later = constraints.continued(annealed, n_train=100, epochs=2)  # 3 batches of 32 each
+    assert float(later.mode.gain(0)) == float(annealed.mode.gain(2 * 3 * 32))
+    phased = registry.load("rules", "bp")(sizes, jax.random.key(0))
+    assert constraints.continued(phased, 100, 2) is phased
+    argv = ["--quick", "--rules", "bp", "--fractions", "1", "--sparsities", "0.9",
+            "--noise-stds", "0", "--retrain-epochs", "0", "--run-dir", str(tmp_path)]  # fmt: skip
+    assert constraints.main(argv) == 0
+    assert "(not re-trained)" in (tmp_path / "constraints.md").read_text()

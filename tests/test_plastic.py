@@ -167,3 +167,22 @@ def test_a_bad_gain_is_refused(gain, message):
         dynlearn.AlwaysOn(MODE.presentation, gain=gain)
     with pytest.raises(ValueError, match="n_0: expected"):
         dynlearn.inverse_time(0)
+
+
+def test_a_mode_continued_after_training_resumes_its_gain(data):
+    """`AlwaysOn.after(n)`: the gain picks up at g(n) instead of g(0), so re-training a
+    trained learner (e.g. after pruning) moves it less than a fresh schedule would."""
+    later = ANNEALED.after(2000)
+    assert float(later.gain(0)) == float(ANNEALED.gain(2000)) == 1 / (1 + 2000 / 100)
+    assert later.gain == ANNEALED.after(2000).gain  # equal schedules: one compiled program
+    assert MODE.after(2000) is MODE  # no gain: nothing to continue
+    kwargs = dict(epochs=1, batch_size=40, progress=False)
+    trained = dynlearn.fit(oja(0), data, ANNEALED, epochs=2, batch_size=40, progress=False)
+    w = np.asarray(trained.learner.weights)
+    moved = {}
+    for name, mode in (("fresh", ANNEALED), ("continued", later)):
+        again = dynlearn.fit(trained.learner, data, mode, seed=5, **kwargs).learner.weights
+        moved[name] = np.abs(np.asarray(again) - w).max()
+    assert moved["continued"] < moved["fresh"] / 2, moved
+    with pytest.raises(ValueError, match="samples: expected an int >= 0"):
+        ANNEALED.after(-1)
