@@ -113,6 +113,27 @@ class Data:
     def n_features(self) -> int:
         return int(np.prod(self.x_train.shape[1:]))
 
+    def validation_split(self, fraction: float = 0.2) -> Data:
+        """The training set split for tuning: its first `1 - fraction` to train on and its
+        last `fraction` in place of the test split (the test set is left out, so settings
+        chosen on it stay honest). Named `<name>-validation`."""
+        if not 0 < fraction < 1:
+            raise ValueError(f"fraction: expected a value in (0, 1); got {fraction}.")
+        cut = len(self.x_train) - round(fraction * len(self.x_train))
+        if not 0 < cut < len(self.x_train):
+            raise ValueError(
+                f"fraction: {fraction} of {len(self.x_train)} training samples leaves one "
+                "side of the split empty."
+            )
+        return dataclasses.replace(
+            self,
+            x_train=self.x_train[:cut],
+            y_train=self.y_train[:cut],
+            x_test=self.x_train[cut:],
+            y_test=self.y_train[cut:],
+            name=f"{self.name}-validation",
+        )
+
     def __repr__(self) -> str:
         arrays = ", ".join(
             f"{key}={getattr(self, key).shape} {getattr(self, key).dtype}" for key in _KEYS

@@ -486,3 +486,15 @@ def test_batches_errors():
         data.batches(x, y, 5, key_or_seed=None)
     with pytest.raises(ValueError, match="key_or_seed must be an int >= 0"):
         data.batches(x, y, 5, key_or_seed=-3)
+
+
+def test_validation_split_holds_out_the_end_of_the_training_set():
+    digits = data.load("digits")
+    split = digits.validation_split(0.2)
+    n = len(digits.x_train)
+    assert len(split.x_test) == round(0.2 * n) and len(split.x_train) == n - round(0.2 * n)
+    np.testing.assert_array_equal(split.x_test, digits.x_train[n - len(split.x_test) :])
+    np.testing.assert_array_equal(split.y_train, digits.y_train[: len(split.x_train)])
+    assert split.name == "digits-validation" and split.n_classes == digits.n_classes
+    with pytest.raises(ValueError, match=r"fraction: expected a value in \(0, 1\)"):
+        digits.validation_split(1.0)

@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Experiments take `--run-dir`; these files must be in it afterwards.
 EXPERIMENTS = {
+    "always_on": ["always_on.nc", "always_on.md", "always_on.png"],
     "bp_baseline": ["metrics.nc", "checkpoint.eqx", "learning_curves.png"],
     "pc_vs_bp": ["results.nc", "table.md", "learning_curves.png"],
     "ep_mnist": ["results.nc", "table.md", "learning_curves.png"],

@@ -1,0 +1,282 @@
+"""Experiment: why the always-on rules trailed their phased twins, and what closed the gap.
+
+For each always-on rule, its previous settings, each fix on its own path to the registered
+rule, the registered rule itself and its phased twin train on the same samples: mnist5k,
+784-100-10, 10 epochs, 3 seeds (vmapped, `dynlearn.fit_seeds`), scored on a **validation
+split** (`Data.validation_split`: the last 20% of the training set; the test set is not
+touched, so the settings chosen here are not tuned on it). The fixes, each a circuit's own
+dynamics (see the circuits' docstrings and `theory/`):
+- `pc-always-on`: prospective value neurons (`PCNetwork(prospective=True)`,
+  `theory/pc_prospective.py`), then a faster weight time constant, then an annealed
+  plasticity gain (`AlwaysOn(gain=dynlearn.inverse_time(n_0))`, `theory/annealed_gain.py`);
+- `ep-continual`: symmetric nudging (-beta, then a learning +beta leg;
+  `theory/ep_continual.py`), then a larger rate with an annealed gain;
+- `microcircuit`: tanh instead of the sigmoid, then larger rates with an annealed gain;
+- `pal`: no low-pass filter on the forward updates;
+- `le`: the registered rule as is.
+
+Writes `always_on.nc` (validation accuracy (variant, seed, epoch), seconds per variant),
+`always_on.md` (table with the gap to the twin) and `always_on.png`.
+
+Run: `python -m experiments.always_on` or `dynlearn run always-on` (`--rules pal le` for a
+subset); `--quick` for a smoke run (digits, 1 epoch, 1 seed, rule `pal` unless `--rules`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import numpy as np
+import xarray as xr
+
+import dynlearn
+from circuits.ep import EPNetwork, OneSided, Symmetric
+from circuits.latent_equilibrium import PAL_SETTINGS, always_on_rule
+from circuits.microcircuit import Microcircuit, self_predicting
+from circuits.pal import PAL
+from circuits.pc import PCNetwork, SteadyStateInference
+from dynlearn import registry
+from experiments._options import non_negative_int, positive_int
+from experiments._timing import markdown_table, write_results
+
+Factory = Callable[[list[int], jax.Array], dynlearn.Recipe]
+
+
+# -- the variants: previous settings and each fix, as rule factories (sizes, key) -> Recipe --
+def pc_variant(tau_w: float, prospective: bool, n_0: float | None) -> Factory:
+    """`pc-always-on` with the given weight time constant, value neurons and gain."""
+
+    def factory(sizes, key):
+        variances = [1.0] * (len(sizes) - 2) + [10.0]
+        net = PCNetwork(sizes, key, variances=variances, tau_w=tau_w, prospective=prospective)
+        return dynlearn.Recipe(net, always_on(10.0, 0.2, 1, n_0), 32)
+
+    return factory
+
+
+def ep_variant(estimator, eta: float, n_0: float | None) -> Factory:
+    """`ep-continual` with the given estimator (nudging), rate and gain."""
+
+    def factory(sizes, key):
+        net = EPNetwork(sizes, key, estimator=estimator, eta=eta)
+        return dynlearn.Recipe(net, always_on(20.0, 1.0, 1, n_0), 32)
+
+    return factory
+
+
+def microcircuit_variant(activation: str, scale: float, n_0: float | None) -> Factory:
+    """`microcircuit` with the given activation, forward rates (x the sigmoid defaults 3 and
+    1) and gain."""
+
+    def factory(sizes, key):
+        eta = tuple(scale * e for e in (3.0,) * (len(sizes) - 2) + (1.0,))
+        net = self_predicting(Microcircuit(sizes, key, activation=activation, eta=eta))
+        return dynlearn.Recipe(net, always_on(2.0, 0.1, 16, n_0), 320)
+
+    return factory
+
+
+def pc_equilibrium(sizes, key) -> dynlearn.Recipe:
+    """Rule `pc` with inference to the equilibrium (`SteadyStateInference()`) instead of 20
+    Euler steps: the update PC's theory describes."""
+    recipe = registry.load("rules", "pc")(sizes, key)
+    net = eqx.tree_at(lambda n: n.inference, recipe.learner, SteadyStateInference())
+    return recipe._replace(learner=net)
+
+
+def pal_filtered(sizes, key) -> dynlearn.Recipe:
+    """The previous `pal` rule: forward updates low-pass filtered with tau_lo = 100 ms."""
+    k_net, k_fb = jax.random.split(key)
+    return always_on_rule(sizes, k_net, PAL(k_fb, **PAL_SETTINGS), tau_lo=100.0)
+
+
+def always_on(t_pres: float, dt: float, streams: int, n_0: float | None) -> dynlearn.AlwaysOn:
+    gain = None if n_0 is None else dynlearn.inverse_time(n_0)
+    return dynlearn.AlwaysOn(dynlearn.Presentation(t_pres, dt, streams), gain=gain)
+
+
+def registered(name: str) -> Factory:
+    return lambda sizes, key: registry.load("rules", name)(sizes, key)
+
+
+# rule -> (phased twin, [(variant label, factory), ...]); the last variant is the rule.
+STUDY: dict[str, tuple[str, list[tuple[str, Factory]]]] = {
+    "pc-always-on": (
+        "pc",
+        [
+            ("previous: leaky values, tau_w 1000 ms", pc_variant(1000.0, False, None)),
+            ("prospective values", pc_variant(1000.0, True, None)),
+            ("prospective, tau_w 30 ms", pc_variant(30.0, True, None)),
+            ("leaky, tau_w 5 ms, annealed", pc_variant(5.0, False, 2000.0)),
+            ("rule: prospective, tau_w 5 ms, annealed", registered("pc-always-on")),
+            ("pc at the inference equilibrium (phased)", pc_equilibrium),
+        ],
+    ),
+    "ep-continual": (
+        "ep",
+        [
+            ("previous: one-sided, eta 0.002", ep_variant(OneSided(), 0.002, None)),
+            ("symmetric nudging", ep_variant(Symmetric(), 0.002, None)),
+            ("symmetric, eta 0.004", ep_variant(Symmetric(), 0.004, None)),
+            ("rule: symmetric, eta 0.003, annealed", registered("ep-continual")),
+        ],
+    ),
+    "microcircuit": (
+        "fa",
+        [
+            ("previous: sigmoid, rates 3/1", microcircuit_variant("sigmoid", 1.0, None)),
+            ("sigmoid, rates x2, annealed", microcircuit_variant("sigmoid", 2.0, 8000.0)),
+            ("tanh", microcircuit_variant("tanh", 1.0, None)),
+            ("rule: tanh, rates x1.5, annealed", registered("microcircuit")),
+        ],
+    ),
+    "pal": (
+        "fa",
+        [
+            ("previous: forward updates low-passed (100 ms)", pal_filtered),
+            ("le-fa: fixed random B, same network", registered("le-fa")),
+            ("rule: no filter", registered("pal")),
+        ],
+    ),
+    "le": ("bp", [("rule", registered("le"))]),
+}
+
+
+def train(factory: Factory, data, sizes, seeds, epochs) -> tuple[np.ndarray, float]:
+    """Validation accuracy (seed, epoch) of a variant, and its seconds (compile included);
+    NaN after a divergence."""
+    recipes = [factory(sizes, jax.random.key(seed)) for seed in seeds]
+    mode, batch_size = recipes[0].mode, recipes[0].batch_size
+    tic = time.perf_counter()
+    try:
+        learners = dynlearn.stack([r.learner for r in recipes])
+        _, accuracy = dynlearn.fit_seeds(
+            learners, data, mode, seeds=seeds, epochs=epochs, batch_size=batch_size
+        )
+    except eqx.EquinoxRuntimeError:  # a seed diverged
+        accuracy = np.stack(
+            [
+                dynlearn.accuracy_curve(r.learner, data, mode, epochs=epochs, seed=s,
+                                        batch_size=batch_size)
+                for r, s in zip(recipes, seeds)
+            ]
+        )  # fmt: skip
+    return accuracy, time.perf_counter() - tic
+
+
+def table(ds: xr.Dataset) -> str:
+    final = 100 * ds.accuracy.isel(epoch=-1)
+    lines = [
+        f"Validation accuracy % after {ds.sizes['epoch']} epochs ({ds.attrs['dataset']}, last "
+        f"20% of the training set held out; {ds.attrs['sizes']}; mean ± std over "
+        f"{ds.sizes['seed']} seed(s)); gap = variant - phased twin.",
+        "",
+    ]
+    rows = []
+    for variant in ds.variant.values:
+        rule, twin = (
+            str(ds.rule.sel(variant=variant).values),
+            str(ds.twin.sel(variant=variant).values),
+        )
+        acc = final.sel(variant=variant)
+        twin_acc = final.sel(variant=f"{twin} (phased twin)").mean()
+        label = str(variant)
+        gap = "" if label.endswith("(phased twin)") else f"{float(acc.mean() - twin_acc):+.1f}"
+        seconds = f"{float(ds.seconds.sel(variant=variant)):.0f}"
+        rows.append(
+            [rule, label, f"{float(acc.mean()):.1f} ± {float(acc.std()):.1f}", gap, seconds]
+        )
+    return "\n".join(
+        lines + markdown_table(["rule", "variant", "accuracy", "gap", "seconds"], rows)
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="dynlearn run always-on", description=__doc__)
+    parser.add_argument("--rules", nargs="+", choices=list(STUDY), default=None,
+                        help=f"default: all of {list(STUDY)} (quick: pal)")  # fmt: skip
+    parser.add_argument("--epochs", type=positive_int, default=10)
+    parser.add_argument("--seeds", type=non_negative_int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--run-dir", type=dynlearn.writable_folder, default=None)
+    quick = "smoke run: digits, 1 epoch, 1 seed, rule pal unless --rules"
+    parser.add_argument("--quick", action="store_true", help=quick)
+    opts = parser.parse_args(argv)
+    dynlearn.check_writable(opts.run_dir or "runs", "--run-dir")
+    rules = opts.rules or (["pal"] if opts.quick else list(STUDY))
+    dataset = "digits" if opts.quick else "mnist5k"
+    epochs, seeds = (1, [0]) if opts.quick else (opts.epochs, opts.seeds)
+    data = dynlearn.data.load(dataset).validation_split(0.2)
+    sizes = [data.n_features, 100, data.n_classes]
+    labels, owners, twins, curves, seconds = [], [], [], [], []
+    done_twins: set[str] = set()
+    for rule in rules:
+        twin, variants = STUDY[rule]
+        entries = list(variants)
+        if twin not in done_twins:
+            entries.append((f"{twin} (phased twin)", registered(twin)))
+            done_twins.add(twin)
+        for label, factory in entries:
+            accuracy, sec = train(factory, data, sizes, seeds, epochs)
+            print(
+                f"{rule}: {label}: {np.round(100 * accuracy[:, -1], 1)} ({sec:.0f} s)", flush=True
+            )
+            labels.append(label)
+            owners.append(rule)
+            twins.append(twin)
+            curves.append(accuracy)
+            seconds.append(sec)
+    ds = xr.Dataset(
+        {
+            "accuracy": (("variant", "seed", "epoch"), np.stack(curves)),
+            "seconds": ("variant", np.array(seconds)),
+        },
+        coords={
+            "variant": labels,
+            "rule": ("variant", owners),
+            "twin": ("variant", twins),
+            "seed": seeds,
+            "epoch": np.arange(1, epochs + 1),
+        },
+        attrs={"dataset": data.name, "sizes": "-".join(map(str, sizes))},
+    )
+    ds = dynlearn.describe(
+        ds,
+        accuracy=("validation accuracy after each epoch, fraction in [0, 1]", "1"),
+        seconds=("wall-clock time of the variant's seeds (compilation, training, evaluation)", "s"),
+        variant=("settings of the rule (previous, a fix, the registered rule, the twin)", ""),
+        rule=("the always-on rule the variant belongs to", ""),
+        twin=("the rule's phased (settle-then-update) twin", ""),
+    )
+    text = table(ds)
+    run_dir = write_results(ds, text, opts.run_dir, "always_on")
+    figure(ds, Path(run_dir) / "always_on.png")
+    print(text)
+    print(f"written to {run_dir}")
+    return 0
+
+
+def figure(ds: xr.Dataset, path: Path) -> None:
+    """Final validation accuracy of every variant (mean and std over seeds), one row each."""
+    final = dynlearn.plot.percent(ds.accuracy.isel(epoch=-1))
+    n = ds.sizes["variant"]
+    title = f"always-on rules and their fixes ({ds.attrs['dataset']}, {ds.attrs['sizes']})"
+    with dynlearn.plot.figure(path, figsize=(10.0, 1.0 + 0.32 * n), title=title) as ax:
+        looks = dynlearn.plot.styles(sorted(set(ds.rule.values.tolist())))
+        for i, variant in enumerate(ds.variant.values):
+            rule = str(ds.rule.values[i])
+            acc = final.sel(variant=variant)
+            look = looks[rule] | {"linestyle": "none"}
+            ax.errorbar(float(acc.mean()), n - 1 - i, xerr=float(acc.std()), **look)
+        ax.set_yticks(
+            range(n), [f"{r}: {v}" for r, v in zip(ds.rule.values, ds.variant.values)][::-1]
+        )
+        ax.set(xlabel="validation accuracy (%)", ylabel="rule: variant")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
