@@ -462,8 +462,9 @@ class EPNetwork(dynlearn.AbstractPlastic, dynlearn.AbstractBatchLearner):
         only, which sums to eta (1/(2 beta)) [dF/dtheta(u^beta) - dF/dtheta(u^-beta)]
         (the symmetric estimate, bias O(beta^2), Laborieux et al. 2021); the first leg,
         from the previous sample's state to u^-beta of the new one, does not learn. (The
-        reverse order, learning while pushed away from the target, is unstable at the
-        rule's eta: 43% on mnist5k.)"""
+        reverse order, learning on the -beta leg while pushed away from the target, gives
+        the same estimate in the limit eta -> 0 but learned poorly when tried during
+        development: 43% on mnist5k's validation split at eta 0.002.)"""
         evaluated = self.drive_at(drive, t)
         du = self.vector_field(t, state, evaluated)
         streams = jax.tree.leaves(state)[0].shape[0]
@@ -559,7 +560,7 @@ def rule_continual(sizes, key) -> dynlearn.Recipe:
     the training set): one-sided nudging at a constant eta 0.002, the previous rule, 90.2 ±
     0.8; symmetric 91.4 ± 0.5; symmetric, eta 0.003, annealed 92.3 ± 0.3; phased `ep`
     92.9 ± 0.5. Without annealing a larger eta destabilises some seeds (eta 0.004: 81.5 ±
-    4.8)."""
+    4.8; `dynlearn run always-on`)."""
     presentation = dynlearn.Presentation(t_pres=20.0, dt=1.0)
     mode = dynlearn.AlwaysOn(presentation, gain=dynlearn.inverse_time(10_000))
     return dynlearn.Recipe(EPNetwork(sizes, key, eta=0.003), mode, 32)

@@ -302,9 +302,9 @@ def rule_pal(sizes: Sequence[int], key: PRNGKeyArray, **pal) -> dynlearn.Recipe:
     Why no filter (mnist5k, 784-100-10, 10 epochs, 3 seeds, validation split: the last 20%
     of the training set): the previous rule low-passed the forward updates with tau_lo =
     100 ms, as the PAL paper does to average out the exploration noise. Here that filter,
-    not the noise, cost the accuracy: with it 86.0 ± 0.3, without it 92.5 ± 0.5 (tau_lo 10:
-    91.5; without it and with a third of the noise, sigma 0.01: 91.6), against 92.3 ± 0.1
-    for fixed random B (`le-fa`) and 91.6 ± 0.2 for `fa`. The filter delays the updates by
+    not the noise, cost the accuracy: with it 86.0 ± 0.3, without it 92.5 ± 0.5, against
+    92.3 ± 0.1 for fixed random B (`le-fa`) and 91.6 ± 0.2 for `fa` (`dynlearn run
+    always-on`). The filter delays the updates by
     tau_lo on average, 100 presentations of each of the 16 streams (1,600 samples): the
     weights follow old errors (a heavy-ball momentum of 0.999 per Euler step)."""
     k_net, k_fb = jax.random.split(key)

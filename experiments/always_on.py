@@ -179,18 +179,19 @@ def table(ds: xr.Dataset) -> str:
     ]
     rows = []
     for variant in ds.variant.values:
-        rule, twin = (
-            str(ds.rule.sel(variant=variant).values),
-            str(ds.twin.sel(variant=variant).values),
-        )
+        rule = str(ds.rule.sel(variant=variant).values)
+        twin = str(ds.twin.sel(variant=variant).values)
         acc = final.sel(variant=variant)
         twin_acc = final.sel(variant=f"{twin} (phased twin)").mean()
-        label = str(variant)
+        label, seconds = str(variant), f"{float(ds.seconds.sel(variant=variant)):.0f}"
+        if bool(acc.isnull().all()):
+            rows.append([rule, label, "diverged", "", seconds])
+            continue
         gap = "" if label.endswith("(phased twin)") else f"{float(acc.mean() - twin_acc):+.1f}"
-        seconds = f"{float(ds.seconds.sel(variant=variant)):.0f}"
-        rows.append(
-            [rule, label, f"{float(acc.mean()):.1f} ± {float(acc.std()):.1f}", gap, seconds]
-        )
+        text = f"{float(acc.mean()):.1f} ± {float(acc.std()):.1f}"
+        if bool(acc.isnull().any()):
+            text += f" ({int(acc.isnull().sum())} diverged)"
+        rows.append([rule, label, text, gap, seconds])
     return "\n".join(
         lines + markdown_table(["rule", "variant", "accuracy", "gap", "seconds"], rows)
     )
