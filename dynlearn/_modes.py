@@ -277,19 +277,24 @@ class _Continued(NamedTuple):
         return self.gain(n + self.samples)
 
 
-def inverse_time(n_0: float) -> Callable[[Array], Array]:
+class InverseTime(NamedTuple):
+    """The gain g(n) = 1 / (1 + n / n_0); see `inverse_time` (a named tuple: equal gains
+    compare equal, so modes built from the same settings share one compiled program)."""
+
+    n_0: float
+
+    def __call__(self, n):
+        return 1.0 / (1.0 + n / self.n_0)
+
+
+def inverse_time(n_0: float) -> InverseTime:
     """The plasticity gain g(n) = 1 / (1 + n / n_0) after n samples (for
     `AlwaysOn(..., gain=)`): halved after n_0 samples, the 1/n decay of stochastic
     approximation (Robbins & Monro 1951) that lets streamed weights converge, and the
     solution of the slow dynamics dg/dn = -g^2 / n_0, g(0) = 1."""
     if not n_0 > 0:
         raise ValueError(f"n_0: expected the number of samples to halve the gain, > 0; got {n_0}.")
-    n_0 = float(n_0)
-
-    def gain(n):
-        return 1.0 / (1.0 + n / n_0)
-
-    return gain
+    return InverseTime(float(n_0))
 
 
 class Recipe(NamedTuple):

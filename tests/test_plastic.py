@@ -186,3 +186,12 @@ def test_a_mode_continued_after_training_resumes_its_gain(data):
     assert moved["continued"] < moved["fresh"] / 2, moved
     with pytest.raises(ValueError, match="samples: expected an int >= 0"):
         ANNEALED.after(-1)
+
+
+def test_equal_gain_settings_make_equal_modes():
+    """Modes built alike compare equal (one compiled program per setting, e.g. across the
+    cells of a study that rebuilds its recipes)."""
+    a = dynlearn.AlwaysOn(MODE.presentation, gain=dynlearn.inverse_time(100))
+    b = dynlearn.AlwaysOn(MODE.presentation, gain=dynlearn.inverse_time(100.0))
+    assert a == b and hash(a.gain) == hash(b.gain) and a.after(10) == b.after(10)
+    assert a != dynlearn.AlwaysOn(MODE.presentation, gain=dynlearn.inverse_time(200))
