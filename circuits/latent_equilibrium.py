@@ -29,6 +29,16 @@ the error neurons relax to their right-hand side with a fast time constant,
 `tau_error de_l/dt = -e_l + (...)`: Euler with `dt = tau_error` is the published scheme, in
 which the errors use the previous step's voltages, and tau_error -> 0 is the algebraic limit.
 
+A pathway's exploration noise xi_l (PAL) perturbs hidden layer l's prospective voltage and
+rates, so the layers above carry it (what PAL's B learns from); it is not a prediction
+error, and by default the error neurons below compare the noise-free voltage with its
+prediction, e_{l-1} = phi' B (ubreve_l - xi_l - W_l r_{l-1} - b_l). With `noise_in_errors=True`
+the noise is sent down too, as in the PAL paper, which then low-passes the forward updates
+(`tau_lo`) to average it out. Measured with rule `pal`'s settings on mnist5k's validation
+split (784-H-H-10, 10 epochs, 3 seeds): with the noise in the errors PAL reached 86.6 (H =
+20) and 84.6 (H = 100), below fixed random B (88.5, 91.0); without, 89.0 and 92.4. With one
+hidden layer the option changes nothing (the output has no noise).
+
 With `tau_lo`, the forward-weight updates pass through a low-pass filter,
 `tau_lo dF_l/dt = eta_l e_l r_{l-1}^T - F_l`, `dW_l/dt = F_l`, which averages out the
 exploration noise a PAL pathway puts into the errors (Max et al. 2024).
@@ -77,6 +87,7 @@ class _Sweep(eqx.Module):
     basal: list[Array]
     voltages: list[Array]
     rates: list[Array]
+    noise: list  # the pathway's perturbation of each hidden layer (0.0 without)
 
 
 class LENetwork(AbstractLayered, dynlearn.AbstractPlastic):
@@ -98,6 +109,8 @@ class LENetwork(AbstractLayered, dynlearn.AbstractPlastic):
     - `prospective`: rates from ubreve (LE) or from u (ordinary leaky neurons).
     - `feedback`: a pathway from `circuits.feedback` (default: weight transport).
     - `tau_lo`: low-pass time constant of the forward updates (None: unfiltered).
+    - `noise_in_errors`: whether a pathway's exploration noise in a hidden layer is also
+      sent down as part of that layer's mismatch (default False, see the module docstring).
     """
 
     weights: list[Array]
@@ -111,6 +124,7 @@ class LENetwork(AbstractLayered, dynlearn.AbstractPlastic):
     eta: tuple[float, ...] = eqx.field(static=True)
     prospective: bool = eqx.field(static=True)
     tau_lo: float | None = eqx.field(static=True)
+    noise_in_errors: bool = eqx.field(static=True)
 
     def __init__(
         self,
@@ -126,6 +140,7 @@ class LENetwork(AbstractLayered, dynlearn.AbstractPlastic):
         beta: float = 0.1,
         prospective: bool = True,
         tau_lo: float | None = None,
+        noise_in_errors: bool = False,
     ):
         phi_of(activation, "activation")
         phi_of(output_activation, "output_activation")
@@ -144,6 +159,7 @@ class LENetwork(AbstractLayered, dynlearn.AbstractPlastic):
         self.tau, self.tau_error, self.beta = float(tau), float(tau_error), float(beta)
         self.prospective = bool(prospective)
         self.tau_lo = None if tau_lo is None else float(tau_lo)
+        self.noise_in_errors = bool(noise_in_errors)
 
     # ----------------------------------------------------------------- structure
     def time_constants(self):
@@ -238,7 +254,7 @@ class LENetwork(AbstractLayered, dynlearn.AbstractPlastic):
             voltages.append(voltage + extra[k] if k < n_hidden else voltage)
             rate = phi(voltages[-1])
             rates.append(rate)
-        return _Sweep(basal, voltages, rates)
+        return _Sweep(basal, voltages, rates, list(extra))
 
     def _error_targets(self, s: _Sweep, target) -> list[Array]:
         """Right-hand sides of the error neurons: top-down through B_l from the layer above,
@@ -253,6 +269,8 @@ class LENetwork(AbstractLayered, dynlearn.AbstractPlastic):
         for i in reversed(range(len(matrices))):
             source = -1 if self.feedback.direct else i + 1
             mismatch = s.voltages[source] - s.basal[source]
+            if not self.noise_in_errors and source != -1 and source < len(s.noise):
+                mismatch = mismatch - s.noise[source]  # exploration is not an error
             targets.insert(0, slope(phis[i], s.voltages[i]) * (mismatch @ matrices[i].T))
         return targets
 

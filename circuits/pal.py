@@ -16,9 +16,11 @@ and the feedback weights learn, always on, the correlation of the two:
 Averaged over the noise, xi_l r_HP^T is proportional to diag(phi_l') W_{l+1}^T
 diag(phi_{l+1}'), so B_l aligns with W_{l+1}^T without weight transport; alpha sets B's
 scale. Nothing is switched: neurons, noise, filters and all weights evolve together. In
-the paper the host's forward-weight updates are also low-pass filtered (tau_LO) so that the
-noise they carry averages out: that is the host's option (`tau_lo` of
-`circuits.latent_equilibrium.LENetwork` and `circuits.microcircuit.Microcircuit`).
+the paper the noise also reaches the errors of the layers below and the host's forward-weight
+updates are low-pass filtered (tau_LO) so that it averages out: those are the host's options
+(`tau_lo` of `circuits.latent_equilibrium.LENetwork` and `circuits.microcircuit.Microcircuit`;
+the LE host keeps the noise out of its errors unless `noise_in_errors=True`, which learns
+better here: see its docstring and rule `pal`).
 
 PAL is a sub-system of its host (`circuits.feedback`): its state (the noise xi and the
 low-passed rates above) lives under the host's state key `"pathway"`, its noise is composed

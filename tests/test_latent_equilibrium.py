@@ -98,3 +98,24 @@ def test_bad_input_gets_clear_errors():
         mode.step(network(), None, jnp.zeros((2, 5)), jnp.zeros((2, 3)), jax.random.key(0))
     with pytest.raises(ValueError, match=r"y: expected targets of shape \(2, 3\)"):
         mode.step(network(), None, jnp.zeros((2, 4)), jnp.zeros((2, 2)), jax.random.key(0))
+
+
+def test_exploration_noise_is_not_sent_down_as_an_error_unless_asked():
+    """With PAL's noise xi_2 in the second hidden layer and every error zero, the first
+    layer's error target is zero by default (the noise is not a prediction error) and
+    phi' B xi_2 with `noise_in_errors=True`."""
+    from circuits.pal import PAL
+
+    sizes = [4, 6, 5, 3]
+    x = jax.random.uniform(jax.random.key(1), (2, 4))
+    targets = {}
+    for flag in (False, True):
+        net = LENetwork(sizes, jax.random.key(0), activation="tanh", beta=0.0,
+                        feedback=PAL(jax.random.key(2)), noise_in_errors=flag)  # fmt: skip
+        state = net.init_state(x)
+        xi = [jnp.zeros((2, 6)), 0.5 * jnp.ones((2, 5))]
+        state["pathway"]["xi"] = xi
+        d = net.vector_field(0.0, state, x)
+        targets[flag] = d["hidden1"]["e"] * net.tau_error  # = target - e, with e = 0
+    np.testing.assert_allclose(targets[False], 0.0, atol=1e-7)
+    assert float(jnp.abs(targets[True]).max()) > 1e-2
