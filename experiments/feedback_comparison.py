@@ -1,19 +1,18 @@
 """Experiment: feedback pathways compared — BP, FA, DFA, sign symmetry, Kolen-Pollack, PAL.
 
-One architecture (Yin-Yang 4-64-64-3, mnist5k/mnist/fashion_mnist 784-100-100-10), one
-budget (the same samples and epochs), several seeds; each rule is the registered one
-(`dynlearn.rules`, any registered name is accepted in `--rules`), with its own learner, mode
-and batch size:
+One architecture (Yin-Yang 4-64-64-3, mnist5k/mnist/fashion_mnist 784-100-100-10; `--hidden
+H` for two hidden layers of H units), one budget (the same samples and epochs), several
+seeds; each rule is the registered one (`dynlearn.rules`, any registered name is accepted in
+`--rules`), with its own learner, mode and batch size:
 - `bp`: backprop through a tanh MLP on the squared error, Adam 1e-3, batches of 32;
 - `fa`, `dfa`, `sign`, `kp`: settle-then-update tanh rate networks (linear output, squared
   error) whose hidden errors travel through the pathway (`circuits.feedback_mlp`), Adam
   1e-3, batches of 32; Kolen-Pollack with weight decay 1e-3 per step;
 - `le`, `le-fa`, `pal`: always-on prospective (LE) networks streaming 16 parallel streams
   (t_pres 1 ms, dt 0.1 ms, eta 1 per ms, beta 0.1), with B = W^T, fixed random B, or B
-  learned by PAL (sigma 0.03, eta 10, alpha 1e-4, tau_xi = tau_HP = 1 ms, forward updates
-  low-passed with tau_LO = 100 ms; `--pal-sigma` etc. to change: sigma 0.1 aligns B faster
-  but its noise, which also reaches the error compartments, costs accuracy) — plain
-  always-on SGD-like learning.
+  learned by PAL (sigma 0.03, eta 10, alpha 1e-4, tau_xi = tau_HP = 1 ms; the exploration
+  noise perturbs the rates but is not sent down as an error; `--pal-sigma` etc. to change)
+  — plain always-on SGD-like learning.
 Logged after every epoch (`fit(..., on_epoch=...)`): test accuracy and the angle between
 each B_l and W_{l+1}^T (NaN for learners without a feedback pathway, such as `bp`, and for
 DFA's direct matrices). Written to the run folder: `feedback_comparison.nc`, `.md` (table)
@@ -114,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--epochs", type=positive_int, default=10)
     parser.add_argument("--seeds", type=non_negative_int, nargs="+", default=[0, 1, 2])
+    parser.add_argument(
+        "--hidden", type=positive_int, default=None, help="units per hidden layer (default 100)"
+    )
     known = sorted(registry.entries("rules"))
     parser.add_argument("--rules", nargs="+", default=RULES, help=f"registered: {known}")
     parser.add_argument("--run-dir", type=dynlearn.writable_folder, default=None)
@@ -134,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     opts.dataset = opts.dataset or ("yinyang" if opts.quick else "mnist5k")
     data = dynlearn.data.load(opts.dataset, **quick_subset(opts.dataset, opts.quick))
     epochs, seeds = (2, [0]) if opts.quick else (opts.epochs, opts.seeds)
-    hidden = 64 if opts.dataset == "yinyang" else 100
+    hidden = opts.hidden or (64 if opts.dataset == "yinyang" else 100)
     sizes = [data.n_features, hidden, hidden, data.n_classes]
     results, seconds = each_rule_and_seed(
         opts.rules, seeds, lambda rule, seed: train(rule, data, sizes, epochs, seed, pal)
