@@ -584,9 +584,10 @@ def rule_always_on(sizes, key) -> dynlearn.Recipe:
     sample's activity in the hidden layer, a prediction error of order one that the weights
     learn as if it were the new sample's (`theory/pc_prospective.py`); the tiny steady-state
     error then has to out-weigh it, so the previous rule (tau_w 1000 ms) reached 81.0 ± 1.4,
-    and learning faster made it worse (tau_w 300: 75.3, one run) or diverged (tau_w 5,
-    annealed). Prospective values (84.2 ± 0.5 at tau_w 1000) let the rate go up (tau_w 30:
-    91.5 ± 1.3) and the annealed gain narrows the spread over seeds: 91.0 ± 0.8, phased
+    and learning faster made it worse (tau_w 300: 75.3 ± 1.1, measured during development)
+    or diverged (tau_w 5, annealed). Prospective values (84.2 ± 0.5 at tau_w 1000) let
+    the rate go up (tau_w 30: 91.5 ± 1.3) and the annealed gain narrows the spread over
+    seeds: 91.0 ± 0.8, phased
     `pc` 91.2 ± 0.3 (`dynlearn run always-on`; on the test set, `dynlearn run constraints`:
     92.2 ± 0.3 vs 92.3 ± 0.1)."""
     variances = [1.0] * (len(sizes) - 2) + [10.0]
