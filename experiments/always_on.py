@@ -12,8 +12,11 @@ dynamics (see the circuits' docstrings and `theory/`):
 - `ep-continual`: symmetric nudging (-beta, then a learning +beta leg;
   `theory/ep_continual.py`), then a larger rate with an annealed gain;
 - `microcircuit`: tanh instead of the sigmoid, then larger rates with an annealed gain;
-- `pal`: no low-pass filter on the forward updates;
+- `pal`: no low-pass filter on the forward updates (next to `le-fa`, fixed random B in
+  the same network);
 - `le`: the registered rule as is.
+The `pc-always-on` block also shows rule `pc` with inference run to the equilibrium
+(`SteadyStateInference()`) instead of its 20 Euler steps.
 
 Writes `always_on.nc` (validation accuracy (variant, seed, epoch), seconds per variant),
 `always_on.md` (table with the gap to the twin) and `always_on.png`.
