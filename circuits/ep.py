@@ -163,6 +163,22 @@ class AbstractEstimator(eqx.Module):
     def check(self, activation: str) -> None:
         """Raise if the estimator cannot work with this activation."""
 
+    def continual_legs(self, beta: float) -> tuple[float, float]:
+        """Continual EP's two legs per presentation, read from `terms`: `(the first leg's
+        nudge, c of the second)`. The first leg sits at the other point's nudge (0 for
+        `OneSided`, -beta for `Symmetric`) and does not learn; the second, nudged by +beta,
+        learns with dtheta/dt = -eta c d/dt[dF/dtheta], so the summed update is eta times
+        the estimate. Needs two real points, one of them +beta."""
+        terms = self.terms(beta)
+        learning = [c for b, c in terms if b == beta]
+        others = [b for b, _ in terms if b != beta]
+        if len(terms) != 2 or len(learning) != 1 or isinstance(others[0], complex):
+            raise ValueError(
+                "estimator: continual EP nudges with a real beta in two legs, one-sided "
+                f"(OneSided()) or -beta then +beta (Symmetric()); got {type(self).__name__}."
+            )
+        return others[0], learning[0]
+
 
 class OneSided(AbstractEstimator):
     """(1/beta) [dF/dtheta(u^beta) - dF/dtheta(u^0)]: bias O(beta)."""
@@ -421,18 +437,13 @@ class EPNetwork(dynlearn.AbstractPlastic, dynlearn.AbstractBatchLearner):
                 "args: EPNetwork is driven by an EPDrive(x, y, beta), or by a "
                 f"StimulusStream with targets (continual EP); got {type(drive).__name__}."
             )
-        if isinstance(self.estimator, Holomorphic):
-            raise ValueError(
-                "estimator: continual EP nudges with a real beta, one-sided (OneSided()) or "
-                "-beta then +beta (Symmetric()); Holomorphic() needs complex states."
-            )
+        before, _ = self.estimator.continual_legs(self.beta)
         if not self.t_free < drive.t_pres:
             raise ValueError(
                 f"t_free={self.t_free} must be shorter than the presentation time "
                 f"t_pres={drive.t_pres}: the nudge would never start."
             )
         x, y = drive.input_and_target(t)
-        before = 0.0 if isinstance(self.estimator, OneSided) else -self.beta
         beta = jnp.where(drive.elapsed(t) >= self.t_free, self.beta, before).astype(x.dtype)
         return EPDrive(x, y, beta)
 
@@ -473,8 +484,8 @@ class EPNetwork(dynlearn.AbstractPlastic, dynlearn.AbstractBatchLearner):
             return eqx.filter_grad(lambda net: net.energy(layers, evaluated))(self)
 
         _, d_grad = eqx.filter_jvp(param_grad, (state,), (du,))
-        scale = 1.0 if isinstance(self.estimator, OneSided) else 0.5  # 1/beta or 1/(2 beta)
-        coefficient = jnp.where(evaluated.beta > 0, -scale * self.eta / self.beta, 0.0)
+        _, c = self.estimator.continual_legs(self.beta)  # 1/beta or 1/(2 beta)
+        coefficient = jnp.where(evaluated.beta > 0, -c * self.eta, 0.0)
         coefficient = coefficient.astype(du[self.layer_names[0]]["u"].dtype) / streams
         return jax.tree.map(lambda g: coefficient * g, d_grad)
 
