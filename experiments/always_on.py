@@ -44,6 +44,7 @@ from circuits.microcircuit import Microcircuit, self_predicting
 from circuits.pal import PAL
 from circuits.pc import PCNetwork, SteadyStateInference
 from dynlearn import registry
+from experiments import constraints
 from experiments._options import non_negative_int, positive_int
 from experiments._timing import markdown_table, write_results
 
@@ -151,24 +152,11 @@ STUDY: dict[str, tuple[str, list[tuple[str, Factory]]]] = {
 
 
 def train(factory: Factory, data, sizes, seeds, epochs) -> tuple[np.ndarray, float]:
-    """Validation accuracy (seed, epoch) of a variant, and its seconds (compile included);
-    NaN after a divergence."""
+    """Validation accuracy (seed, epoch) of a variant, and its seconds (compile included):
+    the seeds vmapped, or one by one with NaN after a divergence (`constraints.train`)."""
     recipes = [factory(sizes, jax.random.key(seed)) for seed in seeds]
-    mode, batch_size = recipes[0].mode, recipes[0].batch_size
     tic = time.perf_counter()
-    try:
-        learners = dynlearn.stack([r.learner for r in recipes])
-        _, accuracy = dynlearn.fit_seeds(
-            learners, data, mode, seeds=seeds, epochs=epochs, batch_size=batch_size
-        )
-    except eqx.EquinoxRuntimeError:  # a seed diverged
-        accuracy = np.stack(
-            [
-                dynlearn.accuracy_curve(r.learner, data, mode, epochs=epochs, seed=s,
-                                        batch_size=batch_size)
-                for r, s in zip(recipes, seeds)
-            ]
-        )  # fmt: skip
+    _, accuracy = constraints.train([r.learner for r in recipes], data, seeds, epochs, recipes[0])
     return accuracy, time.perf_counter() - tic
 
 
