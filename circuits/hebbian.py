@@ -223,12 +223,12 @@ class HardWTA(AbstractHebbianRule):
             raise ValueError(f"HardWTA.rank must be an int >= 2; got {self.rank!r}.")
 
     def response(self, u, b):
-        order = jnp.argsort(-u, axis=-1)
         n = u.shape[-1]
+        _, order = jax.lax.top_k(u, min(self.rank, n))  # the leaders only, not a full sort
         winner = jax.nn.one_hot(order[:, 0], n, dtype=u.dtype)
         if n < self.rank:
             return winner
-        return winner - self.delta * jax.nn.one_hot(order[:, self.rank - 1], n, dtype=u.dtype)
+        return winner - self.delta * jax.nn.one_hot(order[:, -1], n, dtype=u.dtype)
 
     def rate(self, x, u, y, w, b):
         n = x.shape[0]
@@ -378,7 +378,6 @@ class HebbianNetwork(dynlearn.AbstractPlastic, dynlearn.AbstractBatchLearner):
         raw, inputs, drives, responses, features = self.settle(x)
         d_w, d_b, d_c = self._hebbian_rates(raw, inputs, drives, responses)
         d_w, d_b, d_c = [-d for d in d_w], [-d for d in d_b], [-d for d in d_c]
-        metrics = {}
         if self.readout:
             r = self.readout_input(features)
             z = r @ self.weights[-1].T + self.biases[-1]
