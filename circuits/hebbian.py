@@ -25,7 +25,23 @@ The rules (each implemented from its paper's equations):
   e^{b_k / T} the mixture prior; the multilayer options of Journé et al. (2023): anti-Hebbian
   losers and the triangle activation ReLU(u - mean(u))^q.
 - `HardWTA`: competitive Hebbian learning with one winner, dw_k = g_k (x - u_k w_k), g = 1
-  for the winner, and, as in Krotov & Hopfield (2019), -delta for the unit ranked `rank`.
+  for the winner, and, as in Krotov & Hopfield (2019), -delta for the unit ranked `rank`
+  (and an optional homeostatic threshold).
+- `CompetitiveSubspace`: rectified units that compete for the input by the residual they
+  leave, dW = y x^T - (y^T y) W, the rule of `ActivationLearner`.
+
+`ActivationLearner` is activation learning (Zhou 2022, "Activation learning by local
+competitions"): Hebbian layers, trained without any error signal on the input *and its
+label together*, whose output activation — the sum of the squared outputs, A = |f_L|^2 —
+grows with how familiar a pattern is ("learn more, activate more"). A sample is classified
+by the label that activates the trained network most, class(x) = argmax_c A([x, lambda
+e_c]): no read-out, no backward signal of any kind. Details the paper's abstract leaves
+open (its full text was not available when this was written), picked and documented: the
+competition is the residual-driven one of Oja's subspace rule with rectified units (so a
+pattern the layer has learned is reconstructed, x ≈ W^T y, and for unit-length x that is
+where |y| is largest), the label a one-hot code of height `label_scale` appended to the
+unit-length input, the same rule in every layer, the joint input centred on its running
+mean.
 """
 
 from __future__ import annotations
@@ -47,7 +63,9 @@ __all__ = [
     "GeneralisedHebbian",
     "SoftHebb",
     "HardWTA",
+    "CompetitiveSubspace",
     "HebbianNetwork",
+    "ActivationLearner",
     "unit_rows",
 ]
 
@@ -102,10 +120,9 @@ class GeneralisedHebbian(AbstractHebbianRule):
 
     def rate(self, x, u, y, w, b):
         n = x.shape[0]
-        overlap = y.T @ y
-        if self.ordered:
-            overlap = jnp.tril(overlap)
-        return (y.T @ x - overlap @ w) / n, jnp.zeros_like(b)
+        if not self.ordered:  # y^T (x - y W): no units x units product
+            return (y.T @ (x - y @ w)) / n, jnp.zeros_like(b)
+        return (y.T @ x - jnp.tril(y.T @ y) @ w) / n, jnp.zeros_like(b)
 
 
 class SoftHebb(AbstractHebbianRule):
@@ -200,17 +217,21 @@ class SoftHebb(AbstractHebbianRule):
 
 class HardWTA(AbstractHebbianRule):
     """Competitive Hebbian learning with a hard winner (Rumelhart & Zipser 1985) and Krotov
-    & Hopfield's (2019) anti-Hebbian rank: g_k = 1 for the unit with the largest drive,
+    & Hopfield's (2019) anti-Hebbian rank: g_k = 1 for the unit with the largest u_k + b_k,
     -delta for the unit ranked `rank`, 0 for the others, and
 
         dw_k/dt = g_k (x - u_k w_k)       (the Euclidean case of their rule: |w_k| -> 1)
+        db_k/dt = h (1 / K - mean(win_k))  (`homeostasis` h: an adaptive threshold)
 
-    The features passed on are ReLU(u)^n (`feature_power` n; Krotov & Hopfield read out
-    with n = 4.5)."""
+    The threshold (DeSieno's 1988 "conscience", a homeostatic excitability) lowers the
+    bar of units that win less than their share 1 / K of the samples: without it (h = 0)
+    a unit that starts far from the data never wins and never learns. The features passed
+    on are ReLU(u)^n (`feature_power` n; Krotov & Hopfield read out with n = 4.5)."""
 
     delta: float = eqx.field(static=True, default=0.4)
     rank: int = eqx.field(static=True, default=2)
     feature_power: float = eqx.field(static=True, default=3.0)
+    homeostasis: float = eqx.field(static=True, default=0.0)
     normalize_input: bool = eqx.field(static=True, default=True)
     centre_input: bool = eqx.field(static=True, default=True)
     init_radius: float = eqx.field(static=True, default=1.0)
@@ -219,12 +240,14 @@ class HardWTA(AbstractHebbianRule):
         check_positive(self, feature_power=self.feature_power, init_radius=self.init_radius)
         if not self.delta >= 0:
             raise ValueError(f"HardWTA.delta must be >= 0; got {self.delta!r}.")
+        if not self.homeostasis >= 0:
+            raise ValueError(f"HardWTA.homeostasis must be >= 0; got {self.homeostasis!r}.")
         if not (isinstance(self.rank, int) and self.rank >= 2):
             raise ValueError(f"HardWTA.rank must be an int >= 2; got {self.rank!r}.")
 
     def response(self, u, b):
         n = u.shape[-1]
-        _, order = jax.lax.top_k(u, min(self.rank, n))  # the leaders only, not a full sort
+        _, order = jax.lax.top_k(u + b, min(self.rank, n))  # the leaders only, not a full sort
         winner = jax.nn.one_hot(order[:, 0], n, dtype=u.dtype)
         if n < self.rank:
             return winner
@@ -232,7 +255,9 @@ class HardWTA(AbstractHebbianRule):
 
     def rate(self, x, u, y, w, b):
         n = x.shape[0]
-        return (y.T @ x - jnp.sum(y * u, axis=0)[:, None] * w) / n, jnp.zeros_like(b)
+        dw = (y.T @ x - jnp.sum(y * u, axis=0)[:, None] * w) / n
+        wins = jnp.mean(jnp.maximum(y, 0.0), axis=0)  # the fraction of the batch each unit won
+        return dw, self.homeostasis * (1.0 / b.shape[-1] - wins)
 
     def features(self, u, y):
         return jax.nn.relu(u) ** self.feature_power
@@ -324,16 +349,23 @@ class HebbianNetwork(dynlearn.AbstractPlastic, dynlearn.AbstractBatchLearner):
         """r = sqrt(n_L) f_L / |f_L|: what the read-out sees."""
         return jnp.sqrt(features.shape[-1]) * unit_rows(features)
 
+    def layer(self, index: int, f: Array) -> tuple[Array, Array, Array, Array]:
+        """Hebbian layer `index` settled on the features f below it: `(input x_l as its
+        rule sees it, drive u_l, response y_l, features f_l)`."""
+        rule, w, b = self.rules[index], self.weights[index], self.biases[index]
+        f_in = self._input(rule, f, self.centres[index])
+        u = f_in @ w.T
+        y = rule.response(u, b)
+        return f_in, u, y, rule.features(u, y)
+
     def settle(self, x: Array) -> tuple[list[Array], ...]:
         """The settled layers for inputs x: `(raw inputs f_{l-1}, inputs x_l as each rule
         sees them, drives u_l, responses y_l, features f_L the read-out sees)`."""
         inputs, drives, responses, raw, f = [], [], [], [], x
-        for rule, w, b, c in zip(self.rules, self.weights, self.biases, self.centres):
-            f_in = self._input(rule, f, c)
-            u = f_in @ w.T
-            y = rule.response(u, b)
-            raw.append(f), inputs.append(f_in), drives.append(u), responses.append(y)
-            f = rule.features(u, y)
+        for index in range(len(self.rules)):
+            raw.append(f)
+            f_in, u, y, f = self.layer(index, f)
+            inputs.append(f_in), drives.append(u), responses.append(y)
         return raw, inputs, drives, responses, f
 
     def predict(self, x):
@@ -466,10 +498,162 @@ class HebbianNetwork(dynlearn.AbstractPlastic, dynlearn.AbstractBatchLearner):
         return eqx.tree_at(lambda m: (m.weights, m.biases, m.centres), self, (d_w, d_b, d_c))
 
 
+# -- activation learning (Zhou 2022) ----------------------------------------------------
+
+
+class CompetitiveSubspace(AbstractHebbianRule):
+    """Rectified units that compete for the input by the residual they leave:
+
+        y = ReLU(u),    dW/dt = y x^T - (y^T y) W
+
+    (batch means). With `rectify=False` it is Oja's subspace rule."""
+
+    rectify: bool = eqx.field(static=True, default=True)
+    normalize_input: bool = eqx.field(static=True, default=True)
+    centre_input: bool = eqx.field(static=True, default=True)
+    init_radius: float = eqx.field(static=True, default=0.5)
+
+    def __check_init__(self):
+        check_positive(self, init_radius=self.init_radius)
+
+    def response(self, u, b):
+        return jax.nn.relu(u) if self.rectify else u
+
+    def rate(self, x, u, y, w, b):
+        n = x.shape[0]
+        # y^T (y W), not (y^T y) W: batch x units products instead of units x units
+        return (y.T @ (x - y @ w)) / n, jnp.zeros_like(b)
+
+
+class ActivationLearner(dynlearn.AbstractPlastic, dynlearn.AbstractBatchLearner):
+    """A classifier by activation learning: `network` (Hebbian layers without a read-out)
+    learns the joint patterns `[x / |x|, label_scale t]`; `predict(x)` returns the output
+    activation `A([x / |x|, label_scale e_c])` for every class c (the arg-max is the
+    predicted class).
+
+    Both modes come from the Hebbian network: settle-then-update (`optimizer` as
+    `HebbianNetwork.optimizer`, no read-out group) and always on (`tau_w dW/dt` the rule
+    while samples stream by; the label is part of the input, so streaming without targets
+    drives the network with the label code at zero).
+
+    **Arguments:**
+    - `sizes`: `[n_in, n_1, ..., n_L, n_classes]`.
+    - `key`: initialisation.
+    - `rules`: one `AbstractHebbianRule` per hidden layer, or one for all (default
+      `CompetitiveSubspace()`).
+    - `label_scale`: the height of the label code against the unit-length input (> 0).
+    - `tau`, `tau_w`: the neurons' and the plasticity's time constants.
+    """
+
+    network: HebbianNetwork
+    n_classes: int = eqx.field(static=True)
+    label_scale: float = eqx.field(static=True)
+
+    def __init__(
+        self,
+        sizes: Sequence[int],
+        key: PRNGKeyArray,
+        *,
+        rules: AbstractHebbianRule | Sequence[AbstractHebbianRule] = CompetitiveSubspace(),
+        label_scale: float = 1.0,
+        tau: float = 1.0,
+        tau_w: float = 100.0,
+    ):
+        sizes = [int(n) for n in sizes]
+        if len(sizes) < 3 or any(n < 1 for n in sizes):
+            raise ValueError(
+                f"sizes: need n_in, at least one hidden layer and n_classes, all >= 1; got {sizes}."
+            )
+        check_positive(self, label_scale=label_scale)
+        joint = [sizes[0] + sizes[-1], *sizes[1:-1]]
+        self.network = HebbianNetwork(joint, rules, key, readout=False, tau=tau, tau_w=tau_w)
+        self.n_classes, self.label_scale = sizes[-1], float(label_scale)
+
+    @property
+    def sizes(self) -> list[int]:
+        return [self.network.sizes[0] - self.n_classes, *self.network.sizes[1:], self.n_classes]
+
+    def time_constants(self):
+        return self.network.time_constants()
+
+    def joint(self, x: Array, target: Array | None) -> Array:
+        """`[x / |x|, label_scale t]` (t = 0 without a target)."""
+        label = jnp.zeros(x.shape[:-1] + (self.n_classes,), x.dtype) if target is None else target
+        return jnp.concatenate([unit_rows(x), self.label_scale * label.astype(x.dtype)], -1)
+
+    def activation(self, joint: Array) -> Array:
+        """A = |f_L|^2, the output activation of the settled network, per sample."""
+        return jnp.sum(self.network.settle(joint)[-1] ** 2, axis=-1)
+
+    def predict(self, x):
+        """The output activation for every class label, `(batch, n_classes)`.
+
+        The first layer's drive is linear in its (centred) input, so it is computed once
+        per sample and once per label code, W (x - c) = W_x (x - c_x) + W_t (lambda e_c -
+        c_t), and divided by the joint norm |x - c_x|^2 + |lambda e_c - c_t|^2 (when the
+        rule normalises): one matrix product instead of one per class."""
+        dynlearn.check_batch(x, None, self.sizes[0], what=f"layer sizes {self.sizes}")
+        net, n_in = self.network, self.sizes[0]
+        rule, w, b, centre = net.rules[0], net.weights[0], net.biases[0], net.centres[0]
+        if not rule.centre_input:
+            centre = jnp.zeros_like(centre)
+        dx = unit_rows(x) - centre[:n_in]  # (batch, n_in)
+        dt = self.label_scale * jnp.eye(self.n_classes, dtype=x.dtype) - centre[n_in:]
+        u = (dx @ w[:, :n_in].T)[None] + (dt @ w[:, n_in:].T)[:, None]  # (class, batch, n_1)
+        if rule.normalize_input:
+            norm = jnp.sqrt(jnp.sum(dx**2, -1)[None] + jnp.sum(dt**2, -1)[:, None])
+            u = u / jnp.where(norm > 0, norm, 1.0)[..., None]
+        u = u.reshape(-1, u.shape[-1])  # (class x batch, n_1): what the rules expect
+        f = rule.features(u, rule.response(u, b))
+        for index in range(1, len(net.rules)):
+            f = net.layer(index, f)[-1]
+        return jnp.sum(f**2, axis=-1).reshape(self.n_classes, -1).T
+
+    def updates(self, x, y, key):
+        """The Hebbian network's gradient-signed rates on the joint patterns; metrics: the
+        layers' mean squared reconstruction residual |x_l - W_l^T y_l|^2 (what the
+        competition reduces) as `loss`, and the class activations as `output`."""
+        dynlearn.check_batch(x, y, self.sizes[0], self.n_classes, what=f"layer sizes {self.sizes}")
+        if y is None:
+            raise ValueError(
+                "y: activation learning learns the label as part of the input; give one-hot "
+                f"targets of shape ({x.shape[0]}, {self.n_classes})."
+            )
+        joint = self.joint(x, y)
+        grads, _ = self.network.updates(joint, None, key)
+        _, inputs, _, responses, _ = self.network.settle(joint)
+        residual = sum(
+            jnp.mean(jnp.sum((f_in - r @ w) ** 2, axis=-1))
+            for f_in, r, w in zip(inputs, responses, self.network.weights)
+        )
+        grads = eqx.tree_at(lambda m: m.network, self, grads)
+        return grads, {"loss": residual, "output": self.predict(x)}
+
+    def optimizer(self, hebbian, homeostatic=None):
+        """`HebbianNetwork.optimizer` for the inner network (no read-out)."""
+        return self.network.optimizer(hebbian, homeostatic=homeostatic)
+
+    # -- always on ---------------------------------------------------------------------
+
+    def _joint_drive(self, t, args) -> Array:
+        x, target = dynlearn.input_and_target(args, t)
+        return self.joint(x, target)
+
+    def init_state(self, x=None):
+        return self.network.init_state(x)
+
+    def vector_field(self, t, y, args):
+        return self.network.vector_field(t, y, self._joint_drive(t, args))
+
+    def plasticity(self, t, y, args):
+        rates = self.network.plasticity(t, y, self._joint_drive(t, args))
+        return eqx.tree_at(lambda m: m.network, self, rates)
+
+
 # -- registered rules (`dynlearn.rules`) ------------------------------------------------
 
 SOFTHEBB_RULE = SoftHebb(temperature=1 / 30, triangle_power=2.0)
-HARD_WTA_RULE = HardWTA(delta=0.4, rank=2, feature_power=3.0)
+HARD_WTA_RULE = HardWTA(delta=0.4, rank=2, feature_power=2.0, homeostasis=10.0)
 GHA_RULE = GeneralisedHebbian(normalize_input=True, centre_input=True)
 
 
@@ -497,8 +681,14 @@ def rule_softhebb(sizes, key) -> dynlearn.Recipe:
 
 def rule_hard_wta(sizes, key) -> dynlearn.Recipe:
     """The registered rule `hard-wta`: competitive Hebbian layers with Krotov & Hopfield's
-    anti-Hebbian second place (delta 0.4), ReLU(u)^3 features, a read-out as `softhebb`."""
-    return _settled_recipe(HARD_WTA_RULE, sizes, key, 0.1)
+    anti-Hebbian second place (delta 0.4), homeostatic thresholds (rate 10), ReLU(u)^2
+    features, Hebbian SGD 0.3 / (1 + step / 300), a read-out as `softhebb`. Chosen on the
+    mnist5k validation split (784-100-10, 10 epochs): 85.8%; without the thresholds only
+    21 of the 100 units ever won and it reached 59%, falling from 70% after epoch 1."""
+    net = HebbianNetwork(sizes, HARD_WTA_RULE, key)
+    hebbian = optax.sgd(lambda step: 0.3 / (1.0 + step / 300.0))
+    mode = dynlearn.SettleThenUpdate(net.optimizer(hebbian, optax.adam(1e-3)))
+    return dynlearn.Recipe(net, mode, 64)
 
 
 def rule_gha(sizes, key) -> dynlearn.Recipe:
@@ -510,9 +700,27 @@ def rule_gha(sizes, key) -> dynlearn.Recipe:
 def rule_softhebb_always_on(sizes, key) -> dynlearn.Recipe:
     """The registered rule `sh-always-on` (SoftHebb, always on): the layers of `softhebb`
     and the read-out's delta rule learning while samples stream by (5 ms each, Euler dt
-    0.5 ms, tau 1 ms, tau_w 2 ms, read-out rate 0.05 per ms), the plasticity gain annealed
-    as 1/(1 + n/5000) over the n samples seen; batches of 32."""
-    net = HebbianNetwork(sizes, SOFTHEBB_RULE, key, tau=1.0, tau_w=2.0, eta_readout=0.05)
+    0.5 ms, tau 1 ms, tau_w 8 ms, read-out rate 0.05 per ms), the plasticity gain annealed
+    as 1/(1 + n/300) over the n samples seen; batches of 32. Chosen on the mnist5k
+    validation split (784-100-10, 10 epochs): 88.9%; the previous settings (tau_w 2 ms,
+    n_0 5,000) 74.4%, with the accuracy swinging by 5-8 points from epoch to epoch."""
+    net = HebbianNetwork(sizes, SOFTHEBB_RULE, key, tau=1.0, tau_w=8.0, eta_readout=0.05)
     presentation = dynlearn.Presentation(t_pres=5.0, dt=0.5)
-    mode = dynlearn.AlwaysOn(presentation, gain=dynlearn.inverse_time(5000))
+    mode = dynlearn.AlwaysOn(presentation, gain=dynlearn.inverse_time(300))
+    return dynlearn.Recipe(net, mode, 32)
+
+
+def _inverse_time_rate(step):
+    """Hebbian SGD rate 2 / (1 + step / 300): without the decay the validation accuracy
+    peaked after about 5 epochs and fell back by 3-4 points (mnist5k, 100 units)."""
+    return 2.0 / (1.0 + step / 300.0)
+
+
+def rule_activation(sizes, key) -> dynlearn.Recipe:
+    """The registered rule `activation`: activation learning with `CompetitiveSubspace`
+    layers (label height 1), settle-then-update, Hebbian SGD 2 / (1 + step / 300),
+    batches of 32 (chosen on the mnist5k validation split, 784-100-10, 10 epochs: 90.6%;
+    a constant rate 1: 90.1, peaking at epoch 6; 2: 86.3)."""
+    net = ActivationLearner(sizes, key)
+    mode = dynlearn.SettleThenUpdate(net.optimizer(optax.sgd(_inverse_time_rate)))
     return dynlearn.Recipe(net, mode, 32)

@@ -1,8 +1,9 @@
-"""Global magnitude pruning of a learner, and re-training with the pruned weights held at 0.
+"""Magnitude pruning of a learner, and re-training with the pruned weights held at 0.
 
 `prune(learner, sparsity)` zeroes the smallest-magnitude entries over all of the learner's
-`prunable()` weight matrices together (one global threshold, not one per layer) and returns
-a `Pruned` learner that `fit` trains like any other while keeping those entries at zero.
+`prunable()` weight matrices together (one global threshold; `scope="layer"`: one per
+matrix) and returns a `Pruned` learner that `fit` trains like any other while keeping those
+entries at zero.
 """
 
 from __future__ import annotations
@@ -12,9 +13,12 @@ import jax
 from jaxtyping import Array, PyTree
 
 from ._learner import AbstractLearner
-from .analysis import prune_global
+from .analysis import prune_global, prune_per_layer
 
 __all__ = ["Pruned", "prune", "apply_masks", "unwrap", "rewrap"]
+
+# one threshold over all prunable weights together, or one per weight matrix
+SCOPES = {"global": prune_global, "layer": prune_per_layer}
 
 
 class Pruned(AbstractLearner):
@@ -74,9 +78,11 @@ def rewrap(tree: PyTree, masks: list[Array] | None) -> PyTree:
     return tree if masks is None else Pruned(tree, masks)
 
 
-def prune(learner: AbstractLearner, sparsity: float) -> Pruned:
-    """Global magnitude pruning: zero the `round(sparsity * n)` smallest-magnitude entries
-    of all `learner.prunable()` weights together (n = their total size).
+def prune(learner: AbstractLearner, sparsity: float, *, scope: str = "global") -> Pruned:
+    """Magnitude pruning: zero the `round(sparsity * n)` smallest-magnitude entries of all
+    `learner.prunable()` weights together (n = their total size; `scope="global"`), or of
+    each weight matrix on its own (`scope="layer"`: every matrix reaches the sparsity, for
+    layers on different scales).
 
     A `Pruned` learner is pruned again from its underlying learner (its zeros count as the
     smallest entries, so sparsity only grows).
@@ -93,5 +99,7 @@ def prune(learner: AbstractLearner, sparsity: float) -> Pruned:
         raise ValueError(
             f"learner: {type(learner).__name__}.prunable() selects no weight matrices to prune."
         )
-    pruned, masks = prune_global(leaves, sparsity)
+    if scope not in SCOPES:
+        raise ValueError(f"scope: expected one of {sorted(SCOPES)}; got {scope!r}.")
+    pruned, masks = SCOPES[scope](leaves, sparsity)
     return Pruned(eqx.combine(jax.tree.unflatten(treedef, pruned), rest), masks)

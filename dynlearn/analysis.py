@@ -14,6 +14,7 @@ __all__ = [
     "settling_time",
     "flatten",
     "prune_global",
+    "prune_per_layer",
 ]
 
 
@@ -108,3 +109,19 @@ def prune_global(tree: PyTree, sparsity: float) -> tuple[PyTree, PyTree]:
     ]
     masks = [jnp.asarray(m, jnp.asarray(leaf).dtype) for leaf, m in zip(leaves, masks)]
     return jax.tree.unflatten(treedef, pruned), jax.tree.unflatten(treedef, masks)
+
+
+def prune_per_layer(tree: PyTree, sparsity: float) -> tuple[PyTree, PyTree]:
+    """Layer-wise magnitude pruning: every leaf of `tree` loses its own `round(sparsity *
+    size)` smallest-magnitude entries (one threshold per weight matrix), for networks whose
+    layers live on different scales (e.g. unit-length Hebbian rows under a read-out with
+    small weights, which one global threshold would remove whole). Returns `(pruned tree,
+    mask tree)` as `prune_global`."""
+    leaves, treedef = jax.tree.flatten(tree)
+    if not leaves:
+        raise ValueError("tree: it has no array leaves to prune.")
+    pruned, masks = zip(*(prune_global([leaf], sparsity) for leaf in leaves))
+    return (
+        jax.tree.unflatten(treedef, [p[0] for p in pruned]),
+        jax.tree.unflatten(treedef, [m[0] for m in masks]),
+    )

@@ -7,7 +7,8 @@ same epochs:
    after every epoch;
 2. epoch budget: from those curves, the first epoch reaching 95% of the final accuracy;
 3. sparsity: global magnitude pruning of the trained (100%) network's forward weights to
-   50/80/90% (one threshold over all layers), evaluated as is and after `--retrain-epochs`
+   50/80/90% (one threshold over all layers; `--prune-scope layer`: one per weight matrix,
+   for rules whose layers live on different scales), evaluated as is and after `--retrain-epochs`
    of re-training with the pruned weights held at zero (`dynlearn.prune`; an always-on
    rule's annealed plasticity gain continues where training left it, `AlwaysOn.after`);
 4. input noise: the trained network on test inputs plus Gaussian noise of standard
@@ -59,7 +60,7 @@ DESCRIPTIONS = {
     "accuracy": (f"test accuracy after each epoch, {FRACTION}", "1"),
     "epochs_to_95": ("first epoch whose test accuracy is >= 95% of the final one", "1"),
     "pruned_accuracy": (
-        "test accuracy after global magnitude pruning of the forward weights (as is, or "
+        "test accuracy after magnitude pruning of the forward weights (as is, or "
         f"re-trained with the pruned weights held at zero), {FRACTION}",
         "1",
     ),
@@ -228,7 +229,7 @@ class Study:
             ) from None
         if not isinstance(config, dict):
             raise ValueError(f"run_dir: {path} is damaged (no JSON object); restore it.")
-        return config
+        return {"prune_scope": "global"} | config  # studies saved before the option
 
     def cell(self, rule: str, name: str) -> Path:
         return self.run_dir / "cells" / rule / f"{name}.nc"
@@ -281,7 +282,10 @@ class Study:
             reached = np.full((len(levels), 2, len(seeds)), np.nan)
             x, labels = self.data.x_test, self.data.y_test
             for i, level in enumerate(levels):
-                pruned = [None if t is None else dynlearn.prune(t, level) for t in trained]
+                scope = self.config["prune_scope"]
+                pruned = [
+                    None if t is None else dynlearn.prune(t, level, scope=scope) for t in trained
+                ]
                 accuracy[i, 0] = evaluate(pruned, x, labels)
                 reached[i, 0] = [np.nan if p is None else zero_fraction(p.learner) for p in pruned]
                 alive = [k for k, p in enumerate(pruned) if p is not None]
@@ -421,6 +425,7 @@ def run_study(study: Study, rules: list[str]) -> xr.Dataset:
             "sizes": "-".join(map(str, study.sizes)),
             "epochs": config["epochs"],
             "retrain_epochs": config["retrain_epochs"],
+            "prune_scope": config["prune_scope"],
             "noise_seed": NOISE_SEED,
         },
     )
@@ -447,11 +452,12 @@ def table(ds: xr.Dataset) -> str:
         return f"{np.nanmean(values):.1f} ± {np.nanstd(values):.1f}"
 
     fractions, sparsities, stds = ds.fraction.values, ds.sparsity.values, ds.noise_std.values
+    layer_wise = " layer-wise" if ds.attrs.get("prune_scope") == "layer" else ""
     head = (
         ["rule"]
         + [f"data {100 * f:g}%" for f in fractions]
         + ["epochs to 95%"]
-        + [f"pruned {100 * s:g}% (re-trained)" for s in sparsities]
+        + [f"pruned {100 * s:g}%{layer_wise} (re-trained)" for s in sparsities]
         + [f"noise {s:g}" for s in stds if s > 0]
         + ["seconds"]
     )
@@ -488,6 +494,7 @@ def figures(ds: xr.Dataset, run_dir: Path) -> list[Path]:
     setting = f"{ds.attrs['dataset']}, {ds.attrs['sizes']}; {over}"
     retrain = int(ds.attrs["retrain_epochs"])
     retrained = f"re-trained {retrain} epoch{'s' if retrain != 1 else ''}"
+    scope = "one threshold per layer" if ds.attrs.get("prune_scope") == "layer" else "global"
 
     def errorbars(ax, x, values, label, look, **extra):
         accuracy = dynlearn.plot.percent(values)
@@ -512,7 +519,7 @@ def figures(ds: xr.Dataset, run_dir: Path) -> list[Path]:
         ),
         (
             "sparsity",
-            f"pruning the network trained on all data (as is; {retrained})",
+            f"pruning the network trained on all data ({scope}; as is; {retrained})",
             "sparsity (fraction of the forward weights pruned)",
             "sparsity",
             None,
@@ -582,6 +589,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--noise-stds", type=non_negative, nargs="+", help=f"default: {NOISE_STDS}")
     parser.add_argument("--retrain-epochs", type=non_negative_int, default=1)
     parser.add_argument(
+        "--prune-scope",
+        choices=["global", "layer"],
+        default="global",
+        help="one magnitude threshold over all layers (default) or one per weight matrix",
+    )
+    parser.add_argument(
         "--run-dir", type=dynlearn.writable_folder, default=None, help="new, or a study to resume"
     )
     parser.add_argument(
@@ -619,6 +632,7 @@ def main(argv: list[str] | None = None) -> int:
         "sparsities": opts.sparsities,
         "noise_stds": opts.noise_stds,
         "retrain_epochs": opts.retrain_epochs,
+        "prune_scope": opts.prune_scope,
     }
     run_dir = opts.run_dir or dynlearn.run_folder(Path("runs"), "constraints")
     tic = time.perf_counter()

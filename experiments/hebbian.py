@@ -14,7 +14,8 @@ competitive hidden units; the single-layer SoftHebb MLP's MNIST figure (Moraitis
 2022) was not retrieved here.
 
 Run: `python -m experiments.hebbian --dataset mnist` or `dynlearn run hebbian --dataset
-fashion_mnist`; `--quick` for a smoke run (digits, 100 hidden units, 2 epochs).
+fashion_mnist`; `--rules softhebb activation hard-wta gha bp` compares any registered rules
+the same way; `--quick` for a smoke run (digits, 100 hidden units, 2 epochs).
 """
 
 from __future__ import annotations
@@ -31,12 +32,19 @@ import dynlearn
 from dynlearn import data, registry
 from experiments._options import non_negative_int, positive_int
 
-RULES = ("softhebb", "bp")
+RULES = ("softhebb", "bp")  # the default comparison; `--rules` takes any registered ones
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dynlearn run hebbian", description=__doc__.splitlines()[0])
     p.add_argument("--dataset", default="mnist", choices=("mnist", "fashion_mnist", "mnist5k"))
+    p.add_argument(
+        "--rules",
+        nargs="+",
+        default=list(RULES),
+        help=f"registered rules to train (default: {' '.join(RULES)}; also activation, "
+        "hard-wta, gha, ...)",
+    )
     p.add_argument("--hidden", type=positive_int, default=2000)
     p.add_argument("--epochs", type=positive_int, default=10)
     p.add_argument("--seed", type=non_negative_int, default=0)
@@ -54,7 +62,11 @@ def epochs_to(curve: np.ndarray, share: float = 0.95) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    opts = parser().parse_args(argv)
+    p = parser()
+    opts = p.parse_args(argv)
+    unknown = sorted(set(opts.rules) - set(registry.entries("rules")))
+    if unknown:
+        p.error(f"--rules: unknown {unknown}; registered: {sorted(registry.entries('rules'))}")
     if opts.quick:
         opts.dataset, opts.hidden, opts.epochs = "digits", 100, 2
     ds = data.load(opts.dataset, seed=opts.seed)
@@ -63,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = Path(opts.run_dir or dynlearn.run_folder(Path("runs"), "hebbian"))
     sizes = [ds.n_features, opts.hidden, ds.n_classes]
     curves, seconds = [], []
-    for name in RULES:
+    for name in opts.rules:
         learner, mode, batch_size = registry.load("rules", name)(sizes, jax.random.key(opts.seed))
         result = dynlearn.fit(
             learner, ds, mode, epochs=opts.epochs, batch_size=batch_size, seed=opts.seed,
@@ -78,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             "epochs_to_95": ("rule", [epochs_to(c) for c in curves]),
             "seconds": ("rule", seconds),
         },
-        coords={"rule": list(RULES), "epoch": np.arange(1, opts.epochs + 1)},
+        coords={"rule": list(opts.rules), "epoch": np.arange(1, opts.epochs + 1)},
         attrs={"dataset": ds.name, "sizes": "-".join(map(str, sizes)), "seed": opts.seed},
     )
     out = dynlearn.describe(
@@ -91,12 +103,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     dynlearn.save_netcdf(out, run_dir / "hebbian.nc")
     lines = [
-        f"# SoftHebb vs backprop, {out.attrs['sizes']} on {ds.name} (seed {opts.seed})",
+        f"# {' vs '.join(opts.rules)}, {out.attrs['sizes']} on {ds.name} (seed {opts.seed})",
         "",
         "| rule | final accuracy | best | epochs to 95% of final | seconds |",
         "| --- | --- | --- | --- | --- |",
     ]
-    for i, name in enumerate(RULES):
+    for i, name in enumerate(opts.rules):
         lines.append(
             f"| {name} | {100 * curves[i, -1]:.2f} | {100 * curves[i].max():.2f} | "
             f"{int(out.epochs_to_95[i])} | {seconds[i]:.0f} |"
@@ -105,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     (run_dir / "hebbian.md").write_text(table + "\n")
     title = f"{out.attrs['sizes']} on {ds.name}"
     with dynlearn.plot.figure(run_dir / "hebbian.png", figsize=(5.6, 3.4), title=title) as ax:
-        for i, name in enumerate(RULES):
+        for i, name in enumerate(opts.rules):
             ax.plot(out.epoch, 100 * curves[i], label=name, **dynlearn.plot.style(i))
         ax.set(xlabel="epoch", ylabel="test accuracy (%)")
         ax.legend()

@@ -50,6 +50,34 @@ def test_pruning_reaches_the_exact_global_sparsity_before_and_after_retraining(s
         np.testing.assert_array_equal(ds.sparsity_reached.sel(sparsity=level), expected)
 
 
+def test_layer_wise_pruning_reaches_the_study(tmp_path, monkeypatch):
+    scopes, prune = [], dynlearn.prune
+
+    def recording(learner, sparsity, **kwargs):
+        scopes.append(kwargs.get("scope"))
+        return prune(learner, sparsity, **kwargs)
+
+    monkeypatch.setattr(dynlearn, "prune", recording)
+    args = [
+        "--dataset", "digits", "--rules", "bp", "--hidden", "16", "--epochs", "1",
+        "--seeds", "0", "--fractions", "1.0", "--sparsities", "0.5", "--noise-stds", "0",
+        "--retrain-epochs", "0", "--prune-scope", "layer", "--run-dir", str(tmp_path),
+    ]  # fmt: skip
+    assert constraints.main(args) == 0
+    assert scopes == ["layer"]
+    ds = dynlearn.load_netcdf(tmp_path / "constraints.nc")
+    expected = (round(0.5 * 64 * 16) + round(0.5 * 16 * 10)) / N_WEIGHTS
+    np.testing.assert_array_equal(ds.sparsity_reached.sel(retrained=False), expected)
+    assert ds.attrs["prune_scope"] == "layer"
+    assert "pruned 50% layer-wise" in (tmp_path / "constraints.md").read_text()
+    # a study saved before the option was global: resuming it with another scope is refused
+    config = json.loads((tmp_path / "study.json").read_text())
+    del config["prune_scope"]
+    (tmp_path / "study.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="prune_scope"):
+        constraints.Study(tmp_path, {**config, "prune_scope": "layer"})
+
+
 def test_noise_levels(study):
     ds = dynlearn.load_netcdf(study / "constraints.nc")
     # std 0 is the clean test set: the same number as the last epoch on all data

@@ -40,16 +40,20 @@ def test_every_registered_rule_stacks_learns_and_prunes_its_forward_weights(rule
     assert all(isinstance(recipe, dynlearn.Recipe) for recipe in built)
     learners, (_, mode, batch_size) = [b.learner for b in built], built[0]
     assert isinstance(mode, dynlearn.AbstractMode) and isinstance(batch_size, int)
-    prunable = jax.tree.leaves(eqx.filter(learners[0], learners[0].prunable()))
-    assert [w.shape for w in prunable] == [(8, 64), (10, 8)]
+    def forward(learner):
+        return jax.tree.leaves(eqx.filter(learner, learner.prunable()))
+
+    # activation learning has no read-out: the label is part of its input
+    expected = [(8, 64 + 10)] if rule == "activation" else [(8, 64), (10, 8)]
+    assert [w.shape for w in forward(learners[0])] == expected
     stacked, accuracy = dynlearn.fit_seeds(
         dynlearn.stack(learners), digits, mode, seeds=[0, 1], epochs=2, batch_size=batch_size
     )
     assert accuracy.shape == (2, 2) and np.all((accuracy >= 0) & (accuracy <= 1))
-    for w0, w1 in zip(learners[1].weights, dynlearn.unstack(stacked, 1).weights):
+    for w0, w1 in zip(forward(learners[1]), forward(dynlearn.unstack(stacked, 1))):
         assert not np.allclose(w0, w1)  # it trained (how well: each circuit's own tests)
     pruned = dynlearn.prune(dynlearn.unstack(stacked, 1), 0.5)
-    assert zeros(pruned.learner) == round(0.5 * (8 * 64 + 10 * 8))
+    assert zeros(pruned.learner) == round(0.5 * sum(a * b for a, b in expected))
 
 
 def test_fit_seeds_equals_fit_seed_by_seed(digits):
@@ -84,7 +88,7 @@ def test_stack_and_fit_seeds_reject_what_does_not_match(digits):
         dynlearn.fit_seeds(two, digits, dynlearn.SettleThenUpdate(optax.sgd(0.1)), seeds=[0, 1, 2])
 
 
-def test_prune_is_global_and_leaves_feedback_and_biases_alone():
+def test_prune_is_global_or_per_layer_and_leaves_feedback_and_biases_alone():
     net = LENetwork(SIZES, jax.random.key(0), feedback=KolenPollack(jax.random.key(1)))
     big = net.weights[1] + 10 * np.sign(net.weights[1])  # every entry larger than layer 1's
     net = eqx.tree_at(lambda n: n.weights[1], net, big)
@@ -97,6 +101,12 @@ def test_prune_is_global_and_leaves_feedback_and_biases_alone():
     assert all(np.all(np.asarray(b) != 0) for b in fb)
     with pytest.raises(ValueError, match="sparsity"):
         dynlearn.prune(net, 1.0)
+    # one threshold per matrix: each reaches the sparsity, the big layer too
+    per_layer = dynlearn.prune(net, 0.8, scope="layer").learner
+    for w, size in zip(per_layer.weights, (8 * 64, 10 * 8)):
+        assert int(np.sum(np.asarray(w) == 0)) == round(0.8 * size)
+    with pytest.raises(ValueError, match="scope: expected one of \\['global', 'layer'\\]"):
+        dynlearn.prune(net, 0.5, scope="row")
 
 
 @pytest.mark.parametrize("mode", ["settle-then-update", "always-on"])

@@ -13,7 +13,8 @@ dtheta/dt = -(eta/(2 beta)) d/dt[dF/dtheta], compared with the one-shot symmetri
 -(1/(2 beta))[dF/dtheta(u^beta) - dF/dtheta(u^-beta)] of the same two legs, frozen. For
 each, the relative error of Delta theta / eta must fall in proportion to eta (log-log slope
 1 +- 0.2) and be below 5e-3 at eta = 1e-3 (the O(eta) constant is about 2 for these order-1
-weights: the limit, not the constant, is the claim).
+weights: the limit, not the constant, is the claim). Fast version (pytest): one seed, the
+slope from eta = 1e-2 and 1e-3 only (measured 1.007 one-sided, 1.003 symmetric).
 
 Run: `python -m theory.ep_continual [--fast]` or `dynlearn check ep_continual`.
 """
@@ -82,14 +83,15 @@ def measure(seed: int, eta: float, estimator: str) -> float:
 
 def run(fast: bool) -> tuple[xr.Dataset, bool]:
     seeds = [0] if fast else [0, 1, 2]
+    etas = ETAS[1:] if fast else ETAS  # fast: the slope from the two smaller rates
     names = list(ESTIMATORS)
     with jax.enable_x64(True):
         errors = np.array(
-            [[[measure(s, float(e), name) for e in ETAS] for s in seeds] for name in names]
+            [[[measure(s, float(e), name) for e in etas] for s in seeds] for name in names]
         )
     ds = xr.Dataset(
         {"relative_error": (("estimator", "seed", "eta"), errors)},
-        coords={"estimator": names, "seed": seeds, "eta": ETAS},
+        coords={"estimator": names, "seed": seeds, "eta": etas},
     )
     ds = dynlearn.describe(
         ds,
@@ -103,9 +105,9 @@ def run(fast: bool) -> tuple[xr.Dataset, bool]:
     )
     passed = True
     for i, name in enumerate(names):
-        slope = float(np.polyfit(np.log(ETAS), np.log(errors[i].mean(0)), 1)[0])
+        slope = float(np.polyfit(np.log(etas), np.log(errors[i].mean(0)), 1)[0])
         ds.attrs[f"slope_{name}"] = slope
-        print(f"{name}: slope {slope:.3f}, error at eta {ETAS[-1]:g}: {errors[i, :, -1].max():.2e}")
+        print(f"{name}: slope {slope:.3f}, error at eta {etas[-1]:g}: {errors[i, :, -1].max():.2e}")
         passed &= bool(abs(slope - 1) <= 0.2 and errors[i, :, -1].max() < 5e-3)
     return ds, passed
 

@@ -6,12 +6,14 @@ covariance C (eigenvalues 4, 2, 1, 0.5, ... in a random basis): neurons tau du/d
 and weights tau_w dW/dt = g(n) (u x^T - LT(u u^T) W), the plasticity gain annealed as
 g(n) = 1 / (1 + n / n_0) over the n samples seen. Measured in float64 against
 `numpy.linalg.eigh(C)`:
-- Oja (one unit): |cos(w, v_1)| >= 0.998 and | |w| - 1 | <= 0.01;
-- GHA (three units): unit k aligned with v_k, |cos| >= 0.998 for each, in order, norms
+- Oja (one unit): |cos(w, v_1)| >= 0.999 and | |w| - 1 | <= 0.01;
+- GHA (three units): unit k aligned with v_k, |cos| >= 0.999 for each, in order, norms
   within 0.01 of 1 (and the same with settle-then-update, optax SGD with the 1/n decay);
-  0.998, not 0.999: after 40,000 samples the annealed rate's noise leaves |cos| at
-  0.9982-0.9999 (measured), the last digit needs more samples;
-- fast version (pytest): fewer samples, |cos| >= 0.99 and norms within 0.03.
+  measured after 40,000 samples: |cos| 0.99956-0.99982 (the eigenvectors of the samples'
+  own covariance reach 0.99977-0.99998), norms 0.995-1.000; with a slower decay,
+  n_0 = 4,000 samples instead of 500, the rate's noise left unit 2 at 0.9982;
+- fast version (pytest): 6,000 samples, the gain halved after 4,000 (a faster decay leaves
+  the third unit's norm at 0.95 in so few samples), |cos| >= 0.99 and norms within 0.03.
 
 Run: `python -m theory.hebbian_pca [--fast]` or `dynlearn check hebbian_pca`.
 """
@@ -33,7 +35,8 @@ from circuits.hebbian import GeneralisedHebbian, HebbianNetwork
 CLAIM = "Oja's rule -> top eigenvector, GHA -> top-k eigenvectors in order (norm 1)"
 N_IN = 8
 EIGENVALUES = 4.0 * 0.5 ** np.arange(N_IN)
-STREAMS, T_PRES, DT, N_0 = 16, 1.0, 0.01, 4_000
+STREAMS, T_PRES, DT = 16, 1.0, 0.01
+N_0 = {False: 500, True: 4_000}  # the gain's half-life in samples, full and fast runs
 
 
 def covariance(seed: int) -> np.ndarray:
@@ -56,18 +59,18 @@ def _stream_chunk(net, chunk, gain):
     return system.learned(end)
 
 
-def always_on(net, x: np.ndarray, chunk: int = 64):
+def always_on(net, x: np.ndarray, n_0: float, chunk: int = 64):
     """Stream x through `Learning(net)` in chunks of `chunk` presentations per stream."""
     per_chunk = chunk * STREAMS
     for start in range(0, len(x) - per_chunk + 1, per_chunk):
         block = x[start : start + per_chunk].reshape(chunk, STREAMS, N_IN)
-        net = _stream_chunk(net, jnp.asarray(block), dynlearn.inverse_time(N_0)(start))
+        net = _stream_chunk(net, jnp.asarray(block), dynlearn.inverse_time(n_0)(start))
     return net
 
 
-def settle_then_update(net, x: np.ndarray, batch: int = 16):
+def settle_then_update(net, x: np.ndarray, n_0: float, batch: int = 16):
     """SGD on the gradient-signed Hebbian updates, learning rate 0.05 / (1 + n / n_0)."""
-    schedule = lambda step: 0.05 * dynlearn.inverse_time(N_0)(step * batch)  # noqa: E731
+    schedule = lambda step: 0.05 * dynlearn.inverse_time(n_0)(step * batch)  # noqa: E731
     mode = dynlearn.SettleThenUpdate(net.optimizer(optax.sgd(schedule)))
     step = eqx.filter_jit(mode.step)
     state = mode.init(net)
@@ -101,7 +104,7 @@ def run(fast: bool) -> tuple[xr.Dataset, bool]:
                 tau=0.01,
                 tau_w=20.0,
             )
-            learned = train(net, x)
+            learned = train(net, x, N_0[fast])
             cos[i, :k], norms[i, :k] = _alignment(np.asarray(learned.weights[0]), cov)
     ds = xr.Dataset(
         {"abs_cosine": (("case", "unit"), cos), "norm": (("case", "unit"), norms)},
@@ -114,7 +117,7 @@ def run(fast: bool) -> tuple[xr.Dataset, bool]:
         unit=("unit index k (the k-th principal component)", "1"),
     )
     ds.attrs["samples"] = n
-    cos_min, norm_tol = (0.99, 0.03) if fast else (0.998, 0.01)
+    cos_min, norm_tol = (0.99, 0.03) if fast else (0.999, 0.01)
     found = ~np.isnan(cos)
     passed = bool(np.all(cos[found] >= cos_min) and np.all(np.abs(norms[found] - 1.0) <= norm_tol))
     return ds, passed

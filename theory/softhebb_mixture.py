@@ -181,7 +181,7 @@ def plot(ds: xr.Dataset, path) -> None:
         ax.legend()
 
 
-main = dynlearn.validation.script_main("softhebb_mixture", CLAIM, run, plot)
+main = dynlearn.validation.script_main("softhebb_mixture", CLAIM, run, plot, demo=True)
 
 if __name__ == "__main__":
     sys.exit(main())
