@@ -40,6 +40,7 @@ def test_every_registered_rule_stacks_learns_and_prunes_its_forward_weights(rule
     assert all(isinstance(recipe, dynlearn.Recipe) for recipe in built)
     learners, (_, mode, batch_size) = [b.learner for b in built], built[0]
     assert isinstance(mode, dynlearn.AbstractMode) and isinstance(batch_size, int)
+
     def forward(learner):
         return jax.tree.leaves(eqx.filter(learner, learner.prunable()))
 
