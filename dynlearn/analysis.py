@@ -115,7 +115,7 @@ def prune_per_layer(tree: PyTree, sparsity: float) -> tuple[PyTree, PyTree]:
     """Layer-wise magnitude pruning: every leaf of `tree` loses its own `round(sparsity *
     size)` smallest-magnitude entries (one threshold per weight matrix), for networks whose
     layers live on different scales (e.g. unit-length Hebbian rows under a read-out with
-    small weights, which one global threshold would remove whole). Returns `(pruned tree,
+    small weights, which one global threshold would remove first). Returns `(pruned tree,
     mask tree)` as `prune_global`."""
     leaves, treedef = jax.tree.flatten(tree)
     if not leaves:

@@ -281,8 +281,8 @@ class Study:
             accuracy = np.full((len(levels), 2, len(seeds)), np.nan)
             reached = np.full((len(levels), 2, len(seeds)), np.nan)
             x, labels = self.data.x_test, self.data.y_test
+            scope = self.config["prune_scope"]
             for i, level in enumerate(levels):
-                scope = self.config["prune_scope"]
                 pruned = [
                     None if t is None else dynlearn.prune(t, level, scope=scope) for t in trained
                 ]
