@@ -86,12 +86,7 @@ def test_settle_then_update_rules_learn_digits(digits):
 
 def test_softhebb_norms_go_to_one_without_labels(digits):
     net = HebbianNetwork([64, 16], SoftHebb(temperature=0.2), jax.random.key(0), readout=False)
-    mode = dynlearn.SettleThenUpdate(net.optimizer(optax.sgd(2.0)))
-    step, state = eqx.filter_jit(mode.step), mode.init(net)
-    x = jnp.asarray(digits.x_train)
-    for _ in range(4):
-        for i in range(0, len(x) - 32, 32):
-            net, state, _ = step(net, state, x[i : i + 32], None, None)
+    net = hebbian.train_unlabelled(net, digits.x_train, optax.sgd(2.0), batch_size=32, epochs=4)
     norms = np.linalg.norm(np.asarray(net.weights[0]), axis=1)
     assert np.all(np.abs(norms - 1) < 0.1), norms  # from 4 at the start
 

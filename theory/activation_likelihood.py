@@ -27,16 +27,14 @@ from __future__ import annotations
 
 import sys
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import xarray as xr
 from scipy import special, stats
 
 import dynlearn
-from circuits.hebbian import CompetitiveSubspace, HebbianNetwork
+from circuits.hebbian import CompetitiveSubspace, HebbianNetwork, annealed_sgd, train_unlabelled
 
 CLAIM = "Activation learning: the output activation |y|^2 rises with an input's familiarity"
 D, UNITS, KAPPA = 16, 4, 20.0
@@ -60,14 +58,6 @@ def log_density(x: np.ndarray, means: np.ndarray) -> np.ndarray:
     return special.logsumexp(log_gauss + np.log(PRIORS), axis=1)
 
 
-def train(net, x: np.ndarray, batch: int = 32):
-    mode = dynlearn.SettleThenUpdate(net.optimizer(optax.sgd(lambda s: 0.5 / (1 + s / 500))))
-    step, state = eqx.filter_jit(mode.step), mode.init(net)
-    for start in range(0, len(x) - batch + 1, batch):
-        net, state, _ = step(net, state, jnp.asarray(x[start : start + batch]), None, None)
-    return net
-
-
 def activation(net, x: np.ndarray) -> np.ndarray:
     return np.asarray(jnp.sum(net.settle(jnp.asarray(x))[-1] ** 2, axis=-1))
 
@@ -80,7 +70,7 @@ def run(fast: bool) -> tuple[xr.Dataset, bool]:
         x, _ = draw(means, n, rng)
         rule = CompetitiveSubspace(centre_input=False)
         net = HebbianNetwork([D, UNITS], rule, jax.random.key(0), readout=False)
-        net = train(net, x)
+        net = train_unlabelled(net, x, annealed_sgd(0.5, 500), batch_size=32)
         test, labels = draw(means, 4_000, rng)
         noise = rng.normal(size=(4_000, D))
         a_test, a_noise = activation(net, test), activation(net, noise)

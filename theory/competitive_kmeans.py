@@ -30,16 +30,13 @@ from __future__ import annotations
 import itertools
 import sys
 
-import equinox as eqx
 import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
 import xarray as xr
 from scipy import stats
 
 import dynlearn
-from circuits.hebbian import HardWTA, HebbianNetwork
+from circuits.hebbian import HardWTA, HebbianNetwork, annealed_sgd, train_unlabelled
 
 CLAIM = "Hard winner-take-all Hebbian learning converges to spherical k-means centroids"
 D, KAPPA = 8, 30.0
@@ -57,21 +54,13 @@ def draw(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     return means, x
 
 
-def train(net, x: np.ndarray, batch: int = 16):
-    mode = dynlearn.SettleThenUpdate(net.optimizer(optax.sgd(lambda s: 0.5 / (1 + s / 200))))
-    step, state = eqx.filter_jit(mode.step), mode.init(net)
-    for start in range(0, len(x) - batch + 1, batch):
-        net, state, _ = step(net, state, jnp.asarray(x[start : start + batch]), None, None)
-    return net
-
-
 def run(fast: bool) -> tuple[xr.Dataset, bool]:
     n = 3_000 if fast else 20_000
     with jax.enable_x64(True):
         means, x = draw(n, np.random.default_rng(0))
         rule = HardWTA(delta=0.0, centre_input=False)
         net = HebbianNetwork([D, len(PRIORS)], rule, jax.random.key(0), readout=False)
-        w = np.asarray(train(net, x).weights[0])
+        w = np.asarray(train_unlabelled(net, x, annealed_sgd(0.5, 200), batch_size=16).weights[0])
     norms = np.linalg.norm(w, axis=1)
     directions = w / norms[:, None]
     match = list(

@@ -26,11 +26,10 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import xarray as xr
 
 import dynlearn
-from circuits.hebbian import GeneralisedHebbian, HebbianNetwork
+from circuits.hebbian import GeneralisedHebbian, HebbianNetwork, annealed_sgd, train_unlabelled
 
 CLAIM = "Oja's rule -> top eigenvector, GHA -> top-k eigenvectors in order (norm 1)"
 N_IN = 8
@@ -70,13 +69,7 @@ def always_on(net, x: np.ndarray, n_0: float, chunk: int = 64):
 
 def settle_then_update(net, x: np.ndarray, n_0: float, batch: int = 16):
     """SGD on the gradient-signed Hebbian updates, learning rate 0.05 / (1 + n / n_0)."""
-    schedule = lambda step: 0.05 * dynlearn.inverse_time(n_0)(step * batch)  # noqa: E731
-    mode = dynlearn.SettleThenUpdate(net.optimizer(optax.sgd(schedule)))
-    step = eqx.filter_jit(mode.step)
-    state = mode.init(net)
-    for start in range(0, len(x) - batch + 1, batch):
-        net, state, _ = step(net, state, jnp.asarray(x[start : start + batch]), None, None)
-    return net
+    return train_unlabelled(net, x, annealed_sgd(0.05, n_0 / batch), batch_size=batch)
 
 
 def _alignment(w: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

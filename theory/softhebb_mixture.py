@@ -34,12 +34,11 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import xarray as xr
 from scipy import special, stats
 
 import dynlearn
-from circuits.hebbian import HebbianNetwork, SoftHebb
+from circuits.hebbian import HebbianNetwork, SoftHebb, annealed_sgd, train_unlabelled
 
 CLAIM = "SoftHebb recovers the vMF mixture its soft WTA is the posterior of, lowering the NLL"
 D, T = 8, 0.1
@@ -90,15 +89,6 @@ def posterior(x, directions, kappas, priors) -> np.ndarray:
     return np.exp(joint - special.logsumexp(joint, axis=1, keepdims=True))
 
 
-def train(net, x: np.ndarray, batch: int = 8):
-    schedule = lambda step: 0.2 / (1.0 + step * batch / 2_000)  # noqa: E731
-    mode = dynlearn.SettleThenUpdate(net.optimizer(optax.sgd(schedule)))
-    step, state = eqx.filter_jit(mode.step), mode.init(net)
-    for start in range(0, len(x) - batch + 1, batch):
-        net, state, _ = step(net, state, jnp.asarray(x[start : start + batch]), None, None)
-    return net
-
-
 def run(fast: bool) -> tuple[xr.Dataset, bool]:
     n = 8_000 if fast else 30_000
     with jax.enable_x64(True):
@@ -110,7 +100,8 @@ def run(fast: bool) -> tuple[xr.Dataset, bool]:
         # Units start at the first K inputs (length 2), as a mixture fit starts from data.
         net = eqx.tree_at(lambda m: m.weights[0], net, 2.0 * jnp.asarray(x[: len(PRIORS)]))
         before = cross_entropy(test, *model_of(net))
-        net = train(net, x)
+        # SGD 0.2 / (1 + n / 2,000) after n samples, batches of 8
+        net = train_unlabelled(net, x, annealed_sgd(0.2, 2_000 / 8), batch_size=8)
         q = np.asarray(net.predict(jnp.asarray(test)))
     directions, kappas, priors = model_of(net)
     match = max(
