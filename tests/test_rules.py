@@ -44,8 +44,11 @@ def test_every_registered_rule_stacks_learns_and_prunes_its_forward_weights(rule
     def forward(learner):
         return jax.tree.leaves(eqx.filter(learner, learner.prunable()))
 
-    # activation learning has no read-out: the label is part of its input
-    expected = [(8, 64 + 10)] if rule == "activation" else [(8, 64), (10, 8)]
+    # activation learning has no read-out: the label is part of its input; GAIT-prop's
+    # layers are as wide as the input (invertible), the classes its first units
+    expected = {"activation": [(8, 64 + 10)], "gait-prop": [(64, 64), (64, 64)]}.get(
+        rule, [(8, 64), (10, 8)]
+    )
     assert [w.shape for w in forward(learners[0])] == expected
     stacked, accuracy = dynlearn.fit_seeds(
         dynlearn.stack(learners), digits, mode, seeds=[0, 1], epochs=2, batch_size=batch_size
