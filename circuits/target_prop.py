@@ -33,7 +33,12 @@ target offsets `d_l = t_l - h_l` relax towards the corrected values while the fo
 activities follow their input (`tau dd_L/dt = -beta dL/dh_L - d_L`, `tau dd_{l-1}/dt =
 g_l(h_l + d_l) - g_l(h_l) - d_{l-1}`), and whose forward weights learn from the offsets
 at the same time (`tau_w dW_l/dt = (d_l * phi_l'(a_l)) h_{l-1}^T / beta`), so
-fixed-weight DTP also runs always on (`rule_fw_dtp_always_on`).
+fixed-weight DTP also runs always on (`rule_fw_dtp_always_on`). The forward activities
+are leaky (`tau dh_l/dt = f_l(h_{l-1}) - h_l`) or, with `prospective=True`, follow their
+input at once (as latent equilibrium's prospective neurons do): with leaky ones, every new
+sample's forward transient reaches the top offset as a spurious error, and always-on
+FW-DTP trailed its settled twin by 5 points on mnist5k (86.0 vs 91.4% on the validation
+split); prospective ones close the gap (90.7%).
 
 **GAIT-prop** (`GAITPropNetwork`, Ahmad, van Gerven & Ambrogioni 2020) and **direct
 target projections** (`TargetProjection`: DRTP, Frenkel et al. 2021; tpSGD, Lomnitz et
@@ -109,7 +114,8 @@ class DTPNetwork(AbstractLayered, dynlearn.AbstractPlastic, dynlearn.AbstractBat
       of the perturbation that trains the feedback (> 0).
     - `feedback_scale`: the random feedback's entries are U(-s, s) / sqrt(n_l).
     - `tau`, `tau_w`: always-on time constants of the activities (and target offsets) and
-      of the forward plasticity.
+      of the forward plasticity; `prospective`: forward activities without lag (the state
+      then holds the target offsets only).
     """
 
     weights: list[Array]
@@ -123,6 +129,7 @@ class DTPNetwork(AbstractLayered, dynlearn.AbstractPlastic, dynlearn.AbstractBat
     noise: float = eqx.field(static=True)
     tau: float = eqx.field(static=True)
     tau_w: float = eqx.field(static=True)
+    prospective: bool = eqx.field(static=True)
 
     def __init__(
         self,
@@ -137,6 +144,7 @@ class DTPNetwork(AbstractLayered, dynlearn.AbstractPlastic, dynlearn.AbstractBat
         activation: str = "tanh",
         tau: float = 1.0,
         tau_w: float = 50.0,
+        prospective: bool = False,
     ):
         if feedback not in FEEDBACK_RULES:
             raise ValueError(f"feedback: unknown rule {feedback!r}; known: {FEEDBACK_RULES}.")
@@ -165,7 +173,7 @@ class DTPNetwork(AbstractLayered, dynlearn.AbstractPlastic, dynlearn.AbstractBat
         self.feedback_biases = [jnp.zeros(shape[0]) for shape in expected]
         self.feedback, self.beta, self.noise = feedback, float(beta), float(noise)
         self.activation, self.output_activation = activation, "linear"
-        self.tau, self.tau_w = float(tau), float(tau_w)
+        self.tau, self.tau_w, self.prospective = float(tau), float(tau_w), bool(prospective)
 
     def trainable(self):
         """Forward weights and biases; the feedback too unless it is fixed (FW-DTP)."""
@@ -270,14 +278,18 @@ class DTPNetwork(AbstractLayered, dynlearn.AbstractPlastic, dynlearn.AbstractBat
 
     def init_state(self, x=None):
         streams = 1 if x is None else x.shape[0]
+        keys = ("d",) if self.prospective else ("h", "d")
         return {
-            name: {"h": jnp.zeros((streams, n)), "d": jnp.zeros((streams, n))}
+            name: {k: jnp.zeros((streams, n)) for k in keys}
             for name, n in zip(self.layer_names, self.sizes[1:])
         }
 
     def _unpack(self, t, y, args):
         x, target = dynlearn.input_and_target(args, t)
-        h = [x] + [y[name]["h"] for name in self.layer_names]
+        if self.prospective:  # the forward activities follow their input at once
+            h = self.rates(x)[0]
+        else:
+            h = [x] + [y[name]["h"] for name in self.layer_names]
         d = [y[name]["d"] for name in self.layer_names]
         return h, d, target
 
@@ -293,10 +305,13 @@ class DTPNetwork(AbstractLayered, dynlearn.AbstractPlastic, dynlearn.AbstractBat
         for layer in range(len(self.weights), 1, -1):
             hl, dl = h[layer], d[layer - 1]
             goal[layer - 2] = self.g(layer, hl + dl) - self.g(layer, hl)
-        return {
+        rates = {
             name: {"h": (f - hl) / self.tau, "d": (gl - dl) / self.tau}
             for name, f, hl, gl, dl in zip(self.layer_names, drive, h[1:], goal, d)
         }
+        if self.prospective:
+            return {name: {"d": rate["d"]} for name, rate in rates.items()}
+        return rates
 
     def plasticity(self, t, y, args):
         """`tau_w dW_l/dt = (d_l * phi_l'(a_l)) h_{l-1}^T / beta` (stream mean): the local
@@ -493,14 +508,22 @@ class TargetProjection(AbstractLayered, dynlearn.AbstractBatchLearner):
     activation: str = eqx.field(static=True)
     output_activation: str = eqx.field(static=True)
 
-    def __init__(self, sizes: Sequence[int], key: PRNGKeyArray, *, signal: str = "drtp"):
+    def __init__(
+        self,
+        sizes: Sequence[int],
+        key: PRNGKeyArray,
+        *,
+        signal: str = "drtp",
+        projection_scale: float = 1.0,
+    ):
         if signal not in PROJECTION_SIGNALS:
             raise ValueError(f"signal: unknown {signal!r}; known: {PROJECTION_SIGNALS}.")
+        check_positive(self, projection_scale=projection_scale)
         k_forward, k_projection = jax.random.split(key)
         self.weights, self.biases = init_layers(sizes, k_forward)
         keys = jax.random.split(k_projection, max(len(sizes) - 2, 1))
         self.projections = [
-            jax.random.uniform(k, (n, sizes[-1]), minval=-1.0, maxval=1.0)
+            projection_scale * jax.random.uniform(k, (n, sizes[-1]), minval=-1.0, maxval=1.0)
             for k, n in zip(keys, sizes[1:-1])
         ]
         self.signal, self.activation, self.output_activation = signal, "tanh", "sigmoid"
@@ -573,10 +596,13 @@ def rule_fw_dtp(sizes, key) -> dynlearn.Recipe:
 
 def rule_fw_dtp_always_on(sizes, key) -> dynlearn.Recipe:
     """The registered rule `fw-dtp-always-on`: fixed-weight DTP as one system of
-    equations, activities, target offsets and forward weights evolving together while the
-    samples stream by (5 time units each, Euler dt 0.5, tau 1, tau_w 50), the plasticity
-    annealed as 1 / (1 + n / 5000); batches of 32."""
-    net = DTPNetwork(sizes, key, feedback="fixed", tau=1.0, tau_w=50.0)
+    equations, target offsets and forward weights evolving together while the samples
+    stream by (5 time units each, Euler dt 0.5, tau 0.5, tau_w 50), prospective forward
+    activities, the plasticity annealed as 1 / (1 + n / 5000); batches of 32. On the
+    mnist5k validation split (784-100-10, 10 epochs) 90.7% (settled `fw-dtp` 91.4%); with
+    leaky forward activities (tau 1) 86.0%, with t_pres 2 73.8%: a new sample's forward
+    transient, read by the top offset as an error, was the gap."""
+    net = DTPNetwork(sizes, key, feedback="fixed", tau=0.5, tau_w=50.0, prospective=True)
     presentation = dynlearn.Presentation(t_pres=5.0, dt=0.5)
     mode = dynlearn.AlwaysOn(presentation, gain=dynlearn.inverse_time(5000))
     return dynlearn.Recipe(net, mode, 32)

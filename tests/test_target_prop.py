@@ -52,18 +52,23 @@ def test_dtp_targets_follow_the_difference_correction():
         np.testing.assert_allclose(t, h, atol=1e-6)
 
 
-def test_the_always_on_target_offsets_settle_to_the_dtp_targets():
+@pytest.mark.parametrize("prospective", [False, True])
+def test_the_always_on_target_offsets_settle_to_the_dtp_targets(prospective):
     """The target dynamics (activities held by their input) settle where `targets` is, and
     the plasticity there is minus the settle-then-update update over tau_w."""
-    net = DTPNetwork(SIZES, jax.random.key(0), feedback="fixed", beta=0.2, tau_w=7.0)
+    net = DTPNetwork(
+        SIZES, jax.random.key(0), feedback="fixed", beta=0.2, tau_w=7.0, prospective=prospective
+    )
     x, y = batch()
     rates, _ = net.rates(x)
     stream = dynlearn.StimulusStream(x[None], t_pres=1.0, targets=y[None])
-    start = {n: {"h": h, "d": jnp.zeros_like(h)} for n, h in zip(net.layer_names, rates[1:])}
+    start = net.init_state(x)  # activities at zero (leaky) or at once (prospective)
     settled = dynlearn.equilibrate(net, start, stream, rtol=1e-6, atol=1e-7).y
+    assert ("h" in settled["output"]) is not prospective
     for name, h, t in zip(net.layer_names, rates[1:], net.targets(rates, y)):
-        np.testing.assert_allclose(settled[name]["h"], h, atol=1e-5)
-        np.testing.assert_allclose(settled[name]["h"] + settled[name]["d"], t, atol=1e-5)
+        h_settled = h if prospective else settled[name]["h"]
+        np.testing.assert_allclose(h_settled, h, atol=1e-5)
+        np.testing.assert_allclose(h_settled + settled[name]["d"], t, atol=1e-5)
     updates, _ = net.updates(x, y, None)
     rates_w = net.plasticity(0.5, settled, stream)
     for rate, update in zip(rates_w.weights, updates.weights):

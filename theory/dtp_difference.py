@@ -120,7 +120,7 @@ def plot(ds: xr.Dataset, path) -> None:
         ax.legend(fontsize=8)
 
 
-main = dynlearn.validation.script_main("dtp_difference", CLAIM, run, plot)
+main = dynlearn.validation.script_main("dtp_difference", CLAIM, run, plot, demo=True)
 
 if __name__ == "__main__":
     sys.exit(main())
