@@ -68,6 +68,7 @@ __all__ = [
     "EulerPhases",
     "SteadyStatePhases",
     "OneSided",
+    "Contrastive",
     "Symmetric",
     "Holomorphic",
     "RateReadout",
@@ -194,6 +195,27 @@ class Symmetric(AbstractEstimator):
         return [(beta, 0.5 / beta), (-beta, -0.5 / beta)]
 
 
+class Contrastive(AbstractEstimator):
+    """Contrastive Hebbian learning (Movellan 1991; Xie & Seung 2003): dF/dtheta(u^c) -
+    dF/dtheta(u^0), u^c the fixed point with the output clamped to the target (rho(u_L) =
+    y; `EPNetwork.clamped_phase`), i.e. dW_l ∝ rho(u_l^c) rho(u_{l-1}^c)^T - rho(u_l^0)
+    rho(u_{l-1}^0)^T: Hebbian in the clamped phase, anti-Hebbian in the free one. No 1/beta:
+    the clamp is not small (EP's one-sided estimator is its weakly clamped limit). Needs
+    the output inside the energy (`RateReadout()`) and a rho that reaches one-hot targets
+    at finite u (the hard sigmoid, or linear)."""
+
+    def terms(self, beta):
+        return [(0.0, -1.0), (None, 1.0)]  # None: the clamped phase
+
+    def check(self, activation):
+        if activation not in ("hard_sigmoid", "linear"):
+            raise ValueError(
+                f"activation: contrastive Hebbian learning clamps the output's rates to the "
+                f"targets, rho(u_L) = y, so rho must reach 0 and 1 at finite u "
+                f"('hard_sigmoid' or 'linear'); got {activation!r}."
+            )
+
+
 class Holomorphic(AbstractEstimator):
     """Re mean_k (1/beta_k) dF/dtheta(u^{beta_k}), beta_k = |beta| e^{2 pi i k / N}: exact
     up to O(|beta|^N) (Laborieux & Zenke 2022)."""
@@ -292,7 +314,10 @@ class SteadyStatePhases(AbstractPhases):
 # ------------------------------------------------------------------------------ network
 OPTIONS = {  # what each option argument of EPNetwork takes
     "readout": (AbstractReadout, "RateReadout() or SoftmaxReadout()"),
-    "estimator": (AbstractEstimator, "Symmetric(), OneSided() or Holomorphic(n)"),
+    "estimator": (
+        AbstractEstimator,
+        "Symmetric(), OneSided(), Holomorphic(n) or Contrastive()",
+    ),
     "phases": (AbstractPhases, "EulerPhases() or SteadyStatePhases()"),
 }
 
@@ -351,6 +376,11 @@ class EPNetwork(dynlearn.AbstractPlastic, dynlearn.AbstractBatchLearner):
                 "the nudge is the estimator's business (Symmetric uses +beta and -beta)."
             )
         estimator.check(activation)
+        if isinstance(estimator, Contrastive) and not isinstance(readout, RateReadout):
+            raise ValueError(
+                "readout: contrastive Hebbian learning clamps the output layer of the energy "
+                f"to the targets; it needs RateReadout(), got {type(readout).__name__}()."
+            )
         key_w, key_out = jax.random.split(key)
         energy_sizes = readout.energy_sizes(list(sizes))
         if len(energy_sizes) < 2:
@@ -508,6 +538,15 @@ class EPNetwork(dynlearn.AbstractPlastic, dynlearn.AbstractBatchLearner):
         drive = EPDrive(x, y, beta, self._input_drive(x).astype(beta.dtype))
         return self.phases.relax(self, u0, drive, True)
 
+    def clamped_phase(self, u0, x, y):
+        """u^c for one sample: from the free fixed point `u0` with the output's rates held
+        at the target, rho(u_L) = y (CHL's clamped phase), the hidden layers relaxing for
+        the free phase's budget (the clamp is not a small perturbation)."""
+        output = self.layer_names[-1]
+        state = {**u0, output: {"u": y.astype(u0[output]["u"].dtype)}}
+        drive = EPDrive(x, y, jnp.zeros((), x.dtype), self._input_drive(x))
+        return self.phases.relax(_OutputClamped(self), state, drive, False)
+
     # ----------------------------------------------------------------- learning
     def predict(self, x):
         """Outputs at the free fixed point for a batch (this settles the network)."""
@@ -528,7 +567,9 @@ class EPNetwork(dynlearn.AbstractPlastic, dynlearn.AbstractBatchLearner):
         free = jax.vmap(self.free_phase)(x, y)
         terms = []
         for beta_k, coef in estimator.terms(beta):
-            if isinstance(beta_k, (int, float)) and beta_k == 0:  # beta may be traced
+            if beta_k is None:  # CHL's clamped phase
+                terms.append((jax.vmap(self.clamped_phase)(free, x, y), 0.0, coef))
+            elif isinstance(beta_k, (int, float)) and beta_k == 0:  # beta may be traced
                 terms.append((free, beta_k, coef))
             else:
                 nudged = jax.vmap(lambda u, xi, yi: self.nudged_phase(u, xi, yi, beta_k))
@@ -551,6 +592,20 @@ class EPNetwork(dynlearn.AbstractPlastic, dynlearn.AbstractBatchLearner):
         output = jax.vmap(self.output)(free)
         loss = jnp.mean(jax.vmap(self.cost)(free, y))
         return grads, {"loss": loss, "output": output}
+
+
+class _OutputClamped(dynlearn.AbstractDynamics):
+    """An EP network whose output layer is held where it is (CHL's clamped phase)."""
+
+    network: EPNetwork
+
+    def vector_field(self, t, state, drive):
+        rates = self.network.vector_field(t, state, drive)
+        output = self.network.layer_names[-1]
+        return {**rates, output: {"u": jnp.zeros_like(rates[output]["u"])}}
+
+    def time_constants(self):
+        return self.network.time_constants()
 
 
 def rule(sizes, key) -> dynlearn.Recipe:
@@ -577,3 +632,11 @@ def rule_continual(sizes, key) -> dynlearn.Recipe:
     presentation = dynlearn.Presentation(t_pres=20.0, dt=1.0)
     mode = dynlearn.AlwaysOn(presentation, gain=dynlearn.inverse_time(10_000))
     return dynlearn.Recipe(EPNetwork(sizes, key, eta=0.003), mode, 32)
+
+
+def rule_chl(sizes, key) -> dynlearn.Recipe:
+    """The registered rule `chl`: contrastive Hebbian learning on the same layered Hopfield
+    network as `ep` (hard sigmoid, Euler phases: 30 steps of 0.5 free, 30 clamped), Adam
+    1e-3, batches of 32."""
+    net = EPNetwork(sizes, key, estimator=Contrastive())
+    return dynlearn.Recipe(net, dynlearn.SettleThenUpdate(optax.adam(1e-3)), 32)

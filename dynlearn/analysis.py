@@ -11,6 +11,7 @@ __all__ = [
     "cosine_similarity",
     "angle_deg",
     "relative_error",
+    "loglog_slope",
     "settling_time",
     "flatten",
     "prune_global",
@@ -56,6 +57,17 @@ def relative_error(estimate: PyTree, reference: PyTree) -> Array:
     """`|estimate - reference| / |reference|` (Euclidean norms over all elements)."""
     x, y = _pair(estimate, reference)
     return jnp.linalg.norm(x - y) / jnp.linalg.norm(y)
+
+
+def loglog_slope(x: ArrayLike, y: ArrayLike) -> float:
+    """The least-squares slope of log y against log x: the order p of y ~ x^p (how an
+    error falls with a step, a nudge, a rate). Zeros in y count as 1e-300."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if x.shape != y.shape or x.ndim != 1 or len(x) < 2 or np.any(x <= 0):
+        raise ValueError(
+            f"x, y: need two 1-d arrays of the same length >= 2, x > 0; got {x.shape}, {y.shape}."
+        )
+    return float(np.polyfit(np.log(x), np.log(np.maximum(y, 1e-300)), 1)[0])
 
 
 def settling_time(

@@ -60,3 +60,11 @@ def test_global_pruning_reaches_exact_sparsity_across_layers(sparsity):
 def test_global_pruning_rejects_bad_sparsity():
     with pytest.raises(ValueError, match=r"sparsity must be in \[0, 1\)"):
         analysis.prune_global([jnp.ones(3)], 1.0)
+
+
+def test_loglog_slope_reads_the_order_of_a_power_law():
+    x = np.logspace(-3, -1, 5)
+    assert abs(analysis.loglog_slope(x, 3.0 * x**2) - 2.0) < 1e-12
+    assert abs(analysis.loglog_slope(x, np.full(5, 0.2))) < 1e-12
+    with pytest.raises(ValueError, match="x > 0"):
+        analysis.loglog_slope([0.0, 1.0], [1.0, 2.0])

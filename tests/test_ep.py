@@ -9,6 +9,7 @@ import pytest
 
 import dynlearn
 from circuits.ep import (
+    Contrastive,
     EPDrive,
     EPNetwork,
     EulerPhases,
@@ -88,6 +89,38 @@ def test_ep_learns_digits(digits, kwargs):
     assert float(result.metrics.test_accuracy[-1]) > 0.8
 
 
+def test_chl_is_hebbian_when_clamped_and_anti_hebbian_when_free(x64):
+    """CHL's update: dW_l = -(rho(u_l^c) rho(u_{l-1}^c)^T - rho(u_l^0) rho(u_{l-1}^0)^T)
+    (gradient sign, batch mean), the clamped phase holding the output at the target and
+    the hidden layer at its fixed point given it."""
+    net = EPNetwork([5, 6, 3], jax.random.key(0), estimator=Contrastive())
+    x = jax.random.uniform(jax.random.key(1), (4, 5))
+    y = jax.nn.one_hot(jnp.array([0, 2, 1, 2]), 3)
+    grads, _ = net.updates(x, y, None)
+    free = jax.vmap(net.free_phase)(x, y)
+    clamped = jax.vmap(net.clamped_phase)(free, x, y)
+    np.testing.assert_allclose(clamped["output"]["u"], y)
+    drive = EPDrive(x[0], y[0], 0.0)
+    one = jax.tree.map(lambda a: a[0], clamped)
+    rest = net.vector_field(0.0, one, drive)["hidden1"]["u"]
+    assert float(jnp.abs(rest).max()) < 1e-6  # the hidden layer settled under the clamp
+
+    def hebb(state, pre):
+        return net.rho(state["output"]["u"]).T @ net.rho(pre) / x.shape[0]
+
+    expected = -(hebb(clamped, clamped["hidden1"]["u"]) - hebb(free, free["hidden1"]["u"]))
+    np.testing.assert_allclose(grads.weights[1], expected, atol=1e-10)
+    first = -(net.rho(clamped["hidden1"]["u"]) - net.rho(free["hidden1"]["u"])).T @ x / 4
+    np.testing.assert_allclose(grads.weights[0], first, atol=1e-10)
+
+
+def test_chl_learns_digits(digits):
+    net = EPNetwork([64, 64, 10], jax.random.key(0), estimator=Contrastive())
+    mode = dynlearn.SettleThenUpdate(optax.adam(1e-3))
+    result = dynlearn.fit(net, digits, mode, epochs=3, batch_size=32, progress=False)
+    assert float(result.metrics.test_accuracy[-1]) > 0.85
+
+
 @pytest.mark.parametrize("estimator", ["one-sided", "symmetric"])
 def test_continual_ep_learns_digits(digits, estimator):
     """Continual EP, one-sided (15 ms free, then nudged; constant eta 0.002) and as the
@@ -117,6 +150,10 @@ def test_bad_input():
         EPNetwork([4, 5, 3], jax.random.key(0), estimator="two_sided")
     with pytest.raises(ValueError, match="n_points must be >= 2"):
         Holomorphic(1)
+    with pytest.raises(ValueError, match="contrastive Hebbian learning clamps .* 'tanh'"):
+        EPNetwork([4, 5, 3], jax.random.key(0), activation="tanh", estimator=Contrastive())
+    with pytest.raises(ValueError, match="readout: contrastive Hebbian .* SoftmaxReadout"):
+        EPNetwork([4, 5, 3], jax.random.key(0), estimator=Contrastive(), readout=SoftmaxReadout())
     short = dynlearn.AlwaysOn(dynlearn.Presentation(t_pres=10.0, dt=1.0))
     x, y = jnp.ones((2, 4)), jnp.ones((2, 3))
     with pytest.raises(ValueError, match="t_free=15.0 must be shorter than .* t_pres=10.0"):

@@ -49,10 +49,8 @@ def cosines(net: TargetProjection, x, y) -> np.ndarray:
 
     exact = jax.grad(loss)(net.weights)
     drtp = eqx.filter(net.updates(x, y, None)[0], eqx.is_array).weights
-    out = []
-    for a, b in zip(drtp[:-1], exact[:-1]):
-        out.append(float(jnp.sum(a * b) / (jnp.linalg.norm(a) * jnp.linalg.norm(b))))
-    return np.array(out)
+    cosine = dynlearn.analysis.cosine_similarity
+    return np.array([float(cosine(a, b)) for a, b in zip(drtp[:-1], exact[:-1])])
 
 
 def run(fast: bool) -> tuple[xr.Dataset, bool]:

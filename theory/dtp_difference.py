@@ -74,10 +74,6 @@ def errors(deltas, approximate: bool) -> tuple[np.ndarray, np.ndarray]:
     return np.array(e_dtp), np.array(e_tp)
 
 
-def slope(x, y) -> float:
-    return float(np.polyfit(np.log(x), np.log(np.maximum(y, 1e-300)), 1)[0])
-
-
 def run(fast: bool) -> tuple[xr.Dataset, bool]:
     deltas = np.logspace(-1, -3 if fast else -5, 5 if fast else 9)
     with jax.enable_x64(True):
@@ -94,8 +90,8 @@ def run(fast: bool) -> tuple[xr.Dataset, bool]:
         inverse=("feedback map: exact inverse or with a smooth residual", ""),
         rule=("difference target propagation or plain target propagation", ""),
     )
-    ds.attrs["slope_dtp_approximate"] = slope(deltas, approx[0])
-    ds.attrs["slope_tp_approximate"] = slope(deltas, approx[1])
+    ds.attrs["slope_dtp_approximate"] = dynlearn.analysis.loglog_slope(deltas, approx[0])
+    ds.attrs["slope_tp_approximate"] = dynlearn.analysis.loglog_slope(deltas, approx[1])
     ds.attrs["max_error_dtp_exact"] = float(exact[0].max())
     print(
         f"slopes with the approximate inverse: DTP {ds.attrs['slope_dtp_approximate']:.2f}, "

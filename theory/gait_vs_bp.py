@@ -25,7 +25,6 @@ import sys
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
@@ -34,12 +33,6 @@ from circuits.target_prop import GAITPropNetwork
 
 CLAIM = "GAIT-prop's update -> backprop's for orthogonal weights as gamma -> 0 (cos -> 1)"
 N, DEPTH, N_OUT, BATCH = 16, 4, 5, 32
-
-
-def cosine(a, b) -> float:
-    a = jnp.concatenate([jnp.ravel(x) for x in a])
-    b = jnp.concatenate([jnp.ravel(x) for x in b])
-    return float(a @ b / (jnp.linalg.norm(a) * jnp.linalg.norm(b)))
 
 
 def network(weights: str, activation: str, gamma: float = 1e-3) -> GAITPropNetwork:
@@ -64,12 +57,8 @@ def one_minus_cos(weights: str, activation: str, gammas) -> list[float]:
     out = []
     for gamma in gammas:
         gait = network(weights, activation, float(gamma)).gait_grads(x, y)[0]
-        out.append(1.0 - cosine(gait, exact))
+        out.append(1.0 - float(dynlearn.analysis.cosine_similarity(gait, exact)))
     return out
-
-
-def slope(gammas, values) -> float:
-    return float(np.polyfit(np.log(gammas), np.log(np.maximum(values, 1e-300)), 1)[0])
 
 
 def run(fast: bool) -> tuple[xr.Dataset, bool]:
@@ -88,7 +77,9 @@ def run(fast: bool) -> tuple[xr.Dataset, bool]:
         case=("weights and activation", ""),
     )
     small = gammas <= 1e-2  # the asymptotic regime
-    ds.attrs["slope_orthogonal_tanh"] = slope(gammas[small], values[0, small])
+    ds.attrs["slope_orthogonal_tanh"] = dynlearn.analysis.loglog_slope(
+        gammas[small], values[0, small]
+    )
     ds.attrs["gaussian_limit"] = float(values[1, -1])
     bound = 1e-5 if fast else 1e-9
     passed = bool(values[0, -1] <= bound and ds.attrs["slope_orthogonal_tanh"] >= 1.8)

@@ -23,7 +23,8 @@ at rho = 1e5 with slope <= -0.9 over rho >= 1e2. Measured: BP slopes 0.99 (linea
 0.98 (tanh), errors 1.9e-5; TP slopes -1.00 and -0.97, errors 2.3e-5 and 1.1e-4. The
 equilibrium's shift `x* - h` turns from BP's direction (cos 1 with -delta, 0.72 / 0.64
 with t - h) to the TP target's (the reverse) as rho grows.
-Fast version: rho 1e-3 .. 1e3, one per decade, the bounds at the ends 2e-2 (measured 1.6e-3 and 1.1e-2).
+Fast version: rho 1e-3 .. 1e3, one per decade, the bounds at the ends 2e-2 (measured
+1.6e-3 and 1.1e-2).
 
 Run: `python -m theory.pc_tp_limits [--fast]` or `dynlearn check pc_tp_limits`.
 """
@@ -99,8 +100,7 @@ def measure(activation: str, rhos) -> dict[str, np.ndarray]:
     def rel(a, b):
         return float(jnp.linalg.norm(a - b) / jnp.linalg.norm(b))
 
-    def cos(a, b):
-        return float(jnp.sum(a * b) / (jnp.linalg.norm(a) * jnp.linalg.norm(b)))
+    cos = dynlearn.analysis.cosine_similarity
 
     out = {k: [] for k in ("bp_error", "tp_error", "cos_bp", "cos_tp")}
     state = base.init_state(x)  # continuation: each rho starts from the previous equilibrium
@@ -115,13 +115,11 @@ def measure(activation: str, rhos) -> dict[str, np.ndarray]:
         shifts = [v - hv for v, hv in zip(xs, h)]
         out["bp_error"].append(max(rel(weighted[i], minus_delta[i]) for i in range(n_hidden)))
         out["tp_error"].append(max(rel(xs[i] - h[i], targets[i] - h[i]) for i in range(n_hidden)))
-        out["cos_bp"].append(np.mean([cos(s, d) for s, d in zip(shifts, minus_delta)]))
-        out["cos_tp"].append(np.mean([cos(s, t - hv) for s, t, hv in zip(shifts, targets, h)]))
+        out["cos_bp"].append(np.mean([float(cos(s, d)) for s, d in zip(shifts, minus_delta)]))
+        out["cos_tp"].append(
+            np.mean([float(cos(s, t - hv)) for s, t, hv in zip(shifts, targets, h)])
+        )
     return {k: np.array(v) for k, v in out.items()}
-
-
-def slope(x, y) -> float:
-    return float(np.polyfit(np.log(x), np.log(np.maximum(y, 1e-300)), 1)[0])
 
 
 def run(fast: bool) -> tuple[xr.Dataset, bool]:
@@ -148,7 +146,10 @@ def run(fast: bool) -> tuple[xr.Dataset, bool]:
     passed = True
     for network in activations:
         r = ds.sel(network=network)
-        s_bp, s_tp = slope(rhos[weak], r.bp_error[weak]), slope(rhos[strong], r.tp_error[strong])
+        s_bp, s_tp = (
+            dynlearn.analysis.loglog_slope(rhos[weak], r.bp_error[weak]),
+            dynlearn.analysis.loglog_slope(rhos[strong], r.tp_error[strong]),
+        )
         ds.attrs[f"slope_bp_{network}"], ds.attrs[f"slope_tp_{network}"] = s_bp, s_tp
         print(f"{network}: BP error slope {s_bp:.2f}, TP error slope {s_tp:.2f}")
         passed &= bool(
