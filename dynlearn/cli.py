@@ -122,7 +122,8 @@ def _demo(quick: bool, chosen: list[str], runs: Path) -> None:
     with console.status("training every registered rule on digits ..."):
         rules = train_rules(digits, run_dir, hidden=hidden, epochs=epochs)
     table = Table(title=f"learning rules: digits, 64-{hidden}-10, {epochs} epoch(s)")
-    for column in ("rule", "learner", "mode", "test accuracy", "seconds"):
+    table.add_column("rule", no_wrap=True)  # names stay whole (and searchable)
+    for column in ("learner", "mode", "test accuracy", "seconds"):
         table.add_column(column)
     for row in rules:
         table.add_row(
