@@ -207,6 +207,11 @@ class Contrastive(AbstractEstimator):
     def terms(self, beta):
         return [(0.0, -1.0), (None, 1.0)]  # None: the clamped phase
 
+    def continual_legs(self, beta):
+        """Continual CHL: a free leg, then a clamped leg (the output relaxing to the
+        target) that learns with c = 1; the drive's beta > 0 flags the clamp."""
+        return 0.0, 1.0
+
     def check(self, activation):
         if activation not in ("hard_sigmoid", "linear"):
             raise ValueError(
@@ -489,6 +494,15 @@ class EPNetwork(dynlearn.AbstractPlastic, dynlearn.AbstractBatchLearner):
         al. 2019), and Euler with dt = 1 is exactly that form's iteration.
         """
         drive = self.drive_at(drive, t)
+        if isinstance(self.estimator, Contrastive):  # no cost in the energy: a clamp
+            flow = self._energy_flow(state, EPDrive(drive.x, drive.y, 0.0, drive.input_drive))
+            output = self.layer_names[-1]
+            u = state[output]["u"]
+            clamp = (drive.y.astype(u.dtype) - u) / self.tau
+            return {**flow, output: {"u": jnp.where(drive.beta > 0, clamp, flow[output]["u"])}}
+        return self._energy_flow(state, drive)
+
+    def _energy_flow(self, state, drive):
         if self.activation != "hard_sigmoid":
             return dynlearn.gradient_flow(self.energy, state, drive, tau=self.tau)
         grad = jax.grad(lambda s: self.energy(s, drive, rho=lambda u: u))(state)
@@ -640,3 +654,14 @@ def rule_chl(sizes, key) -> dynlearn.Recipe:
     1e-3, batches of 32."""
     net = EPNetwork(sizes, key, estimator=Contrastive())
     return dynlearn.Recipe(net, dynlearn.SettleThenUpdate(optax.adam(1e-3)), 32)
+
+
+def rule_chl_continual(sizes, key) -> dynlearn.Recipe:
+    """The registered rule `chl-continual`: contrastive Hebbian learning always on, as
+    continual EP — each presentation runs free for 15 ms, then the output relaxes to the
+    target (tau 1 ms) for 5 ms while the weights follow dtheta/dt = -eta d/dt[dE/dtheta]
+    (summing to eta times the CHL update), eta 0.003, gain 1/(1 + n/10,000); hard
+    sigmoid, one stream, dt 1, batches of 32."""
+    presentation = dynlearn.Presentation(t_pres=20.0, dt=1.0)
+    mode = dynlearn.AlwaysOn(presentation, gain=dynlearn.inverse_time(10_000))
+    return dynlearn.Recipe(EPNetwork(sizes, key, estimator=Contrastive(), eta=0.003), mode, 32)

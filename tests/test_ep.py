@@ -18,6 +18,7 @@ from circuits.ep import (
     SoftmaxReadout,
     SteadyStatePhases,
     Symmetric,
+    rule_chl_continual,
     rule_continual,
 )
 
@@ -114,9 +115,40 @@ def test_chl_is_hebbian_when_clamped_and_anti_hebbian_when_free(x64):
     np.testing.assert_allclose(grads.weights[0], first, atol=1e-10)
 
 
-def test_chl_learns_digits(digits):
-    net = EPNetwork([64, 64, 10], jax.random.key(0), estimator=Contrastive())
-    mode = dynlearn.SettleThenUpdate(optax.adam(1e-3))
+def test_continual_chl_sums_to_the_clamped_minus_free_update(x64):
+    """Always-on CHL: a free leg, then the output relaxing to the target while the weights
+    follow -eta d/dt[dE/dtheta]; as eta -> 0 the summed change is eta times the CHL update
+    between the leg's ends."""
+    eta, t_free, t_clamp = 1e-6, 5.0, 30.0
+    net = EPNetwork([5, 6, 3], jax.random.key(0), estimator=Contrastive(), eta=eta, t_free=t_free)
+    x = jax.random.uniform(jax.random.key(1), (1, 5))
+    y = jax.nn.one_hot(jnp.array([2]), 3)
+    tol = {"rtol": 1e-10, "atol": 1e-12}
+    u0 = jax.tree.map(lambda a: a[None], net.free_phase(x[0], y[0]))
+    stream = dynlearn.StimulusStream(x[None], t_pres=t_free + t_clamp, targets=y[None])
+    frozen = dynlearn.simulate(net, u0, 0.0, t_free + t_clamp, args=stream, **tol).y1
+    np.testing.assert_allclose(frozen["output"]["u"], y, atol=1e-9)  # clamped by the end
+
+    def energy_grad(state):
+        return eqx.filter_grad(lambda m: m.energy(state, EPDrive(x, y, 0.0)))(net).weights
+
+    chl = [-(a - b) for a, b in zip(energy_grad(frozen), energy_grad(u0))]
+    system = dynlearn.Learning(net)
+    end = dynlearn.simulate(
+        system, {"neurons": u0, "params": system.params()}, 0.0, t_free + t_clamp,
+        args=stream, **tol,
+    ).y1  # fmt: skip
+    moved = [(a - b) / eta for a, b in zip(system.learned(end).weights, net.weights)]
+    assert float(dynlearn.analysis.relative_error(moved, chl)) < 1e-3
+
+
+@pytest.mark.parametrize("always_on", [False, True], ids=["settled", "continual"])
+def test_chl_learns_digits(digits, always_on):
+    if always_on:
+        net, mode, _ = rule_chl_continual([64, 64, 10], jax.random.key(0))
+    else:
+        net = EPNetwork([64, 64, 10], jax.random.key(0), estimator=Contrastive())
+        mode = dynlearn.SettleThenUpdate(optax.adam(1e-3))
     result = dynlearn.fit(net, digits, mode, epochs=3, batch_size=32, progress=False)
     assert float(result.metrics.test_accuracy[-1]) > 0.85
 
