@@ -26,6 +26,10 @@ Free phase (beta = 0) to u^0, nudged phase from u^0 to u^beta (`EulerPhases`,
   states, so rho must be holomorphic (sigmoid, tanh or linear, not the hard sigmoid).
 The reference they approach is recurrent backprop: the gradient of L through the free fixed
 point by implicit differentiation (`dynlearn.equilibrate`; Scellier & Bengio 2019).
+- `Contrastive()`: contrastive Hebbian learning (Movellan 1991), dE/dtheta(u^c) -
+  dE/dtheta(u^0) with u^c the fixed point with the output clamped to the target
+  (`clamped_phase`): Hebbian in the clamped phase, anti-Hebbian in the free one, the
+  strongly clamped relative of the one-sided estimator (no 1/beta).
 
 Continual EP (Ernoult et al. 2020), phase-free form (`plasticity`, for `dynlearn.AlwaysOn`):
 in one simulation over a stream each sample is shown for t_pres with the nudge switched on
@@ -34,7 +38,10 @@ d/dt[dF/dtheta] along the neural trajectory (at fixed theta), which sums to the 
 update as eta -> 0 (`theory/ep_continual.py`). With the `Symmetric()` estimator (the
 default) each presentation is nudged by -beta and then, from `t_free` on, by +beta, and the
 weights learn on that second leg only: the sum tends to the symmetric estimate, bias O(beta^2)
-instead of the one-sided O(beta) (same time per presentation).
+instead of the one-sided O(beta) (same time per presentation). With `Contrastive()` the
+second leg is a clamp instead of a nudge, the output relaxing to the target (tau du_L/dt =
+y - u_L) while the hidden layers follow the energy, and the weights learn with c = 1:
+continual CHL, whose summed change tends to eta times the CHL update.
 """
 
 from __future__ import annotations
@@ -660,8 +667,10 @@ def rule_chl_continual(sizes, key) -> dynlearn.Recipe:
     """The registered rule `chl-continual`: contrastive Hebbian learning always on, as
     continual EP — each presentation runs free for 15 ms, then the output relaxes to the
     target (tau 1 ms) for 5 ms while the weights follow dtheta/dt = -eta d/dt[dE/dtheta]
-    (summing to eta times the CHL update), eta 0.003, gain 1/(1 + n/10,000); hard
-    sigmoid, one stream, dt 1, batches of 32."""
+    (summing to eta times the CHL update), eta 0.01, gain 1/(1 + n/2,000); hard sigmoid,
+    one stream, dt 1, batches of 32. On the mnist5k validation split (784-100-10, 10
+    epochs) 91.2%; eta 0.003 / 0.01 with n_0 10,000: 88.9 / 90.7 (swinging by 1-2 points
+    between epochs); eta 0.03, n_0 2,000: 90.0."""
     presentation = dynlearn.Presentation(t_pres=20.0, dt=1.0)
-    mode = dynlearn.AlwaysOn(presentation, gain=dynlearn.inverse_time(10_000))
-    return dynlearn.Recipe(EPNetwork(sizes, key, estimator=Contrastive(), eta=0.003), mode, 32)
+    mode = dynlearn.AlwaysOn(presentation, gain=dynlearn.inverse_time(2_000))
+    return dynlearn.Recipe(EPNetwork(sizes, key, estimator=Contrastive(), eta=0.01), mode, 32)
