@@ -220,12 +220,10 @@ class DTPNetwork(AbstractLayered, dynlearn.AbstractPlastic, dynlearn.AbstractBat
         rates, drives = self.rates(x)
         fractions, traces = [], []
         for layer in range(2, len(self.weights) + 1):
-            j_f = (
-                slope(self.phis[layer - 1], drives[layer - 1])[:, :, None] * self.weights[layer - 1]
-            )
-            j_g = (1 - self.g(layer, rates[layer]) ** 2)[:, :, None] * self.feedback_weights[
-                layer - 2
-            ]
+            w, v = self.weights[layer - 1], self.feedback_weights[layer - 2]
+            f_slope = slope(self.phis[layer - 1], drives[layer - 1])
+            g_slope = 1 - self.g(layer, rates[layer]) ** 2
+            j_f, j_g = f_slope[:, :, None] * w, g_slope[:, :, None] * v
             product = j_f @ j_g  # (batch, n_l, n_l)
             eigenvalues = jnp.linalg.eigvals(product)
             fractions.append(jnp.mean(eigenvalues.real > 0))
