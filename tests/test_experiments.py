@@ -26,6 +26,7 @@ EXPERIMENTS = {
     "always_on": ["always_on.nc", "always_on.md", "always_on.png"],
     "bp_baseline": ["metrics.nc", "checkpoint.eqx", "learning_curves.png"],
     "hebbian": ["hebbian.nc", "hebbian.md", "hebbian.png"],
+    "target_prop": ["target_prop.nc", "target_prop.md", "target_prop.png"],
     "pc_vs_bp": ["results.nc", "table.md", "learning_curves.png"],
     "ep_mnist": ["results.nc", "table.md", "learning_curves.png"],
     "microcircuit": ["microcircuit.nc", "microcircuit.md", "microcircuit.png"],

@@ -19,7 +19,7 @@ training and after each epoch (layers 2, 3, 4). Asserted for FW-DTP:
 reported for DTP (trained feedback) next to it. Measured (full run): FW-DTP fractions
 0.39 / 0.56 / 0.70 -> 0.58 / 0.63 / 0.92, traces -0.80 / -0.23 / 0.48 -> 4.5 / 4.1 / 6.6,
 accuracy 93.1%; DTP 0.81 / 0.86 / 1.00, accuracy 95.6%.
-Fast version: 6 epochs, the same assertions but the accuracy.
+Fast version: 6 epochs, FW-DTP only, the same assertions but the accuracy.
 
 Run: `python -m theory.fwdtp_conditions [--fast]` or `dynlearn check fwdtp_conditions`.
 """
@@ -58,7 +58,8 @@ def run(fast: bool) -> tuple[xr.Dataset, bool]:
     epochs = 6 if fast else 20
     ds = dynlearn.data.load("digits")
     x = jax.numpy.asarray(ds.x_test[:200])
-    rules = ("fixed", "dtp")
+    labels = {"fixed": "FW-DTP (fixed B)", "dtp": "DTP (trained g)"}
+    rules = ("fixed",) if fast else ("fixed", "dtp")  # DTP: reported, not asserted
     results = [train(rule, epochs, ds, x) for rule in rules]
     dims = ("feedback", "epoch", "layer")
     out = xr.Dataset(
@@ -68,7 +69,7 @@ def run(fast: bool) -> tuple[xr.Dataset, bool]:
             "test_accuracy": ("feedback", [r[2] for r in results]),
         },
         coords={
-            "feedback": ["FW-DTP (fixed B)", "DTP (trained g)"],
+            "feedback": [labels[rule] for rule in rules],
             "epoch": np.arange(epochs + 1),
             "layer": np.arange(2, len(SIZES)),
         },
