@@ -88,10 +88,9 @@ __all__ = [
 FEEDBACK_RULES = ("dtp", "drl", "fixed")
 
 
-def _local_loss_grads(w, b, phi, h_below, target, beta):
-    """d/d(W, b) of `|target - phi(W h + b)|^2 / (2 beta)` (batch mean), the input `h`
-    and the target held: a layer-local gradient, `-(t - f) * phi'(a) h^T / beta`."""
-    a = h_below @ w.T + b
+def _local_loss_grads(phi, a, h_below, target, beta):
+    """d/d(W, b) of `|target - phi(a)|^2 / (2 beta)`, `a = W h + b` (batch mean), the input
+    `h` and the target held: a layer-local gradient, `-(t - f) * phi'(a) h^T / beta`."""
     delta = -(target - phi(a)) * slope(phi, a) / beta
     n = h_below.shape[0]
     return delta.T @ h_below / n, delta.mean(axis=0)
@@ -253,11 +252,11 @@ class DTPNetwork(AbstractLayered, dynlearn.AbstractPlastic, dynlearn.AbstractBat
         """Local updates with a gradient's sign: each layer's `d/dW |t_l - f_l(h_{l-1})|^2
         / (2 beta)` and, unless fixed, the feedback's `d/dV` of its reconstruction loss."""
         x, y = dynlearn.check_batch(x, y, self.sizes[0], self.sizes[-1])
-        rates, _ = self.rates(x)
+        rates, drives = self.rates(x)
         targets = self.targets(rates, y)
         grads = [
-            _local_loss_grads(w, b, phi, h, t, self.beta)
-            for w, b, phi, h, t in zip(self.weights, self.biases, self.phis, rates, targets)
+            _local_loss_grads(phi, a, h, t, self.beta)
+            for phi, a, h, t in zip(self.phis, drives, rates, targets)
         ]
         d_w, d_b = [g[0] for g in grads], [g[1] for g in grads]
         feedback = (self.feedback_weights, self.feedback_biases)
@@ -283,32 +282,31 @@ class DTPNetwork(AbstractLayered, dynlearn.AbstractPlastic, dynlearn.AbstractBat
         }
 
     def _unpack(self, t, y, args):
+        """`(h_0..h_L, drives a_l = W_l h_{l-1} + b_l, offsets d_l, target)`."""
         x, target = dynlearn.input_and_target(args, t)
         if self.prospective:  # the forward activities follow their input at once
-            h = self.rates(x)[0]
+            h, drives = self.rates(x)
         else:
             h = [x] + [y[name]["h"] for name in self.layer_names]
+            drives = [hb @ w.T + b for w, b, hb in zip(self.weights, self.biases, h)]
         d = [y[name]["d"] for name in self.layer_names]
-        return h, d, target
+        return h, drives, d, target
 
     def vector_field(self, t, y, args):
         """`tau dh_l/dt = f_l(h_{l-1}) - h_l`; the target offsets relax to the corrected
         values (module docstring); without a teacher the top offset relaxes to 0."""
-        h, d, target = self._unpack(t, y, args)
-        drive = [
-            phi(hb @ w.T + b) for w, b, phi, hb in zip(self.weights, self.biases, self.phis, h)
-        ]
+        h, drives, d, target = self._unpack(t, y, args)
         top = jnp.zeros_like(h[-1]) if target is None else self.top_offset(h[-1], target)
         goal = [None] * (len(self.weights) - 1) + [top]
         for layer in range(len(self.weights), 1, -1):
             hl, dl = h[layer], d[layer - 1]
             goal[layer - 2] = self.g(layer, hl + dl) - self.g(layer, hl)
         rates = {
-            name: {"h": (f - hl) / self.tau, "d": (gl - dl) / self.tau}
-            for name, f, hl, gl, dl in zip(self.layer_names, drive, h[1:], goal, d)
+            name: {"d": (gl - dl) / self.tau} for name, gl, dl in zip(self.layer_names, goal, d)
         }
-        if self.prospective:
-            return {name: {"d": rate["d"]} for name, rate in rates.items()}
+        if not self.prospective:
+            for name, phi, a, hl in zip(self.layer_names, self.phis, drives, h[1:]):
+                rates[name]["h"] = (phi(a) - hl) / self.tau
         return rates
 
     def plasticity(self, t, y, args):
@@ -320,10 +318,10 @@ class DTPNetwork(AbstractLayered, dynlearn.AbstractPlastic, dynlearn.AbstractBat
                 f"{self.feedback!r} trains its feedback on noise-perturbed activities, "
                 "settle-then-update."
             )
-        h, d, _ = self._unpack(t, y, args)
+        h, drives, d, _ = self._unpack(t, y, args)
         d_w, d_b = [], []
-        for w, b, phi, hb, dl in zip(self.weights, self.biases, self.phis, h, d):
-            delta = dl * slope(phi, hb @ w.T + b) / (self.beta * self.tau_w)
+        for phi, a, hb, dl in zip(self.phis, drives, h, d):
+            delta = dl * slope(phi, a) / (self.beta * self.tau_w)
             d_w.append(delta.T @ hb / hb.shape[0])
             d_b.append(delta.mean(axis=0))
         return eqx.tree_at(lambda m: (m.weights, m.biases), self, (d_w, d_b))
@@ -440,7 +438,11 @@ class GAITPropNetwork(dynlearn.AbstractBatchLearner):
         return self.rates(x)[0][-1][:, : self.n_out]
 
     def loss(self, x, y):
-        return SquaredError()(self.rates(x)[0][-1][:, : self.n_out], y)
+        return self._loss_and_output(x, y)[0]
+
+    def _loss_and_output(self, x, y):
+        output = self.rates(x)[0][-1][:, : self.n_out]
+        return SquaredError()(output, y), output
 
     def _penalty_grads(self) -> list[Array]:
         """d/dW of `lambda |W W^T - I|_F^2`: `4 lambda (W W^T - I) W`."""
@@ -449,14 +451,16 @@ class GAITPropNetwork(dynlearn.AbstractBatchLearner):
 
     def gait_grads(self, x, y) -> tuple[list[Array], list[Array]]:
         """GAIT-prop's weight and bias updates (gradient sign), without the penalty."""
-        rates, drives = self.rates(x)
+        return self._gait_grads(*self.rates(x), y)
+
+    def _gait_grads(self, rates, drives, y) -> tuple[list[Array], list[Array]]:
         out = rates[-1]
         e = jnp.zeros_like(out).at[:, : self.n_out].set(out[:, : self.n_out] - y)
         d_w, d_b = [], []
         for i in reversed(range(len(self.weights))):
             fprime = slope(lambda a, i=i: self.phi(i, a), drives[i])
             delta = e * fprime
-            d_w.insert(0, delta.T @ rates[i] / x.shape[0])
+            d_w.insert(0, delta.T @ rates[i] / out.shape[0])
             d_b.insert(0, delta.mean(axis=0))
             if i == 0:
                 break
@@ -469,14 +473,19 @@ class GAITPropNetwork(dynlearn.AbstractBatchLearner):
     def updates(self, x, y, key):
         x, y = dynlearn.check_batch(x, y, self.sizes[0], self.n_out)
         if self.credit == "backprop":
-            grads = eqx.filter_grad(lambda m: m.loss(x, y))(self)
+            value_and_grad = eqx.filter_value_and_grad(
+                self.__class__._loss_and_output, has_aux=True
+            )
+            (loss, output), grads = value_and_grad(self, x, y)
             d_w, d_b = grads.weights, grads.biases
         else:
-            d_w, d_b = self.gait_grads(x, y)
+            rates, drives = self.rates(x)
+            d_w, d_b = self._gait_grads(rates, drives, y)
+            output = rates[-1][:, : self.n_out]
+            loss = SquaredError()(output, y)
         d_w = [d + p for d, p in zip(d_w, self._penalty_grads())]
         updates = eqx.tree_at(lambda m: (m.weights, m.biases), self, (d_w, d_b))
-        output = self.predict(x)
-        return updates, {"loss": SquaredError()(output, y), "output": output}
+        return updates, {"loss": loss, "output": output}
 
 
 # -- direct target projections: DRTP and tpSGD ------------------------------------------
