@@ -28,6 +28,7 @@ EXPERIMENTS = {
     "hebbian": ["hebbian.nc", "hebbian.md", "hebbian.png"],
     "target_prop": ["target_prop.nc", "target_prop.md", "target_prop.png"],
     "pc_vs_bp": ["results.nc", "table.md", "learning_curves.png"],
+    "pc_transformer": ["results.nc", "table.md", "curves.png"],
     "ep_mnist": ["results.nc", "table.md", "learning_curves.png"],
     "microcircuit": ["microcircuit.nc", "microcircuit.md", "microcircuit.png"],
     "feedback_comparison": [
