@@ -5,7 +5,7 @@ Task: associative recall, generated in code. A sequence holds `n_pairs` (key, va
 query token holding one of the keys; the class is the value paired with that key. A single
 attention read-out at the query token solves it, and nothing simpler does.
 
-Network (`circuits.generalised_pc.toy_transformer`): attention of the query token over the
+Network (`circuits.pc.generalised.toy_transformer`): attention of the query token over the
 sequence, attended value, an MLP layer and a class read-out, trained three ways from the
 same initial parameters:
 - `bp`: backprop on the cross-entropy (the reference);
@@ -38,7 +38,7 @@ import optax
 import xarray as xr
 
 import dynlearn
-from circuits.generalised_pc import toy_transformer
+from circuits.pc.generalised import toy_transformer
 from experiments._options import positive_int
 
 RULES = ("bp", "generalised-pc", "gaussian-pc")

@@ -7,7 +7,8 @@ import numpy as np
 import optax
 import pytest
 
-from circuits.generalised_pc import (
+from circuits.pc import PCDrive
+from circuits.pc.generalised import (
     Bernoulli,
     Categorical,
     Dense,
@@ -16,7 +17,6 @@ from circuits.generalised_pc import (
     Node,
     toy_transformer,
 )
-from circuits.pc import PCDrive
 from experiments.pc_transformer import associative_recall
 
 N_PAIRS, N_SYMBOLS = 3, 5

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from circuits.pc import Generative, Nudged, PCDrive
-from circuits.positive_pc import PositivePCNetwork
+from circuits.pc.positive import PositivePCNetwork
 
 SIZES = [5, 7, 6, 3]
 

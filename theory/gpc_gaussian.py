@@ -1,7 +1,7 @@
 """Claim: generalised PC with fixed-variance Gaussian nodes is standard PC (to 1e-10), and
 its categorical and Bernoulli energies are the KL divergences they claim to be.
 
-Generalised PC (`circuits.generalised_pc`, Pinchetti et al. 2022) sums KL(q_v || p_v) over
+Generalised PC (`circuits.pc.generalised`, Pinchetti et al. 2022) sums KL(q_v || p_v) over
 nodes. For Gaussians of fixed variance s_v that is |m_v - mu_v|^2 / (2 s_v), standard PC's
 energy (`circuits.pc`). On random tanh chains (depths 2-4, variances 1 / 2 / 0.5 ..., the
 output clamped to a target) in float64, with the same weights in both networks:
@@ -28,8 +28,8 @@ import optax
 import xarray as xr
 
 import dynlearn
-from circuits.generalised_pc import Bernoulli, Categorical, Dense, Gaussian, GPCNetwork, Node
 from circuits.pc import PCDrive, PCNetwork
+from circuits.pc.generalised import Bernoulli, Categorical, Dense, Gaussian, GPCNetwork, Node
 
 CLAIM = "generalised PC with Gaussian nodes = standard PC; its KLs are the stated divergences"
 TOLERANCE = 1e-10
@@ -108,7 +108,10 @@ def run(fast: bool) -> tuple[xr.Dataset, bool]:
         rows = [[chain(d, s) for s in seeds] for d in depths]
         kls = [families(s) for s in seeds]
     data = {
-        f"{k}_error": (("depth", "seed"), np.array([[r[k] for r in row] for row in rows]))
+        (k if k == "moved" else f"{k}_error"): (
+            ("depth", "seed"),
+            np.array([[r[k] for r in row] for row in rows]),
+        )
         for k in rows[0][0]
     }
     data |= {k: ("seed", np.array([r[k] for r in kls])) for k in kls[0]}

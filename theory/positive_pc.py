@@ -1,7 +1,7 @@
 """Claim: positive PC keeps every firing rate >= 0 and still computes BP's gradient in the
 infinitesimal inference limit; how far its clamped update strays from BP, vs depth.
 
-Positive PC (`circuits.positive_pc`, after Alonso & Neftci 2021): rates x_l >= 0 by a
+Positive PC (`circuits.pc.positive`, after Alonso & Neftci 2021): rates x_l >= 0 by a
 projected inference flow, errors in two non-negative populations, one-way feedback
 synapses (mirrored here). On random networks (width 8, ReLU hidden, sigmoid output, inputs
 in [0, 1], one-hot targets) of depth 2-5 in float64, settled by 20,000 Euler steps to
@@ -34,7 +34,7 @@ import dynlearn
 from circuits._layers import SquaredError
 from circuits.backprop import BackpropMLP
 from circuits.pc import Clamped, EulerInference, Nudged, PCNetwork
-from circuits.positive_pc import PositivePCNetwork
+from circuits.pc.positive import PositivePCNetwork
 
 CLAIM = "positive PC: rates >= 0 at equilibrium; nudged update -> BP (cosine > 0.999)"
 BETA = 1e-4

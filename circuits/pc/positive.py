@@ -120,7 +120,7 @@ class PositivePCNetwork(AbstractLayered, dynlearn.AbstractDynamics, dynlearn.Abs
                     f"{name}: positive PC's predictions are firing rates, so f must be "
                     f"non-negative; choose one of {NON_NEGATIVE}, got {value!r}."
                 )
-        check_options("circuits.positive_pc", OPTIONS, task=task, inference=inference)
+        check_options("circuits.pc.positive", OPTIONS, task=task, inference=inference)
         if feedback not in FEEDBACK:
             raise ValueError(f"feedback: expected one of {FEEDBACK}; got {feedback!r}.")
         if not (decay >= 0 and tau > 0):

@@ -231,7 +231,7 @@ class GPCNetwork(dynlearn.AbstractDynamics, dynlearn.AbstractBatchLearner):
                 )
             known.add(name)
         check_options(
-            "circuits.generalised_pc",
+            "circuits.pc.generalised",
             {"inference": (AbstractInference, "EulerInference() or SteadyStateInference()")},
             inference=inference,
         )

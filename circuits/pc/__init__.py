@@ -1,4 +1,10 @@
-"""Predictive coding (PC) as inference dynamics on an energy.
+"""Predictive coding (PC) as inference dynamics on an energy — the PC family.
+
+This module is standard PC; its variants are submodules that share its tasks, inference
+options and drive: `circuits.pc.positive` (positive PC: non-negative rates, two error
+populations, one-way synapses; Alonso & Neftci 2021) and `circuits.pc.generalised` (PC
+beyond Gaussians: KL energies over a graph of Gaussian, categorical and Bernoulli nodes;
+Pinchetti et al. 2022).
 
 Layers x_0 ... x_L; predictions mu_l = W_l r_{l-1} + b_l with r_0 = x_0 (the input enters
 linearly, as in `BackpropMLP`) and r_l = f(x_l) for hidden layers; the output x_L is linear.
