@@ -31,16 +31,14 @@ import argparse
 import sys
 from pathlib import Path
 
-import jax
-import numpy as np
 import optax
-import xarray as xr
 
 import dynlearn
 from circuits._layers import CrossEntropy
 from circuits.backprop import BackpropMLP
 from circuits.target_prop import GAITPropNetwork
 from dynlearn import data, registry
+from experiments._compare import compare
 from experiments._options import non_negative_int, positive_int
 
 GROUPS = {
@@ -93,55 +91,17 @@ def main(argv: list[str] | None = None) -> int:
         opts.dataset, opts.epochs = "digits", 1
     ds = data.load(opts.dataset, seed=opts.seed)
     run_dir = Path(opts.run_dir or dynlearn.run_folder(Path("runs"), "target-prop"))
-    rows, curves, names = [], [], []
-    for group in opts.groups:
-        sizes = network(group, ds.n_features, ds.n_classes, opts.quick)
-        for rule in GROUPS[group]:
-            learner, mode, batch_size = recipe(group, rule, sizes, jax.random.key(opts.seed))
-            cell = run_dir / f"{group}-{rule}"
-            result = dynlearn.fit(
-                learner, ds, mode, epochs=opts.epochs, batch_size=batch_size, seed=opts.seed,
-                run_dir=cell, resume=(cell / "metrics.nc").exists(), progress=False,
-            )  # fmt: skip
-            curve = result.metrics.test_accuracy.values
-            seconds = float(result.metrics.wall_time.sum())
-            curves.append(curve), names.append(f"{group}/{rule}")
-            rows.append((group, rule, "-".join(map(str, sizes)), curve, seconds))
-            print(f"{group}/{rule}: {100 * curve[-1]:.2f}% ({seconds:.0f} s)", flush=True)
-    out = xr.Dataset(
-        {"test_accuracy": (("cell", "epoch"), np.array(curves))},
-        coords={"cell": names, "epoch": np.arange(1, opts.epochs + 1)},
-        attrs={"dataset": ds.name, "seed": opts.seed},
+    table = compare(
+        "target_prop",
+        "Target propagation",
+        ds,
+        {group: GROUPS[group] for group in opts.groups},
+        lambda group: network(group, ds.n_features, ds.n_classes, opts.quick),
+        recipe,
+        epochs=opts.epochs,
+        seed=opts.seed,
+        run_dir=run_dir,
     )
-    out = dynlearn.describe(
-        out,
-        test_accuracy=("test accuracy after the epoch", "1"),
-        cell=("comparison/rule", ""),
-        epoch=("training epoch", "1"),
-    )
-    dynlearn.save_netcdf(out, run_dir / "target_prop.nc")
-    lines = [
-        f"# Target propagation on {ds.name}, {opts.epochs} epochs, seed {opts.seed}",
-        "",
-        "| comparison | rule | network | final accuracy | best | gap to BP | seconds |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    bp = {group: curve[-1] for group, rule, _, curve, _ in rows if rule == "bp"}
-    for group, rule, net, curve, seconds in rows:
-        gap = f"{100 * (curve[-1] - bp[group]):+.2f}" if group in bp else ""
-        lines.append(
-            f"| {group} | {rule} | {net} | {100 * curve[-1]:.2f} | {100 * curve.max():.2f} "
-            f"| {gap} | {seconds:.0f} |"
-        )
-    table = "\n".join(lines)
-    (run_dir / "target_prop.md").write_text(table + "\n")
-    with dynlearn.plot.figure(
-        run_dir / "target_prop.png", figsize=(6.0, 3.8), title=f"target propagation, {ds.name}"
-    ) as ax:
-        for i, name in enumerate(names):
-            ax.plot(out.epoch, 100 * out.test_accuracy[i], label=name, **dynlearn.plot.style(i))
-        ax.set(xlabel="epoch", ylabel="test accuracy (%)")
-        ax.legend(fontsize=7)
     print(table)
     print(f"results in {run_dir}")
     return 0

@@ -27,6 +27,7 @@ EXPERIMENTS = {
     "bp_baseline": ["metrics.nc", "checkpoint.eqx", "learning_curves.png"],
     "hebbian": ["hebbian.nc", "hebbian.md", "hebbian.png"],
     "target_prop": ["target_prop.nc", "target_prop.md", "target_prop.png"],
+    "forward_only": ["forward_only.nc", "forward_only.md", "forward_only.png"],
     "pc_vs_bp": ["results.nc", "table.md", "learning_curves.png"],
     "pc_transformer": ["results.nc", "table.md", "curves.png"],
     "ep_mnist": ["results.nc", "table.md", "learning_curves.png"],
