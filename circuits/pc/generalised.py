@@ -249,12 +249,6 @@ class GPCNetwork(dynlearn.AbstractDynamics, dynlearn.AbstractBatchLearner):
     def output(self) -> str:
         return self.order[-1]
 
-    @property
-    def sizes(self) -> list[int]:
-        """Flat input width and the output's width (for batch checks)."""
-        n_out = self.feedforward(jnp.zeros(self.input_shape))[1][self.output].shape[-1]
-        return [math.prod(self.input_shape), n_out]
-
     def time_constants(self):
         return {"tau": self.tau}
 
