@@ -1,13 +1,16 @@
 """A comparison of rules, each against BP on its group's network: the cells, their files.
 
-`compare(...)` trains every (group, rule) cell with the rule's recipe on the group's
-network (one seed), each cell checkpointing in its own folder so that a rerun with the same
-run folder resumes, and writes `<name>.nc` (test accuracy per cell and epoch), `<name>.md`
-(final and best accuracy, gap to the group's BP, seconds) and `<name>.png`.
+`main(...)` is such an experiment's command line (`--dataset`, `--groups`, `--epochs`,
+`--seed`, `--run-dir`, `--quick`); `compare(...)` trains every (group, rule) cell with
+the rule's recipe on the group's network (one seed), each cell checkpointing in its own
+folder so that a rerun with the same run folder resumes, and writes `<name>.nc` (test
+accuracy per cell and epoch), `<name>.md` (final and best accuracy, gap to the group's BP,
+seconds) and `<name>.png`.
 """
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,6 +19,8 @@ import numpy as np
 import xarray as xr
 
 import dynlearn
+from dynlearn import data as datasets
+from experiments._options import non_negative_int, positive_int
 
 
 def compare(
@@ -83,3 +88,49 @@ def compare(
         ax.set(xlabel="epoch", ylabel="test accuracy (%)")
         ax.legend(fontsize=7)
     return table
+
+
+def main(
+    argv: list[str] | None,
+    *,
+    command: str,
+    description: str,
+    name: str,
+    title: str,
+    groups: dict[str, tuple[str, ...]],
+    network: Callable[[str, int, int, bool], list[int]],
+    recipe: Callable[[str, str, list[int], jax.Array], dynlearn.Recipe],
+) -> int:
+    """`dynlearn run <command>`: parse the options, run `compare`, print the table.
+    `network(group, n_in, n_out, quick)` gives a group's layer sizes."""
+    p = argparse.ArgumentParser(prog=f"dynlearn run {command}", description=description)
+    p.add_argument("--dataset", default="mnist", choices=datasets.DATASETS)
+    p.add_argument("--groups", nargs="+", default=list(groups), choices=list(groups))
+    p.add_argument("--epochs", type=positive_int, default=10)
+    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument(
+        "--run-dir",
+        type=dynlearn.writable_folder,
+        default=None,
+        help=f"default runs/{command}-<time>; an existing one resumes",
+    )
+    p.add_argument("--quick", action="store_true", help="smoke run: digits, 1 epoch, narrow")
+    opts = p.parse_args(argv)
+    if opts.quick:
+        opts.dataset, opts.epochs = "digits", 1
+    data = datasets.load(opts.dataset, seed=opts.seed)
+    run_dir = Path(opts.run_dir or dynlearn.run_folder(Path("runs"), command))
+    table = compare(
+        name,
+        title,
+        data,
+        {group: groups[group] for group in opts.groups},
+        lambda group: network(group, data.n_features, data.n_classes, opts.quick),
+        recipe,
+        epochs=opts.epochs,
+        seed=opts.seed,
+        run_dir=run_dir,
+    )
+    print(table)
+    print(f"results in {run_dir}")
+    return 0

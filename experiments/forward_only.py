@@ -20,9 +20,7 @@ Run: `dynlearn run forward-only --dataset mnist --epochs 10` (`fashion_mnist` to
 
 from __future__ import annotations
 
-import argparse
 import sys
-from pathlib import Path
 
 import optax
 
@@ -30,9 +28,8 @@ import dynlearn
 from circuits._layers import CrossEntropy
 from circuits.backprop import BackpropMLP
 from circuits.forward_only import FDFANetwork
-from dynlearn import data, registry
-from experiments._compare import compare
-from experiments._options import non_negative_int, positive_int
+from dynlearn import registry
+from experiments._compare import main as comparison_main
 
 GROUPS = {"pepita": ("pepita", "bp"), "fdfa": ("fdfa", "dfa", "bp")}
 
@@ -57,44 +54,17 @@ def recipe(group: str, rule: str, sizes: list[int], key) -> dynlearn.Recipe:
     return registry.load("rules", rule)(sizes, key)
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="dynlearn run forward-only", description=__doc__.splitlines()[0]
-    )
-    p.add_argument("--dataset", default="mnist", choices=data.DATASETS)
-    p.add_argument("--groups", nargs="+", default=list(GROUPS), choices=list(GROUPS))
-    p.add_argument("--epochs", type=positive_int, default=10)
-    p.add_argument("--seed", type=non_negative_int, default=0)
-    p.add_argument(
-        "--run-dir",
-        type=dynlearn.writable_folder,
-        default=None,
-        help="default runs/forward-only-<time>; an existing one resumes",
-    )
-    p.add_argument("--quick", action="store_true", help="smoke run: digits, 1 epoch, narrow")
-    return p
-
-
 def main(argv: list[str] | None = None) -> int:
-    opts = parser().parse_args(argv)
-    if opts.quick:
-        opts.dataset, opts.epochs = "digits", 1
-    ds = data.load(opts.dataset, seed=opts.seed)
-    run_dir = Path(opts.run_dir or dynlearn.run_folder(Path("runs"), "forward-only"))
-    table = compare(
-        "forward_only",
-        "Forward-only learning",
-        ds,
-        {group: GROUPS[group] for group in opts.groups},
-        lambda group: network(group, ds.n_features, ds.n_classes, opts.quick),
-        recipe,
-        epochs=opts.epochs,
-        seed=opts.seed,
-        run_dir=run_dir,
+    return comparison_main(
+        argv,
+        command="forward-only",
+        description=__doc__.splitlines()[0],
+        name="forward_only",
+        title="Forward-only learning",
+        groups=GROUPS,
+        network=network,
+        recipe=recipe,
     )
-    print(table)
-    print(f"results in {run_dir}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -27,9 +27,7 @@ Run: `dynlearn run target-prop --dataset mnist --epochs 10` (`fashion_mnist` too
 
 from __future__ import annotations
 
-import argparse
 import sys
-from pathlib import Path
 
 import optax
 
@@ -37,9 +35,8 @@ import dynlearn
 from circuits._layers import CrossEntropy
 from circuits.backprop import BackpropMLP
 from circuits.target_prop import GAITPropNetwork
-from dynlearn import data, registry
-from experiments._compare import compare
-from experiments._options import non_negative_int, positive_int
+from dynlearn import registry
+from experiments._compare import main as comparison_main
 
 GROUPS = {
     "deep": ("dtp", "dtp-drl", "fw-dtp", "bp"),
@@ -67,44 +64,17 @@ def recipe(group: str, rule: str, sizes: list[int], key) -> dynlearn.Recipe:
     return dynlearn.Recipe(net, dynlearn.SettleThenUpdate(optax.adam(1e-3)), 32)
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="dynlearn run target-prop", description=__doc__.splitlines()[0]
-    )
-    p.add_argument("--dataset", default="mnist", choices=data.DATASETS)
-    p.add_argument("--groups", nargs="+", default=list(GROUPS), choices=list(GROUPS))
-    p.add_argument("--epochs", type=positive_int, default=10)
-    p.add_argument("--seed", type=non_negative_int, default=0)
-    p.add_argument(
-        "--run-dir",
-        type=dynlearn.writable_folder,
-        default=None,
-        help="default runs/target-prop-<time>; an existing one resumes",
-    )
-    p.add_argument("--quick", action="store_true", help="smoke run: digits, 1 epoch, narrow")
-    return p
-
-
 def main(argv: list[str] | None = None) -> int:
-    opts = parser().parse_args(argv)
-    if opts.quick:
-        opts.dataset, opts.epochs = "digits", 1
-    ds = data.load(opts.dataset, seed=opts.seed)
-    run_dir = Path(opts.run_dir or dynlearn.run_folder(Path("runs"), "target-prop"))
-    table = compare(
-        "target_prop",
-        "Target propagation",
-        ds,
-        {group: GROUPS[group] for group in opts.groups},
-        lambda group: network(group, ds.n_features, ds.n_classes, opts.quick),
-        recipe,
-        epochs=opts.epochs,
-        seed=opts.seed,
-        run_dir=run_dir,
+    return comparison_main(
+        argv,
+        command="target-prop",
+        description=__doc__.splitlines()[0],
+        name="target_prop",
+        title="Target propagation",
+        groups=GROUPS,
+        network=network,
+        recipe=recipe,
     )
-    print(table)
-    print(f"results in {run_dir}")
-    return 0
 
 
 if __name__ == "__main__":

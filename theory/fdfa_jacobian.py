@@ -64,7 +64,7 @@ def expected_jacobians(net: FDFANetwork, x) -> list[Array]:
 
 
 @eqx.filter_jit
-def running_mean(net: FDFANetwork, x, key, steps: int):
+def running_mean(net: FDFANetwork, x, key, steps):
     """B after `steps` updates with rate 1/t (the running mean of mean(d u^T))."""
 
     def step(t, feedback):

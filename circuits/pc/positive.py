@@ -48,6 +48,7 @@ from circuits._layers import (
     AbstractLayered,
     SquaredError,
     check_options,
+    feedforward,
     init_layers,
     phi_of,
     slope,
@@ -153,11 +154,8 @@ class PositivePCNetwork(AbstractLayered, dynlearn.AbstractDynamics, dynlearn.Abs
 
     def feedforward(self, x0) -> list[Array]:
         """x_1..x_L = mu_1..mu_L of the feed-forward pass (every error zero, rates >= 0)."""
-        xs, r = [], x0
-        for w, b, phi in zip(self.weights, self.biases, self.phis):
-            r = phi(r @ w.T + b)
-            xs.append(r)
-        return xs
+        drives = feedforward(self.weights, self.biases, self.phis, x0)
+        return [phi(a) for phi, a in zip(self.phis, drives)]
 
     def init_state(self, x=None) -> dict:
         """The feed-forward state for input `x` (a leading batch axis is kept; zeros if
