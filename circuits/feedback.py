@@ -64,11 +64,17 @@ class Signals(eqx.Module):
       comes from (l + 1, or the output for direct pathways), `(streams, n)`.
     - `weight_rates`: dW_l/dt of the forward weights by the host's own rule (None when the
       host is not learning).
+    - `rates_below`: for each hidden layer l its own rates r_l (the layer B_l projects to),
+      `(streams, n_l)` (None when the host does not pass them).
+    - `key`: randomness for a pathway that samples noise at an update (hosts that learn
+      settle-then-update pass one; always-on hosts pass None: their noise is a state).
     """
 
     weights: list[Array]
     rates_above: list[Array] | None = None
     weight_rates: list[Array] | None = None
+    rates_below: list[Array] | None = None
+    key: PRNGKeyArray | None = None
 
 
 class AbstractFeedback(dynlearn.AbstractDynamics):

@@ -118,7 +118,8 @@ class FeedbackMLP(AbstractLayered, dynlearn.AbstractBatchLearner):
         n = x.shape[0]
         d_weights = [-(e.T @ r) / n for e, r in zip(errors, rates[:-1])]
         d_biases = [-e.mean(axis=0) for e in errors]
-        signals = Signals(list(self.weights), None, [-d for d in d_weights])
+        above = [rates[-1]] * (len(rates) - 3) if self.feedback.direct else rates[2:]
+        signals = Signals(list(self.weights), above, [-d for d in d_weights], rates[1:-1], key)
         b_rates = self.feedback.plasticity(0.0, None, signals)
         d_feedback = jax.tree.map(lambda r: -r, eqx.filter(b_rates, self.feedback.trainable()))
         decay = self.feedback.forward_decay

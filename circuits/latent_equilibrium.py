@@ -241,7 +241,7 @@ class LENetwork(AbstractLayered, dynlearn.AbstractPlastic):
     def _signals(self, rates, weight_rates=None) -> Signals:
         n_hidden = len(self.weights) - 1
         above = [rates[-1] if self.feedback.direct else rates[k + 1] for k in range(n_hidden)]
-        return Signals(list(self.weights), above, weight_rates)
+        return Signals(list(self.weights), above, weight_rates, rates[:n_hidden])
 
     def _sweep(self, y, x) -> _Sweep:
         n_hidden = len(self.weights) - 1

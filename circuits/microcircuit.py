@@ -362,8 +362,9 @@ class Microcircuit(AbstractLayered, dynlearn.AbstractPlastic):
         ]
 
     def _signals(self, rates, weight_rates=None) -> Signals:
-        above = [rates[self.source(k)] for k in range(len(self.weights) - 1)]
-        return Signals(list(self.weights), above, weight_rates)
+        n_hidden = len(self.weights) - 1
+        above = [rates[self.source(k)] for k in range(n_hidden)]
+        return Signals(list(self.weights), above, weight_rates, rates[:n_hidden])
 
     def apical(self, y) -> list[Array]:
         """Apical potentials of the hidden layers, with a pathway's perturbation (PAL's

@@ -72,8 +72,15 @@ def train(
     rule: str, data, sizes, epochs: int, seed: int, pal: dict | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per epoch: test accuracy, and angles (epoch, layer) (NaN where undefined)."""
-    learner, mode, batch_size = make(rule, sizes, jax.random.key(seed), pal)
-    n_hidden = len(sizes) - 2
+    recipe = make(rule, sizes, jax.random.key(seed), pal)
+    return train_recipe(recipe, data, epochs, seed, len(sizes) - 2)
+
+
+def train_recipe(
+    recipe: dynlearn.Recipe, data, epochs: int, seed: int, n_hidden: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """`train` for any recipe (learner, mode, batch size) with `n_hidden` hidden layers."""
+    learner, mode, batch_size = recipe
     accuracy = np.full(epochs, np.nan)
     angles = np.full((epochs, n_hidden), np.nan)
 

@@ -28,6 +28,7 @@ EXPERIMENTS = {
     "hebbian": ["hebbian.nc", "hebbian.md", "hebbian.png"],
     "target_prop": ["target_prop.nc", "target_prop.md", "target_prop.png"],
     "forward_only": ["forward_only.nc", "forward_only.md", "forward_only.png"],
+    "alignment_rules": ["alignment_rules.nc", "alignment_rules.md", "alignment_rules.png"],
     "pc_vs_bp": ["results.nc", "table.md", "learning_curves.png"],
     "pc_transformer": ["results.nc", "table.md", "curves.png"],
     "ep_mnist": ["results.nc", "table.md", "learning_curves.png"],
@@ -60,9 +61,11 @@ BENCHMARKS = {
 
 @pytest.fixture(scope="module")
 def jax_cache(tmp_path_factory) -> Path:
-    """One JAX persistent compilation cache for the module's processes: programs that
-    several scripts compile alike (same network, same shapes) compile once."""
-    return tmp_path_factory.mktemp("jax-cache")
+    """One JAX persistent compilation cache for the scripts' processes: programs that
+    several scripts compile alike (same network, same shapes) compile once. The session's
+    (tests/conftest.py), shared by every pytest-xdist worker, when there is one."""
+    shared = os.environ.get("JAX_COMPILATION_CACHE_DIR")
+    return Path(shared) if shared else tmp_path_factory.mktemp("jax-cache")
 
 
 def run_module(name: str, *args: str, cache: Path | None = None) -> subprocess.CompletedProcess:
