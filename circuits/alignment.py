@@ -185,7 +185,7 @@ class InformationAlignment(AbstractMirror):
     key: PRNGKeyArray
     sigma: float | None = eqx.field(static=True, default=1.0)
     null: float = eqx.field(static=True, default=1.0)
-    decay: float = eqx.field(static=True, default=1.0)
+    decay: float = eqx.field(static=True, default=0.1)
     eta: float = eqx.field(static=True, default=1.0)
     scale: float = eqx.field(static=True, default=1.0)
     feedback: list[Array] | None = None
@@ -240,7 +240,7 @@ def rule_weight_mirror(sizes, key):
 
 def rule_information_alignment(sizes, key):
     """The registered rule `ia`: B by information alignment from noise (sigma 1, null 1,
-    decay 1), settle-then-update, Adam 1e-3, batches of 32."""
+    decay 0.1), settle-then-update, Adam 1e-3, batches of 32."""
     return _rule(InformationAlignment, sizes, key)
 
 

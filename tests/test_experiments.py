@@ -29,6 +29,7 @@ EXPERIMENTS = {
     "target_prop": ["target_prop.nc", "target_prop.md", "target_prop.png"],
     "forward_only": ["forward_only.nc", "forward_only.md", "forward_only.png"],
     "alignment_rules": ["alignment_rules.nc", "alignment_rules.md", "alignment_rules.png"],
+    "meta_plasticity": ["meta_plasticity.nc", "meta_plasticity.md", "meta_plasticity.png"],
     "pc_vs_bp": ["results.nc", "table.md", "learning_curves.png"],
     "pc_transformer": ["results.nc", "table.md", "curves.png"],
     "ep_mnist": ["results.nc", "table.md", "learning_curves.png"],

@@ -1,0 +1,163 @@
+"""Meta-learned plasticity with random feedback (Shervani-Tabar & Rosenbaum 2023).
+
+Shervani-Tabar & Rosenbaum 2023 (Nat. Commun.), "Meta-learning biologically plausible
+plasticity rules with random feedback pathways". A bias-free network y_0 = x,
+y_l = softplus_beta(W_l y_{l-1}) (hidden), y_L = W_L y_{L-1} (logits), learns online, one
+sample per presentation, with errors sent down through fixed random feedback B_l:
+
+    e_L = softmax(y_L) - t,    e_l = (B_l e_{l+1}) * (1 - exp(-beta y_l))
+
+(the second factor is softplus' derivative written with its output). The plasticity rule
+is feedback alignment plus a weighted sum of candidate local terms (post x pre outer
+products; e_0 = 0: the input gets no error):
+
+    dW_l/dt = -exp(log_lr) e_l y_{l-1}^T - sum_r theta_r F_r,l
+    F_1 = y_l e_{l-1}^T              (post rate x pre error)
+    F_2 = e_l e_{l-1}^T              (post error x pre error)
+    F_3 = e_l e_{l-1}^T - (e_l e_l^T) W_l    (Oja-like, errors)
+    F_4 = y_l y_{l-1}^T              (Hebbian)
+    F_5 = y_l y_{l-1}^T - (y_l y_l^T) W_l    (Oja)
+
+`PlasticityRule` is that rule as a continuous-time system whose state is the weights,
+driven by a `dynlearn.StimulusStream` of (input, one-hot target) pairs; an episode is
+`dynlearn.simulate` with Euler steps of one presentation (`episode`), so `jax.grad` of a
+loss after the episode with respect to the rule's coefficients (theta, log_lr) is the
+meta-gradient *through the learning dynamics* (`meta_loss`). theta = 0 is plain FA.
+
+The candidate terms follow the paper's description of its rule family (their code has no
+licence and was not read): the first three as listed in the paper's summary of candidate
+terms, the Hebbian pair as the usual "pre/post products". Our choices where the summary is
+silent: e_0 = 0, one theta per term shared by every layer, weights drawn fresh for each
+episode (U(+-1/sqrt(fan-in))), feedback fixed for the life of the rule.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, PRNGKeyArray
+
+import dynlearn
+
+__all__ = ["TERMS", "PlasticityRule", "episode", "meta_loss", "init_weights"]
+
+TERMS = ("post rate x pre error", "post x pre error", "Oja (errors)", "Hebbian", "Oja")
+
+
+def init_weights(sizes: Sequence[int], key: PRNGKeyArray, dtype=jnp.float32) -> list[Array]:
+    """Fresh weights W_l, `(n_l, n_{l-1})`, U(+-1/sqrt(n_{l-1}))."""
+    keys = jax.random.split(key, len(sizes) - 1)
+    return [
+        jax.random.uniform(k, (n_out, n_in), dtype, -1.0, 1.0) / jnp.sqrt(n_in)
+        for k, n_in, n_out in zip(keys, sizes[:-1], sizes[1:])
+    ]
+
+
+class PlasticityRule(dynlearn.AbstractDynamics):
+    """FA plus meta-learned local terms, as dynamics of the weights (module docstring).
+
+    **Arguments:**
+    - `sizes`: `(n_in, n_1, ..., n_L)`; `key`: draws the fixed feedback B_l.
+    - `theta`: coefficients of `TERMS` (default zeros: plain FA); `log_lr`: log of the FA
+      term's learning rate; `beta`: softplus sharpness.
+    """
+
+    feedback: list[Array]
+    theta: Array
+    log_lr: Array
+    sizes: tuple[int, ...] = eqx.field(static=True)
+    beta: float = eqx.field(static=True)
+
+    def __init__(
+        self,
+        sizes: Sequence[int],
+        key: PRNGKeyArray,
+        *,
+        theta: Array | None = None,
+        log_lr: float = math.log(1e-2),
+        beta: float = 10.0,
+    ):
+        sizes = tuple(int(n) for n in sizes)
+        if len(sizes) < 3 or min(sizes) < 1:
+            raise ValueError(
+                f"sizes: expected (n_in, n_1, ..., n_L) with a hidden layer and positive "
+                f"sizes; got {sizes}."
+            )
+        if not beta > 0:
+            raise ValueError(f"beta: the softplus sharpness must be > 0; got {beta}.")
+        theta = jnp.zeros(len(TERMS)) if theta is None else jnp.asarray(theta)
+        if theta.shape != (len(TERMS),):
+            raise ValueError(
+                f"theta: expected shape ({len(TERMS)},) for {TERMS}; got {theta.shape}."
+            )
+        keys = jax.random.split(key, len(sizes) - 2)
+        self.feedback = [  # B_l: from layer l+1 down to hidden layer l
+            jax.random.uniform(k, (n, above), minval=-1.0, maxval=1.0) / jnp.sqrt(above)
+            for k, n, above in zip(keys, sizes[1:-1], sizes[2:])
+        ]
+        self.theta, self.log_lr = theta, jnp.asarray(log_lr, dtype=theta.dtype)
+        self.sizes, self.beta = sizes, float(beta)
+
+    def rates(self, weights: Sequence[Array], x: Array) -> list[Array]:
+        """y_0 = x, ..., y_L (logits), for `x` `(batch, n_in)`."""
+        ys = [x]
+        for k, w in enumerate(weights):
+            a = ys[-1] @ w.T
+            ys.append(a if k == len(weights) - 1 else jax.nn.softplus(self.beta * a) / self.beta)
+        return ys
+
+    def errors(self, ys: Sequence[Array], target: Array) -> list[Array]:
+        """e_1 ... e_L through the fixed feedback (module docstring)."""
+        es = [jax.nn.softmax(ys[-1]) - target]
+        for b, y in zip(reversed(self.feedback), reversed(ys[1:-1])):
+            es.insert(0, (es[0] @ b.T) * (1.0 - jnp.exp(-self.beta * y)))
+        return es
+
+    def vector_field(self, t, weights, stream):
+        x, target = dynlearn.input_and_target(stream, t)
+        ys = self.rates(weights, x)
+        es = self.errors(ys, target)
+        n = x.shape[0]
+        pre_errors = [jnp.zeros_like(x)] + es[:-1]
+        lr = jnp.exp(self.log_lr)
+        rates = []
+        a, b, c, d, e = self.theta
+        for w, post_y, post_e, pre_y, pre_e in zip(weights, ys[1:], es, ys[:-1], pre_errors):
+            # every term is a coefficient times post x pre; the Oja terms' (y y^T) W is
+            # y (y^T W). Stacked along the batch, the sum is one product (one n_post x
+            # n_pre array written per step, not one per term).
+            products = [
+                (-lr, post_e, pre_y),  # feedback alignment
+                (-a, post_y, pre_e),
+                (-(b + c), post_e, pre_e),
+                (c, post_e, post_e @ w),
+                (-(d + e), post_y, pre_y),
+                (e, post_y, post_y @ w),
+            ]
+            posts = jnp.concatenate([k * post for k, post, _ in products])
+            pres = jnp.concatenate([pre for _, _, pre in products])
+            rates.append(posts.T @ pres / n)
+        return rates
+
+
+def episode(rule: PlasticityRule, weights, x: Array, y: Array, **simulate_kwargs) -> list[Array]:
+    """The weights after presenting `(x, y)` `(n, n_in)`, `(n, n_classes)` one sample per
+    unit of time (Euler steps of 1: one online update per sample), by `dynlearn.simulate`."""
+    stream = dynlearn.StimulusStream(x[:, None], 1.0, y[:, None])
+    trajectory = dynlearn.simulate(
+        rule, list(weights), 0.0, float(x.shape[0]), args=stream, dt=1.0, **simulate_kwargs
+    )
+    return trajectory.y1
+
+
+def meta_loss(rule: PlasticityRule, weights, support, query) -> tuple[Array, Array]:
+    """(cross-entropy, accuracy) on `query = (x, y)` after an episode on `support`."""
+    learned = episode(rule, weights, *support)
+    logits = rule.rates(learned, query[0])[-1]
+    loss = -jnp.mean(jnp.sum(query[1] * jax.nn.log_softmax(logits), axis=-1))
+    accuracy = jnp.mean(jnp.argmax(logits, -1) == jnp.argmax(query[1], -1))
+    return loss, accuracy
