@@ -54,7 +54,6 @@ import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray
 
 from circuits.feedback import AbstractRandomFeedback, Signals, learned_matrices
-from circuits.feedback_mlp import pathway_rule
 
 __all__ = [
     "AbstractAlignment",
@@ -62,9 +61,6 @@ __all__ = [
     "WeightMirror",
     "InformationAlignment",
     "SymmetricAlignment",
-    "rule_weight_mirror",
-    "rule_information_alignment",
-    "rule_symmetric_alignment",
 ]
 
 
@@ -225,26 +221,3 @@ class SymmetricAlignment(AbstractAlignment):
                 "key at each update (FeedbackMLP)."
             )
         return w + self.noise * jax.random.normal(key, w.shape, w.dtype)
-
-
-def _rule(pathway_class, sizes, key, **settings):
-    k_net, k_fb = jax.random.split(key)
-    return pathway_rule(pathway_class(k_fb, **settings), sizes, k_net)
-
-
-def rule_weight_mirror(sizes, key):
-    """The registered rule `wm`: a tanh rate network whose B mirrors W from noise (sigma 1,
-    decay 1: B -> W^T), settle-then-update, Adam 1e-3, batches of 32."""
-    return _rule(WeightMirror, sizes, key)
-
-
-def rule_information_alignment(sizes, key):
-    """The registered rule `ia`: B by information alignment from noise (sigma 1, null 1,
-    decay 0.1), settle-then-update, Adam 1e-3, batches of 32."""
-    return _rule(InformationAlignment, sizes, key)
-
-
-def rule_symmetric_alignment(sizes, key):
-    """The registered rule `sa`: B by symmetric alignment (decay 1: B -> W^T), from exact
-    estimates of W, settle-then-update, Adam 1e-3, batches of 32."""
-    return _rule(SymmetricAlignment, sizes, key)

@@ -33,6 +33,7 @@ from circuits._layers import (
     phi_of,
     slope,
 )
+from circuits.alignment import InformationAlignment, SymmetricAlignment, WeightMirror
 from circuits.feedback import (
     AbstractFeedback,
     DirectFeedbackAlignment,
@@ -44,7 +45,17 @@ from circuits.feedback import (
     bind_pathway,
 )
 
-__all__ = ["FeedbackMLP", "pathway_rule", "rule_fa", "rule_dfa", "rule_sign", "rule_kp"]
+__all__ = [
+    "FeedbackMLP",
+    "pathway_rule",
+    "rule_fa",
+    "rule_dfa",
+    "rule_sign",
+    "rule_kp",
+    "rule_weight_mirror",
+    "rule_information_alignment",
+    "rule_symmetric_alignment",
+]
 
 
 class FeedbackMLP(AbstractLayered, dynlearn.AbstractBatchLearner):
@@ -162,3 +173,25 @@ def rule_kp(sizes, key):
     by 1e-3 per step), settle-then-update."""
     k_net, k_fb = jax.random.split(key)
     return pathway_rule(KolenPollack(k_fb, weight_decay=1e-3), sizes, k_net)
+
+
+def rule_weight_mirror(sizes, key):
+    """The registered rule `wm`: B mirrors W from noise (`circuits.alignment.WeightMirror`,
+    sigma 1, decay 1: B -> W^T), settle-then-update."""
+    k_net, k_fb = jax.random.split(key)
+    return pathway_rule(WeightMirror(k_fb), sizes, k_net)
+
+
+def rule_information_alignment(sizes, key):
+    """The registered rule `ia`: B by information alignment from noise
+    (`circuits.alignment.InformationAlignment`, sigma 1, null 1, decay 0.1),
+    settle-then-update."""
+    k_net, k_fb = jax.random.split(key)
+    return pathway_rule(InformationAlignment(k_fb), sizes, k_net)
+
+
+def rule_symmetric_alignment(sizes, key):
+    """The registered rule `sa`: B by symmetric alignment from exact estimates of W
+    (`circuits.alignment.SymmetricAlignment`, decay 1: B -> W^T), settle-then-update."""
+    k_net, k_fb = jax.random.split(key)
+    return pathway_rule(SymmetricAlignment(k_fb), sizes, k_net)

@@ -11,7 +11,7 @@ sample per presentation, with errors sent down through fixed random feedback B_l
 is feedback alignment plus a weighted sum of candidate local terms (post x pre outer
 products; e_0 = 0: the input gets no error):
 
-    dW_l/dt = -exp(log_lr) e_l y_{l-1}^T - sum_r theta_r F_r,l
+    dW_l/dt = -exp(log_lr) [e_l y_{l-1}^T + sum_r theta_r F_r,l]
     F_1 = y_l e_{l-1}^T              (post rate x pre error)
     F_2 = e_l e_{l-1}^T              (post error x pre error)
     F_3 = e_l e_{l-1}^T - (e_l e_l^T) W_l    (Oja-like, errors)
@@ -27,8 +27,12 @@ meta-gradient *through the learning dynamics* (`meta_loss`). theta = 0 is plain 
 The candidate terms follow the paper's description of its rule family (their code has no
 licence and was not read): the first three as listed in the paper's summary of candidate
 terms, the Hebbian pair as the usual "pre/post products". Our choices where the summary is
-silent: e_0 = 0, one theta per term shared by every layer, weights drawn fresh for each
-episode (U(+-1/sqrt(fan-in))), feedback fixed for the life of the rule.
+silent: e_0 = 0, one theta per term shared by every layer and measured in units of the
+learning rate (so that Adam's steps on theta are on the scale of the FA term; absolute
+coefficients let the Hebbian terms run away within an episode: |x|^2 ~ 100 for MNIST
+digits), weights drawn fresh for each episode (He's uniform initialisation: with
+U(+-1/sqrt(fan-in)) the rates and errors faded through the four hidden layers and plain FA
+stayed at chance), feedback fixed for the life of the rule.
 """
 
 from __future__ import annotations
@@ -48,11 +52,14 @@ __all__ = ["TERMS", "PlasticityRule", "episode", "meta_loss", "init_weights"]
 TERMS = ("post rate x pre error", "post x pre error", "Oja (errors)", "Hebbian", "Oja")
 
 
-def init_weights(sizes: Sequence[int], key: PRNGKeyArray, dtype=jnp.float32) -> list[Array]:
-    """Fresh weights W_l, `(n_l, n_{l-1})`, U(+-1/sqrt(n_{l-1}))."""
+def init_weights(
+    sizes: Sequence[int], key: PRNGKeyArray, dtype=jnp.float32, gain: float = math.sqrt(6.0)
+) -> list[Array]:
+    """Fresh weights W_l, `(n_l, n_{l-1})`, U(+-gain/sqrt(n_{l-1})) (default: He's uniform
+    initialisation, which keeps the rates' scale through the softplus layers)."""
     keys = jax.random.split(key, len(sizes) - 1)
     return [
-        jax.random.uniform(k, (n_out, n_in), dtype, -1.0, 1.0) / jnp.sqrt(n_in)
+        gain * jax.random.uniform(k, (n_out, n_in), dtype, -1.0, 1.0) / jnp.sqrt(n_in)
         for k, n_in, n_out in zip(keys, sizes[:-1], sizes[1:])
     ]
 
@@ -62,8 +69,9 @@ class PlasticityRule(dynlearn.AbstractDynamics):
 
     **Arguments:**
     - `sizes`: `(n_in, n_1, ..., n_L)`; `key`: draws the fixed feedback B_l.
-    - `theta`: coefficients of `TERMS` (default zeros: plain FA); `log_lr`: log of the FA
-      term's learning rate; `beta`: softplus sharpness.
+    - `theta`: coefficients of `TERMS` relative to the FA term (default zeros: plain FA);
+      `log_lr`: log of the learning rate; `beta`: softplus sharpness.
+    - `feedback_gain`: B_l ~ U(+-gain / sqrt(n_{l+1})).
     """
 
     feedback: list[Array]
@@ -78,8 +86,9 @@ class PlasticityRule(dynlearn.AbstractDynamics):
         key: PRNGKeyArray,
         *,
         theta: Array | None = None,
-        log_lr: float = math.log(1e-2),
+        log_lr: float = math.log(3e-2),
         beta: float = 10.0,
+        feedback_gain: float = 1.0,
     ):
         sizes = tuple(int(n) for n in sizes)
         if len(sizes) < 3 or min(sizes) < 1:
@@ -96,7 +105,9 @@ class PlasticityRule(dynlearn.AbstractDynamics):
             )
         keys = jax.random.split(key, len(sizes) - 2)
         self.feedback = [  # B_l: from layer l+1 down to hidden layer l
-            jax.random.uniform(k, (n, above), minval=-1.0, maxval=1.0) / jnp.sqrt(above)
+            feedback_gain
+            * jax.random.uniform(k, (n, above), minval=-1.0, maxval=1.0)
+            / jnp.sqrt(above)
             for k, n, above in zip(keys, sizes[1:-1], sizes[2:])
         ]
         self.theta, self.log_lr = theta, jnp.asarray(log_lr, dtype=theta.dtype)
@@ -131,16 +142,16 @@ class PlasticityRule(dynlearn.AbstractDynamics):
             # y (y^T W). Stacked along the batch, the sum is one product (one n_post x
             # n_pre array written per step, not one per term).
             products = [
-                (-lr, post_e, pre_y),  # feedback alignment
-                (-a, post_y, pre_e),
-                (-(b + c), post_e, pre_e),
-                (c, post_e, post_e @ w),
-                (-(d + e), post_y, pre_y),
-                (e, post_y, post_y @ w),
+                (1.0, post_e, pre_y),  # feedback alignment
+                (a, post_y, pre_e),
+                (b + c, post_e, pre_e),
+                (-c, post_e, post_e @ w),
+                (d + e, post_y, pre_y),
+                (-e, post_y, post_y @ w),
             ]
             posts = jnp.concatenate([k * post for k, post, _ in products])
             pres = jnp.concatenate([pre for _, _, pre in products])
-            rates.append(posts.T @ pres / n)
+            rates.append(-lr * posts.T @ pres / n)
         return rates
 
 

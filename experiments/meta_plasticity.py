@@ -78,43 +78,58 @@ def with_params(rule: PlasticityRule, params) -> PlasticityRule:
     return eqx.tree_at(lambda r: (r.theta, r.log_lr), rule, params)
 
 
-def meta_train(rule, sizes, episodes, keys, learn_theta: bool, l1: float, lr: float):
-    """Adam on (theta, log_lr), one episode per step; per step the query accuracy and theta."""
+@eqx.filter_jit
+def meta_step(rule, sizes, optimizer, opt_state, mask, l1, key, episode):
+    """One meta-step on one episode: Adam on (theta * mask, log_lr) of the query loss after
+    the episode plus l1 |theta|; returns (rule, opt_state, query accuracy)."""
+    xs, ys, xq, yq = episode
+
+    def objective(params):
+        loss, accuracy = meta_loss(
+            with_params(rule, params), init_weights(sizes, key), (xs, ys), (xq, yq)
+        )
+        return loss + l1 * jnp.sum(jnp.abs(params[0])), accuracy
+
     params = (rule.theta, rule.log_lr)
-    optimizer = optax.adam(lr)
-    opt_state = optimizer.init(params)
+    (_, accuracy), grads = jax.value_and_grad(objective, has_aux=True)(params)
+    grads = (grads[0] * mask, grads[1])
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    return with_params(rule, optax.apply_updates(params, updates)), opt_state, accuracy
 
-    @eqx.filter_jit
-    def step(params, opt_state, key, xs, ys, xq, yq):
-        def objective(params):
-            loss, accuracy = meta_loss(
-                with_params(rule, params), init_weights(sizes, key), (xs, ys), (xq, yq)
-            )
-            return loss + l1 * jnp.sum(jnp.abs(params[0])), accuracy
 
-        (_, accuracy), grads = jax.value_and_grad(objective, has_aux=True)(params)
-        if not learn_theta:
-            grads = (jnp.zeros_like(grads[0]), grads[1])
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, accuracy
-
-    accuracy, thetas = [], []
+def meta_train(rule, sizes, episodes, keys, learn_theta: bool, l1: float, optimizer):
+    """`optimizer` on (theta, log_lr), one episode per step (theta stays 0 unless
+    `learn_theta`); per step the query accuracy and theta."""
+    opt_state = optimizer.init((rule.theta, rule.log_lr))
+    mask = jnp.full(rule.theta.shape, 1.0 if learn_theta else 0.0)
+    accuracy = np.full(len(keys), np.nan)
+    thetas = np.full((len(keys),) + rule.theta.shape, np.nan)
     for i, key in enumerate(keys):
         episode = tuple(a[i] for a in episodes)
-        params, opt_state, acc = step(params, opt_state, key, *episode)
-        accuracy.append(float(acc))
-        thetas.append(np.asarray(params[0]))
-    return with_params(rule, params), np.array(accuracy), np.stack(thetas)
+        try:
+            rule, opt_state, acc = meta_step(
+                rule, tuple(sizes), optimizer, opt_state, mask, l1, key, episode
+            )
+        except eqx.EquinoxRuntimeError as error:  # the episode's weights ran away
+            print(f"meta-training stopped at episode {i + 1}: {str(error).splitlines()[0]}")
+            break
+        accuracy[i], thetas[i] = float(acc), np.asarray(rule.theta)
+    return rule, accuracy, thetas
 
 
-def test(rule, sizes, episodes, keys) -> np.ndarray:
-    """Query accuracy of each held-out episode (vmapped)."""
+@eqx.filter_jit
+def episode_accuracies(rule, sizes, keys, episodes):
+    """Query accuracy of each episode after it (vmapped over episodes)."""
 
-    @eqx.filter_jit
     def accuracy(key, xs, ys, xq, yq):
         return meta_loss(rule, init_weights(sizes, key), (xs, ys), (xq, yq))[1]
 
-    return np.asarray(jax.vmap(accuracy)(keys, *episodes))
+    return jax.vmap(accuracy)(keys, *episodes)
+
+
+def test(rule, sizes, episodes, keys) -> np.ndarray:
+    """Query accuracy of each held-out episode."""
+    return np.asarray(episode_accuracies(rule, tuple(sizes), keys, episodes))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test-episodes", type=positive_int, default=100)
     parser.add_argument("--hidden", type=positive_int, nargs="+", default=[170, 130, 100, 70])
     parser.add_argument(
-        "--lr", type=real(0.0, low_open=True), default=1e-2, help="initial FA learning rate"
+        "--lr", type=real(0.0, low_open=True), default=3e-2, help="initial FA learning rate"
     )
     parser.add_argument("--meta-lr", type=non_negative, default=1e-3)
     parser.add_argument("--l1", type=non_negative, default=1e-4)
@@ -151,12 +166,13 @@ def main(argv: list[str] | None = None) -> int:
     test_keys = jax.random.split(key_test, opts.test_episodes)
     rule = PlasticityRule(sizes, key_rule, log_lr=float(np.log(opts.lr)))
 
+    optimizer = optax.adam(opts.meta_lr)  # one for both conditions: one compilation
     conditions = {"fa": False, "meta-plastic": True}
-    curves, thetas, tested, lrs, seconds = [], [], [], [], []
+    curves, thetas, tested, lrs, seconds, finals, completed = [], [], [], [], [], [], []
     for name, learn_theta in conditions.items():
         start = time.perf_counter()
         learned, curve, theta = meta_train(
-            rule, sizes, train_episodes, train_keys, learn_theta, opts.l1, opts.meta_lr
+            rule, sizes, train_episodes, train_keys, learn_theta, opts.l1, optimizer
         )
         accuracy = test(learned, sizes, test_episodes, test_keys)
         seconds.append(time.perf_counter() - start)
@@ -164,10 +180,12 @@ def main(argv: list[str] | None = None) -> int:
         thetas.append(theta)
         tested.append(accuracy)
         lrs.append(float(jnp.exp(learned.log_lr)))
+        finals.append(np.asarray(learned.theta))
+        completed.append(int(np.sum(np.isfinite(curve))))
         print(
             f"{name:>13}: held-out {100 * accuracy.mean():.2f} ± "
             f"{100 * accuracy.std() / np.sqrt(len(accuracy)):.2f}% (lr {lrs[-1]:.3g}, theta "
-            f"[{', '.join(f'{t:+.4f}' for t in theta[-1])}], {seconds[-1]:.0f} s)",
+            f"[{', '.join(f'{t:+.4f}' for t in learned.theta)}], {seconds[-1]:.0f} s)",
             flush=True,
         )
     untrained = test(rule, sizes, test_episodes, test_keys)
@@ -178,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
             "test_accuracy": (("condition", "test_episode"), np.stack(tested)),
             "initial_test_accuracy": (("test_episode",), untrained),
             "learning_rate": (("condition",), np.array(lrs)),
+            "final_theta": (("condition", "term"), np.stack(finals)),
+            "meta_steps": (("condition",), np.array(completed)),
             "seconds": (("condition",), np.array(seconds)),
         },
         coords={
@@ -201,7 +221,11 @@ def main(argv: list[str] | None = None) -> int:
     ds = dynlearn.describe(
         ds,
         train_query_accuracy=("query accuracy of each meta-training episode", "1"),
-        theta=("coefficients of the candidate plasticity terms during meta-training", "1"),
+        theta=(
+            "coefficients of the candidate plasticity terms during meta-training (relative "
+            "to the FA term; NaN after a diverged episode)",
+            "1",
+        ),
         test_accuracy=("query accuracy of each held-out episode after meta-training", "1"),
         initial_test_accuracy=(
             "query accuracy of each held-out episode with the rule before meta-training "
@@ -209,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
             "1",
         ),
         learning_rate=("meta-learned learning rate of the FA term, exp(log_lr)", "1"),
+        final_theta=("coefficients after meta-training (relative to the FA term)", "1"),
+        meta_steps=("meta-training episodes completed (fewer: an episode diverged)", "1"),
         seconds=("wall-clock time of meta-training and testing", "s"),
     )
     text = table(ds)
@@ -236,20 +262,23 @@ def table(ds: xr.Dataset) -> str:
             f"{before.mean():.2f} ± {before.std() / np.sqrt(n):.2f}",
             "—",
             "—",
+            "—",
         ]
     )
     for c in ds.condition.values:
         acc = 100 * ds.test_accuracy.sel(condition=c).values
-        theta = ds.theta.sel(condition=c).isel(episode=-1).values
+        theta = ds.final_theta.sel(condition=c).values
         rows.append(
             [
                 str(c),
                 f"{acc.mean():.2f} ± {acc.std() / np.sqrt(n):.2f}",
                 f"{float(ds.learning_rate.sel(condition=c)):.3g}",
                 ", ".join(f"{t:+.3f}" for t in theta),
+                str(int(ds.meta_steps.sel(condition=c))),
             ]
         )
-    columns = ["rule", "held-out accuracy", "learning rate", "theta (" + "; ".join(TERMS) + ")"]
+    theta = "theta (" + "; ".join(TERMS) + ")"
+    columns = ["rule", "held-out accuracy", "learning rate", theta, "meta-steps"]
     return "\n".join(lines + markdown_table(columns, rows))
 
 
