@@ -14,8 +14,9 @@ This runs that comparison on our pathways (`circuits.alignment`, `circuits.feedb
   shallowest and the deepest depth: does the best setting transfer across depth?
 
 Logged after every epoch: test accuracy and the angle between each B_l and W_{l+1}^T.
-Written to the run folder: `alignment_rules.nc`, `.md` (tables) and `.png` (accuracy against
-depth; angle of B_1 over epochs at the deepest depth).
+Written to the run folder: `alignment_rules.nc`, `.md` (tables), `.png` (accuracy against
+depth; angle of B_1 over epochs at the deepest depth) and `alignment_rules_angles.png` (every
+layer's angle over epochs at the deepest depth, one panel per rule).
 
 Run: `python -m experiments.alignment_rules --dataset mnist5k` (or `dynlearn run
 alignment-rules ...`); `--quick` for a smoke run (1 epoch, 2 hidden layers of 16 units, a
@@ -194,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     text = tables(ds)
     run_dir = write_results(ds, text, opts.run_dir, "alignment_rules")
     plot(ds, Path(run_dir) / "alignment_rules.png")
+    plot_angles(ds, Path(run_dir) / "alignment_rules_angles.png")
     print(text)
     print(f"written to {run_dir}")
     return 0
@@ -223,6 +225,29 @@ def plot(ds: xr.Dataset, path: Path) -> None:
         )
         ax2.set_ylim(bottom=0)
         ax.legend(fontsize="small")
+
+
+def plot_angles(ds: xr.Dataset, path: Path) -> None:
+    """Angle(B_l, W_{l+1}^T) of every hidden layer over epochs in the deepest network, one
+    panel per rule with a pathway."""
+    deepest = int(ds.depth.values[-1])
+    angles = ds.angle_deg.sel(depth=deepest).mean("seed")
+    rules = [r for r in ds.rule.values if np.isfinite(angles.sel(rule=r)).any()]
+    if not rules:
+        return
+    title = f"angle(B_l, W_(l+1)^T) per hidden layer, {deepest} hidden layers (90 = unaligned)"
+    with dynlearn.plot.figure(path, figsize=(3.2 * len(rules), 3.2), title=None) as ax:
+        grid = ax.figure.add_gridspec(1, len(rules))
+        ax.set_subplotspec(grid[0])
+        axes = [ax] + [ax.figure.add_subplot(grid[k], sharey=ax) for k in range(1, len(rules))]
+        ax.figure.suptitle(title)
+        for axis, rule in zip(axes, rules):
+            for layer in angles.layer.values[:deepest]:
+                angle = angles.sel(rule=rule, layer=layer)
+                axis.plot(ds.epoch.values, angle, marker=".", label=str(layer))
+            axis.set(title=str(rule), xlabel="epoch", ylabel="angle (degree)")
+            axis.set_ylim(0, 100)
+        axes[-1].legend(fontsize="x-small")
 
 
 if __name__ == "__main__":

@@ -50,6 +50,10 @@ def test_hard_sigmoid_phase_is_the_primitive_form(x64):
     np.testing.assert_allclose(out["hidden1"]["u"], expected1, rtol=1e-12)
 
 
+@pytest.mark.slow(
+    reason="the same claim on the same network is checked in every run by the fast version "
+    "of theory/ep_vs_rbp (tests/test_theory.py), with all four estimators and five betas"
+)
 def test_estimators_agree_with_implicit_gradient(x64):
     phases = SteadyStatePhases(rtol=1e-11, atol=1e-12, max_time=1e4)
     net = EPNetwork([4, 5, 3], jax.random.key(0), activation="sigmoid", phases=phases)

@@ -28,7 +28,12 @@ EXPERIMENTS = {
     "hebbian": ["hebbian.nc", "hebbian.md", "hebbian.png"],
     "target_prop": ["target_prop.nc", "target_prop.md", "target_prop.png"],
     "forward_only": ["forward_only.nc", "forward_only.md", "forward_only.png"],
-    "alignment_rules": ["alignment_rules.nc", "alignment_rules.md", "alignment_rules.png"],
+    "alignment_rules": [
+        "alignment_rules.nc",
+        "alignment_rules.md",
+        "alignment_rules.png",
+        "alignment_rules_angles.png",
+    ],
     "meta_plasticity": ["meta_plasticity.nc", "meta_plasticity.md", "meta_plasticity.png"],
     "pc_vs_bp": ["results.nc", "table.md", "learning_curves.png"],
     "pc_transformer": ["results.nc", "table.md", "curves.png"],
