@@ -17,6 +17,8 @@ pathways is one argument:
   of W_{l+1}; both decay at the same rate, so B_l - W_{l+1}^T shrinks as exp(-decay t)
   (Kolen & Pollack 1994; Akrout et al. 2019, NeurIPS).
 - `circuits.pal.PAL(key, ...)`: B_l learned from exploration noise (Max et al. 2024).
+- `circuits.alignment.WeightMirror`, `InformationAlignment`, `SymmetricAlignment`: B_l
+  learned by layer-local alignment rules (Akrout et al. 2019; Kunin et al. 2020).
 
 A pathway is a small dynamical system of its own (`dynlearn.AbstractDynamics`) that a host
 circuit composes: the host binds it to its layer sizes once (`bind`), asks it for B
@@ -256,7 +258,17 @@ PATHWAYS: dict[str, Callable[[PRNGKeyArray], AbstractFeedback]] = {
     "sign": lambda key: SignSymmetry(),
     "dfa": lambda key: DirectFeedbackAlignment(key),
     "kp": lambda key: KolenPollack(key),
+    "wm": lambda key: _alignment().WeightMirror(key),
+    "ia": lambda key: _alignment().InformationAlignment(key),
+    "sa": lambda key: _alignment().SymmetricAlignment(key),
 }
+
+
+def _alignment():
+    """`circuits.alignment`, imported when first asked for (it builds on this module)."""
+    import circuits.alignment
+
+    return circuits.alignment
 
 
 def bind_pathway(feedback, sizes: Sequence[int]) -> AbstractFeedback:

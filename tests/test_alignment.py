@@ -9,7 +9,7 @@ import pytest
 
 import dynlearn
 from circuits.alignment import InformationAlignment, SymmetricAlignment, WeightMirror
-from circuits.feedback import FeedbackAlignment, Signals, alignment_angles
+from circuits.feedback import FeedbackAlignment, Signals, alignment_angles, by_name
 from circuits.feedback_mlp import FeedbackMLP
 from circuits.latent_equilibrium import LENetwork
 
@@ -133,3 +133,12 @@ def test_an_always_on_host_learns_its_pathway_and_refuses_the_noise_mirror():
     )
     with pytest.raises(ValueError, match="sigma=None"):
         mode.step(mirror, None, x, y, jax.random.key(3))
+
+
+def test_short_names_build_the_pathways():
+    for name, kind in (
+        ("wm", WeightMirror),
+        ("ia", InformationAlignment),
+        ("sa", SymmetricAlignment),
+    ):
+        assert isinstance(by_name(name, jax.random.key(0)), kind)
