@@ -22,14 +22,15 @@ The rules here (a pathway is one argument of every host: `circuits.feedback_mlp`
 - `WeightMirror` (Akrout et al.'s weight mirror; Kunin et al.'s "WM" = amp + decay): x is
   white noise of standard deviation `sigma` sent through W_{l+1} (a mirror population
   beside the network), so <x r^T> = sigma^2 W_{l+1}^T and B_l -> (sigma^2 / decay)
-  W_{l+1}^T: a *weight estimate* from noise. With `sigma=None` x is the layer's own rates
-  (local, no extra population; B_l -> C_l W_{l+1}^T / decay with C_l = <x x^T>, which is
-  aligned with W^T only as far as C_l is isotropic).
+  W_{l+1}^T: a *weight estimate* from noise. With `sigma=None` x is the layer's own rates,
+  centred over the batch or streams (no extra population; B_l -> C_l W_{l+1}^T / decay
+  with C_l their covariance, aligned with W^T only as far as C_l is isotropic: on Yin-Yang,
+  whose hidden rates span few dimensions, it stayed 56-77 degrees from W^T).
 - `InformationAlignment` (Kunin et al.'s "IA" = amp + null + decay): amp + null =
-  -<(x - B r) r^T> is the gradient of 1/2 <|x - B r|^2>: B learns to reconstruct layer l's
-  rates from the drive they cause above, B -> C W^T (W C W^T + decay)^{-1} — a regularised
-  inverse of W, aligned with W^T when W's rows are near-orthogonal. Local: only the rates
-  at both ends and B's own output B r.
+  -<(x - B r) r^T> is the gradient of 1/2 <|x - B r|^2>: B learns to reconstruct x from
+  the drive it causes above, B -> C W^T (W C W^T + decay)^{-1} — a regularised inverse of
+  W, aligned with W^T when W's rows are near-orthogonal. x as for the weight mirror (noise
+  by default, or the layer's centred rates).
 - `SymmetricAlignment` (Kunin et al.'s "SA" = self + decay): dB = eta (W^T - decay B), B ->
   W^T / decay, reading W directly (non-local "weight estimation"; `noise` adds Gaussian
   noise of that standard deviation to each estimate of W, the paper's noisy-update case).
