@@ -37,17 +37,26 @@ stayed at chance), feedback fixed for the life of the rule.
 
 from __future__ import annotations
 
+import abc
 import math
 from collections.abc import Sequence
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, PRNGKeyArray
+from jaxtyping import Array, PRNGKeyArray, PyTree
 
 import dynlearn
 
-__all__ = ["TERMS", "PlasticityRule", "episode", "meta_loss", "init_weights"]
+__all__ = [
+    "TERMS",
+    "AbstractEpisodeRule",
+    "PlasticityRule",
+    "TopDownCredit",
+    "episode",
+    "meta_loss",
+    "init_weights",
+]
 
 TERMS = ("post rate x pre error", "post x pre error", "Oja (errors)", "Hebbian", "Oja")
 
@@ -64,7 +73,59 @@ def init_weights(
     ]
 
 
-class PlasticityRule(dynlearn.AbstractDynamics):
+class AbstractEpisodeRule(dynlearn.AbstractDynamics):
+    """A learning rule as dynamics of the weights of a bias-free softplus network (hidden
+    y_l = softplus_beta(W_l y_{l-1}), logits y_L = W_L y_{L-1}), driven by a stream of
+    (input, one-hot target) pairs; its meta-parameters (`meta_parameters()`) are what
+    meta-learning tunes through an `episode`."""
+
+    log_lr: eqx.AbstractVar[Array]
+    sizes: eqx.AbstractVar[tuple[int, ...]]
+    beta: eqx.AbstractVar[float]
+
+    @abc.abstractmethod
+    def meta_parameters(self) -> PyTree[bool]:
+        """Filter spec of the meta-learned leaves."""
+
+    def penalty(self) -> Array:
+        """A regulariser of the meta-parameters added to the meta-loss (default none)."""
+        return jnp.zeros(())
+
+    def rates(self, weights: Sequence[Array], x: Array) -> list[Array]:
+        """y_0 = x, ..., y_L (logits), for `x` `(batch, n_in)`."""
+        ys = [x]
+        for k, w in enumerate(weights):
+            a = ys[-1] @ w.T
+            ys.append(a if k == len(weights) - 1 else jax.nn.softplus(self.beta * a) / self.beta)
+        return ys
+
+    def slope(self, y: Array) -> Array:
+        """softplus' derivative, sigmoid(beta a), written with its output y."""
+        return 1.0 - jnp.exp(-self.beta * y)
+
+
+def _check_sizes(sizes, beta) -> tuple[int, ...]:
+    sizes = tuple(int(n) for n in sizes)
+    if len(sizes) < 3 or min(sizes) < 1:
+        raise ValueError(
+            f"sizes: expected (n_in, n_1, ..., n_L) with a hidden layer and positive "
+            f"sizes; got {sizes}."
+        )
+    if not beta > 0:
+        raise ValueError(f"beta: the softplus sharpness must be > 0; got {beta}.")
+    return sizes
+
+
+def _random_feedback(key, sizes, gain) -> list[Array]:
+    """B_l ~ U(+-gain / sqrt(n_{l+1})), `(n_l, n_{l+1})`: from layer l+1 down to layer l."""
+    keys = jax.random.split(key, len(sizes) - 2)
+    return [
+        gain * jax.random.uniform(k, (n, above), minval=-1.0, maxval=1.0) / jnp.sqrt(above)
+        for k, n, above in zip(keys, sizes[1:-1], sizes[2:])
+    ]
+
+
+class PlasticityRule(AbstractEpisodeRule):
     """FA plus meta-learned local terms, as dynamics of the weights (module docstring).
 
     **Arguments:**
@@ -90,42 +151,31 @@ class PlasticityRule(dynlearn.AbstractDynamics):
         beta: float = 10.0,
         feedback_gain: float = 1.0,
     ):
-        sizes = tuple(int(n) for n in sizes)
-        if len(sizes) < 3 or min(sizes) < 1:
-            raise ValueError(
-                f"sizes: expected (n_in, n_1, ..., n_L) with a hidden layer and positive "
-                f"sizes; got {sizes}."
-            )
-        if not beta > 0:
-            raise ValueError(f"beta: the softplus sharpness must be > 0; got {beta}.")
+        sizes = _check_sizes(sizes, beta)
         theta = jnp.zeros(len(TERMS)) if theta is None else jnp.asarray(theta)
         if theta.shape != (len(TERMS),):
             raise ValueError(
                 f"theta: expected shape ({len(TERMS)},) for {TERMS}; got {theta.shape}."
             )
-        keys = jax.random.split(key, len(sizes) - 2)
-        self.feedback = [  # B_l: from layer l+1 down to hidden layer l
-            feedback_gain
-            * jax.random.uniform(k, (n, above), minval=-1.0, maxval=1.0)
-            / jnp.sqrt(above)
-            for k, n, above in zip(keys, sizes[1:-1], sizes[2:])
-        ]
+        self.feedback = _random_feedback(key, sizes, feedback_gain)
         self.theta, self.log_lr = theta, jnp.asarray(log_lr, dtype=theta.dtype)
         self.sizes, self.beta = sizes, float(beta)
 
-    def rates(self, weights: Sequence[Array], x: Array) -> list[Array]:
-        """y_0 = x, ..., y_L (logits), for `x` `(batch, n_in)`."""
-        ys = [x]
-        for k, w in enumerate(weights):
-            a = ys[-1] @ w.T
-            ys.append(a if k == len(weights) - 1 else jax.nn.softplus(self.beta * a) / self.beta)
-        return ys
+    def meta_parameters(self, learn_terms: bool = True):
+        """theta (unless `learn_terms=False`: plain FA with a meta-learned rate) and
+        log_lr."""
+        spec = jax.tree.map(lambda _: False, self)
+        return eqx.tree_at(lambda r: (r.theta, r.log_lr), spec, (learn_terms, True))
+
+    def penalty(self):
+        """|theta|_1 (the paper's L1: few terms)."""
+        return jnp.sum(jnp.abs(self.theta))
 
     def errors(self, ys: Sequence[Array], target: Array) -> list[Array]:
         """e_1 ... e_L through the fixed feedback (module docstring)."""
         es = [jax.nn.softmax(ys[-1]) - target]
         for b, y in zip(reversed(self.feedback), reversed(ys[1:-1])):
-            es.insert(0, (es[0] @ b.T) * (1.0 - jnp.exp(-self.beta * y)))
+            es.insert(0, (es[0] @ b.T) * self.slope(y))
         return es
 
     def vector_field(self, t, weights, stream):
@@ -155,7 +205,69 @@ class PlasticityRule(dynlearn.AbstractDynamics):
         return rates
 
 
-def episode(rule: PlasticityRule, weights, x: Array, y: Array, **simulate_kwargs) -> list[Array]:
+class TopDownCredit(AbstractEpisodeRule):
+    """Top-down credit assignment: a top-down network computes each layer's credit, and
+    its weights are meta-learned (after arXiv 2208.01416, "TDCA").
+
+    The bottom-up network is the softplus network of `AbstractEpisodeRule`; it learns
+    dW_l/dt = -exp(log_lr) c_l y_{l-1}^T from credits computed top-down,
+
+        c_L = softmax(y_L) - t,    c_l = tanh(V_l c_{l+1} + U_l y_l) * softplus'(a_l),
+
+    so the top-down network sees the credit of the layer above and the layer's own rates.
+    V_l starts as FA's random feedback and U_l at zero (tanh ~ identity for small drives:
+    near FA at the start); V, U and log_lr are meta-learned. Choices the paper's
+    description leaves open, made here: the output credit is the cross-entropy error (the
+    top-down network shapes the hidden credits only), one tanh layer per level, no biases.
+
+    **Arguments:** `sizes`, `key` (draws V), `log_lr`, `beta`, `feedback_gain` (as
+    `PlasticityRule`).
+    """
+
+    feedback: list[Array]  # V_l, (n_l, n_{l+1})
+    lateral: list[Array]  # U_l, (n_l, n_l)
+    log_lr: Array
+    sizes: tuple[int, ...] = eqx.field(static=True)
+    beta: float = eqx.field(static=True)
+
+    def __init__(
+        self,
+        sizes: Sequence[int],
+        key: PRNGKeyArray,
+        *,
+        log_lr: float = math.log(3e-2),
+        beta: float = 10.0,
+        feedback_gain: float = 1.0,
+    ):
+        sizes = _check_sizes(sizes, beta)
+        self.feedback = _random_feedback(key, sizes, feedback_gain)
+        self.lateral = [jnp.zeros((n, n)) for n in sizes[1:-1]]
+        self.log_lr = jnp.asarray(log_lr, dtype=self.lateral[0].dtype)
+        self.sizes, self.beta = sizes, float(beta)
+
+    def meta_parameters(self):
+        """The top-down weights V, U and log_lr."""
+        spec = jax.tree.map(lambda _: False, self)
+        learn = ([True] * len(self.feedback), [True] * len(self.lateral), True)
+        return eqx.tree_at(lambda r: (r.feedback, r.lateral, r.log_lr), spec, learn)
+
+    def credits(self, ys: Sequence[Array], target: Array) -> list[Array]:
+        """c_1 ... c_L (class docstring)."""
+        cs = [jax.nn.softmax(ys[-1]) - target]
+        for v, u, y in zip(reversed(self.feedback), reversed(self.lateral), reversed(ys[1:-1])):
+            cs.insert(0, jnp.tanh(cs[0] @ v.T + y @ u.T) * self.slope(y))
+        return cs
+
+    def vector_field(self, t, weights, stream):
+        x, target = dynlearn.input_and_target(stream, t)
+        ys = self.rates(weights, x)
+        lr = jnp.exp(self.log_lr)
+        return [-lr * (c.T @ pre) / x.shape[0] for c, pre in zip(self.credits(ys, target), ys)]
+
+
+def episode(
+    rule: AbstractEpisodeRule, weights, x: Array, y: Array, **simulate_kwargs
+) -> list[Array]:
     """The weights after presenting `(x, y)` `(n, n_in)`, `(n, n_classes)` one sample per
     unit of time (Euler steps of 1: one online update per sample), by `dynlearn.simulate`."""
     stream = dynlearn.StimulusStream(x[:, None], 1.0, y[:, None])
@@ -165,7 +277,7 @@ def episode(rule: PlasticityRule, weights, x: Array, y: Array, **simulate_kwargs
     return trajectory.y1
 
 
-def meta_loss(rule: PlasticityRule, weights, support, query) -> tuple[Array, Array]:
+def meta_loss(rule: AbstractEpisodeRule, weights, support, query) -> tuple[Array, Array]:
     """(cross-entropy, accuracy) on `query = (x, y)` after an episode on `support`."""
     learned = episode(rule, weights, *support)
     logits = rule.rates(learned, query[0])[-1]

@@ -1,4 +1,4 @@
-"""Experiment: meta-learned plasticity with random feedback, few-shot on held-out classes.
+"""Experiment: meta-learned plasticity and top-down credit, few-shot on held-out classes.
 
 Shervani-Tabar & Rosenbaum 2023 meta-learn the coefficients of a plasticity rule (feedback
 alignment plus candidate local terms, `circuits.meta_plasticity`) by differentiating
@@ -10,12 +10,15 @@ test samples pooled) are the meta-training classes, classes 5-9 the held-out met
 classes; an episode shows K support samples of each of the N = 5 classes (a random
 assignment of classes to output units per episode), one at a time, to a network with fresh
 random weights (784-170-130-100-70-5, the paper's hidden widths), then scores it on Q
-query samples per class. Two conditions, meta-trained on the same episodes (Adam 1e-3,
+query samples per class. Three conditions, meta-trained on the same episodes (Adam 1e-3,
 one episode per meta-step, the paper's 600 episodes):
 - `fa`: plain FA, only its learning rate is meta-learned (theta = 0);
 - `meta-plastic`: the learning rate and the coefficients theta of the candidate terms
-  (L1 penalty `--l1` on theta).
-Both are then tested on the same `--test-episodes` held-out episodes.
+  (L1 penalty `--l1` on theta);
+- `tdca`: top-down credit assignment — the hidden layers' credits come from a top-down
+  network (starting as FA's feedback) whose weights and the learning rate are
+  meta-learned (`circuits.meta_plasticity.TopDownCredit`).
+All are then tested on the same `--test-episodes` held-out episodes.
 
 Written to the run folder: `meta_plasticity.nc`, `.md` and `.png` (meta-training query
 accuracy; theta during meta-training).
@@ -39,11 +42,12 @@ import optax
 import xarray as xr
 
 import dynlearn
-from circuits.meta_plasticity import TERMS, PlasticityRule, init_weights, meta_loss
+from circuits.meta_plasticity import TERMS, PlasticityRule, TopDownCredit, init_weights, meta_loss
 from experiments._options import non_negative, non_negative_int, positive_int, real
 from experiments._timing import markdown_table, write_results
 
 WAYS = 5
+CONDITIONS = ["fa", "meta-plastic", "tdca"]
 TRAIN_CLASSES, TEST_CLASSES = (0, 1, 2, 3, 4), (5, 6, 7, 8, 9)
 
 
@@ -74,47 +78,45 @@ def sample_episodes(pools, n: int, shots: int, queries: int, rng) -> tuple:
     return tuple(jnp.asarray(np.stack(a)) for a in (xs, ys, xq, yq))
 
 
-def with_params(rule: PlasticityRule, params) -> PlasticityRule:
-    return eqx.tree_at(lambda r: (r.theta, r.log_lr), rule, params)
-
-
 @eqx.filter_jit
-def meta_step(rule, sizes, optimizer, opt_state, mask, l1, key, episode):
-    """One meta-step on one episode: Adam on (theta * mask, log_lr) of the query loss after
-    the episode plus l1 |theta|; returns (rule, opt_state, query accuracy)."""
+def meta_step(dynamic, static, sizes, optimizer, opt_state, l1, key, episode):
+    """One meta-step on one episode: `optimizer` on the meta-parameters `dynamic` (the rule
+    is `eqx.combine(dynamic, static)`) of the query loss after the episode plus `l1` times
+    the rule's penalty; returns (dynamic, opt_state, query accuracy)."""
     xs, ys, xq, yq = episode
 
-    def objective(params):
-        loss, accuracy = meta_loss(
-            with_params(rule, params), init_weights(sizes, key), (xs, ys), (xq, yq)
-        )
-        return loss + l1 * jnp.sum(jnp.abs(params[0])), accuracy
+    def objective(dynamic):
+        rule = eqx.combine(dynamic, static)
+        weights = init_weights(sizes, key)
+        loss, accuracy = meta_loss(rule, weights, (xs, ys), (xq, yq))
+        return loss + l1 * rule.penalty(), accuracy
 
-    params = (rule.theta, rule.log_lr)
-    (_, accuracy), grads = jax.value_and_grad(objective, has_aux=True)(params)
-    grads = (grads[0] * mask, grads[1])
-    updates, opt_state = optimizer.update(grads, opt_state, params)
-    return with_params(rule, optax.apply_updates(params, updates)), opt_state, accuracy
+    (_, accuracy), grads = jax.value_and_grad(objective, has_aux=True)(dynamic)
+    updates, opt_state = optimizer.update(grads, opt_state, dynamic)
+    return eqx.apply_updates(dynamic, updates), opt_state, accuracy
 
 
-def meta_train(rule, sizes, episodes, keys, learn_theta: bool, l1: float, optimizer):
-    """`optimizer` on (theta, log_lr), one episode per step (theta stays 0 unless
-    `learn_theta`); per step the query accuracy and theta."""
-    opt_state = optimizer.init((rule.theta, rule.log_lr))
-    mask = jnp.full(rule.theta.shape, 1.0 if learn_theta else 0.0)
+def meta_train(rule, spec, sizes, episodes, keys, l1: float, optimizer):
+    """`optimizer` on the leaves of `rule` that `spec` selects, one episode per step; per
+    step the query accuracy and, for a `PlasticityRule`, theta (NaN after a diverged
+    episode, and for other rules)."""
+    dynamic, static = eqx.partition(rule, spec)
+    opt_state = optimizer.init(dynamic)
     accuracy = np.full(len(keys), np.nan)
-    thetas = np.full((len(keys),) + rule.theta.shape, np.nan)
+    thetas = np.full((len(keys), len(TERMS)), np.nan)
     for i, key in enumerate(keys):
         episode = tuple(a[i] for a in episodes)
         try:
-            rule, opt_state, acc = meta_step(
-                rule, tuple(sizes), optimizer, opt_state, mask, l1, key, episode
+            dynamic, opt_state, acc = meta_step(
+                dynamic, static, tuple(sizes), optimizer, opt_state, l1, key, episode
             )
         except eqx.EquinoxRuntimeError as error:  # the episode's weights ran away
             print(f"meta-training stopped at episode {i + 1}: {str(error).splitlines()[0]}")
             break
-        accuracy[i], thetas[i] = float(acc), np.asarray(rule.theta)
-    return rule, accuracy, thetas
+        accuracy[i] = float(acc)
+        if isinstance(rule, PlasticityRule):
+            thetas[i] = np.asarray(dynamic.theta)
+    return eqx.combine(dynamic, static), accuracy, thetas
 
 
 @eqx.filter_jit
@@ -147,6 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--meta-lr", type=non_negative, default=1e-3)
     parser.add_argument("--l1", type=non_negative, default=1e-4)
+    parser.add_argument(
+        "--conditions", nargs="+", choices=CONDITIONS, default=CONDITIONS, help="default: all"
+    )
     parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument("--run-dir", type=dynlearn.writable_folder, default=None)
     parser.add_argument("--quick", action="store_true", help="smoke run (see above)")
@@ -166,13 +171,19 @@ def main(argv: list[str] | None = None) -> int:
     test_keys = jax.random.split(key_test, opts.test_episodes)
     rule = PlasticityRule(sizes, key_rule, log_lr=float(np.log(opts.lr)))
 
-    optimizer = optax.adam(opts.meta_lr)  # one for both conditions: one compilation
-    conditions = {"fa": False, "meta-plastic": True}
+    optimizer = optax.adam(opts.meta_lr)
+    tdca = TopDownCredit(sizes, key_rule, log_lr=float(np.log(opts.lr)))  # V starts as B
+    conditions = {
+        "fa": (rule, rule.meta_parameters(learn_terms=False)),
+        "meta-plastic": (rule, rule.meta_parameters()),
+        "tdca": (tdca, tdca.meta_parameters()),
+    }
+    conditions = {name: conditions[name] for name in CONDITIONS if name in opts.conditions}
     curves, thetas, tested, lrs, seconds, finals, completed = [], [], [], [], [], [], []
-    for name, learn_theta in conditions.items():
+    for name, (start_rule, spec) in conditions.items():
         start = time.perf_counter()
         learned, curve, theta = meta_train(
-            rule, sizes, train_episodes, train_keys, learn_theta, opts.l1, optimizer
+            start_rule, spec, sizes, train_episodes, train_keys, opts.l1, optimizer
         )
         accuracy = test(learned, sizes, test_episodes, test_keys)
         seconds.append(time.perf_counter() - start)
@@ -180,12 +191,13 @@ def main(argv: list[str] | None = None) -> int:
         thetas.append(theta)
         tested.append(accuracy)
         lrs.append(float(jnp.exp(learned.log_lr)))
-        finals.append(np.asarray(learned.theta))
+        final = getattr(learned, "theta", jnp.full(len(TERMS), jnp.nan))
+        finals.append(np.asarray(final))
         completed.append(int(np.sum(np.isfinite(curve))))
         print(
             f"{name:>13}: held-out {100 * accuracy.mean():.2f} ± "
             f"{100 * accuracy.std() / np.sqrt(len(accuracy)):.2f}% (lr {lrs[-1]:.3g}, theta "
-            f"[{', '.join(f'{t:+.4f}' for t in learned.theta)}], {seconds[-1]:.0f} s)",
+            f"[{', '.join(f'{t:+.4f}' for t in finals[-1])}], {seconds[-1]:.0f} s)",
             flush=True,
         )
     untrained = test(rule, sizes, test_episodes, test_keys)
@@ -273,7 +285,7 @@ def table(ds: xr.Dataset) -> str:
                 str(c),
                 f"{acc.mean():.2f} ± {acc.std() / np.sqrt(n):.2f}",
                 f"{float(ds.learning_rate.sel(condition=c)):.3g}",
-                ", ".join(f"{t:+.3f}" for t in theta),
+                "—" if np.isnan(theta).all() else ", ".join(f"{t:+.3f}" for t in theta),
                 str(int(ds.meta_steps.sel(condition=c))),
             ]
         )
@@ -294,13 +306,16 @@ def plot(ds: xr.Dataset, path: Path) -> None:
             curve = dynlearn.plot.percent(ds.train_query_accuracy.sel(condition=c))
             smooth = curve.rolling(episode=window, min_periods=1).mean()
             ax.plot(ds.episode.values, smooth.values, **looks[c], label=c)
-        theta = ds.theta.sel(condition="meta-plastic")
-        for term in ds.term.values:
-            ax2.plot(ds.episode.values, theta.sel(term=term).values, label=str(term))
         ax.set(xlabel="meta-training episode", ylabel=f"query accuracy (%, mean of {window})")
-        ax2.set(xlabel="meta-training episode", ylabel="theta", title="meta-plastic: theta")
         ax.legend(fontsize="small")
-        ax2.legend(fontsize="small")
+        if "meta-plastic" in ds.condition.values:
+            theta = ds.theta.sel(condition="meta-plastic")
+            for term in ds.term.values:
+                ax2.plot(ds.episode.values, theta.sel(term=term).values, label=str(term))
+            ax2.set(xlabel="meta-training episode", ylabel="theta", title="meta-plastic: theta")
+            ax2.legend(fontsize="small")
+        else:
+            ax2.set_axis_off()
 
 
 if __name__ == "__main__":

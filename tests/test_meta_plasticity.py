@@ -7,7 +7,14 @@ import numpy as np
 import pytest
 
 import dynlearn
-from circuits.meta_plasticity import TERMS, PlasticityRule, episode, init_weights, meta_loss
+from circuits.meta_plasticity import (
+    TERMS,
+    PlasticityRule,
+    TopDownCredit,
+    episode,
+    init_weights,
+    meta_loss,
+)
 
 SIZES = [6, 5, 4, 3]
 
@@ -76,3 +83,32 @@ def test_bad_arguments_are_named(kwargs, match):
     sizes = kwargs.pop("sizes", SIZES)
     with pytest.raises(ValueError, match=match):
         PlasticityRule(sizes, jax.random.key(0), **kwargs)
+
+
+def test_top_down_credit_is_computed_by_its_network_and_meta_learned(samples):
+    """c_L = softmax - t, c_l = tanh(V_l c_{l+1} + U_l y_l) * softplus'; dW_l = -lr c_l
+    y_{l-1}^T; the meta-gradient reaches V, U and the learning rate."""
+    x, y = samples
+    rule = TopDownCredit(SIZES, jax.random.key(3), log_lr=np.log(0.5))
+    lateral = [
+        0.1 * jax.random.normal(jax.random.key(k), u.shape) for k, u in enumerate(rule.lateral)
+    ]
+    rule = eqx.tree_at(lambda r: r.lateral, rule, lateral)
+    weights = init_weights(SIZES, jax.random.key(2))
+    ys = rule.rates(weights, x)
+    top = jax.nn.softmax(ys[3]) - y
+    middle = jnp.tanh(top @ rule.feedback[1].T + ys[2] @ lateral[1].T) * rule.slope(ys[2])
+    bottom = jnp.tanh(middle @ rule.feedback[0].T + ys[1] @ lateral[0].T) * rule.slope(ys[1])
+    stream = dynlearn.StimulusStream(x[:, None].swapaxes(0, 1), 1.0, y[:, None].swapaxes(0, 1))
+    rates = rule.vector_field(0.0, weights, stream)
+    for rate, c, pre in zip(rates, (bottom, middle, top), ys):
+        np.testing.assert_allclose(rate, -0.5 * c.T @ pre / x.shape[0], atol=1e-5)
+
+    dynamic, static = eqx.partition(rule, rule.meta_parameters())
+
+    def loss(dynamic):
+        return meta_loss(eqx.combine(dynamic, static), weights, (x, y), (x, y))[0]
+
+    grads = jax.grad(loss)(dynamic)
+    for leaf in grads.feedback + grads.lateral + [grads.log_lr]:
+        assert float(jnp.max(jnp.abs(leaf))) > 0
