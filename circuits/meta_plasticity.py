@@ -219,13 +219,17 @@ class TopDownCredit(AbstractEpisodeRule):
     The bottom-up network is the softplus network of `AbstractEpisodeRule`; it learns
     dW_l/dt = -exp(log_lr) c_l y_{l-1}^T from credits computed top-down,
 
-        c_L = softmax(y_L) - t,    c_l = tanh(V_l c_{l+1} + U_l y_l) * softplus'(a_l),
+        c_L = softmax(y_L) - t,
+        c_l = (V_l c_{l+1}) * (1 + tanh(U_l y_l)) * softplus'(a_l),
 
-    so the top-down network sees the credit of the layer above and the layer's own rates.
-    V_l starts as FA's random feedback and U_l at zero (tanh ~ identity for small drives:
-    near FA at the start); V, U and log_lr are meta-learned. Choices the paper's
-    description leaves open, made here: the output credit is the cross-entropy error (the
-    top-down network shapes the hidden credits only), one tanh layer per level, no biases.
+    so the top-down network sends the credit of the layer above down through V_l and gates
+    it, unit by unit, by a gain in (0, 2) computed from the layer's own rates through U_l.
+    V_l starts as FA's random feedback and U_l at zero (gain 1: plain FA at the start); V,
+    U and log_lr are meta-learned. Choices the paper's description leaves open, made here:
+    the output credit is the cross-entropy error (the top-down network shapes the hidden
+    credits only); the rates act multiplicatively — an additive path (tanh(V c + U y))
+    gave credits without error, a Hebbian drive that made the weights run away within the
+    second meta-training episode; no biases.
 
     **Arguments:** `sizes`, `key` (draws V), `log_lr`, `beta`, `feedback_gain` (as
     `PlasticityRule`).
@@ -262,7 +266,7 @@ class TopDownCredit(AbstractEpisodeRule):
         """c_1 ... c_L (class docstring)."""
         cs = [jax.nn.softmax(ys[-1]) - target]
         for v, u, y in zip(reversed(self.feedback), reversed(self.lateral), reversed(ys[1:-1])):
-            cs.insert(0, jnp.tanh(cs[0] @ v.T + y @ u.T) * self.slope(y))
+            cs.insert(0, (cs[0] @ v.T) * (1.0 + jnp.tanh(y @ u.T)) * self.slope(y))
         return cs
 
     def vector_field(self, t, weights, stream):

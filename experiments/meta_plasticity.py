@@ -111,7 +111,8 @@ def meta_train(rule, spec, sizes, episodes, keys, l1: float, optimizer):
                 dynamic, static, tuple(sizes), optimizer, opt_state, l1, key, episode
             )
         except eqx.EquinoxRuntimeError as error:  # the episode's weights ran away
-            print(f"meta-training stopped at episode {i + 1}: {str(error).splitlines()[0]}")
+            reason = [line for line in str(error).splitlines() if "simulate:" in line]
+            print(f"meta-training stopped at episode {i + 1}: {(reason or ['diverged'])[0]}")
             break
         accuracy[i] = float(acc)
         if isinstance(rule, PlasticityRule):
@@ -196,8 +197,9 @@ def main(argv: list[str] | None = None) -> int:
         completed.append(int(np.sum(np.isfinite(curve))))
         print(
             f"{name:>13}: held-out {100 * accuracy.mean():.2f} ± "
-            f"{100 * accuracy.std() / np.sqrt(len(accuracy)):.2f}% (lr {lrs[-1]:.3g}, theta "
-            f"[{', '.join(f'{t:+.4f}' for t in finals[-1])}], {seconds[-1]:.0f} s)",
+            f"{100 * accuracy.std() / np.sqrt(len(accuracy)):.2f}% (lr {lrs[-1]:.3g}, "
+            + ("" if np.isnan(finals[-1]).all() else f"theta {np.round(finals[-1], 4)}, ")
+            + f"{seconds[-1]:.0f} s)",
             flush=True,
         )
     untrained = test(rule, sizes, test_episodes, test_keys)

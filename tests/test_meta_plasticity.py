@@ -86,8 +86,8 @@ def test_bad_arguments_are_named(kwargs, match):
 
 
 def test_top_down_credit_is_computed_by_its_network_and_meta_learned(samples):
-    """c_L = softmax - t, c_l = tanh(V_l c_{l+1} + U_l y_l) * softplus'; dW_l = -lr c_l
-    y_{l-1}^T; the meta-gradient reaches V, U and the learning rate."""
+    """c_L = softmax - t, c_l = (V_l c_{l+1}) (1 + tanh(U_l y_l)) softplus'; dW_l = -lr c_l
+    y_{l-1}^T; no error, no credit; the meta-gradient reaches V, U and the learning rate."""
     x, y = samples
     rule = TopDownCredit(SIZES, jax.random.key(3), log_lr=np.log(0.5))
     lateral = [
@@ -97,12 +97,14 @@ def test_top_down_credit_is_computed_by_its_network_and_meta_learned(samples):
     weights = init_weights(SIZES, jax.random.key(2))
     ys = rule.rates(weights, x)
     top = jax.nn.softmax(ys[3]) - y
-    middle = jnp.tanh(top @ rule.feedback[1].T + ys[2] @ lateral[1].T) * rule.slope(ys[2])
-    bottom = jnp.tanh(middle @ rule.feedback[0].T + ys[1] @ lateral[0].T) * rule.slope(ys[1])
+    gains = [1.0 + jnp.tanh(y @ u.T) for y, u in zip(ys[1:3], lateral)]
+    middle = (top @ rule.feedback[1].T) * gains[1] * rule.slope(ys[2])
+    bottom = (middle @ rule.feedback[0].T) * gains[0] * rule.slope(ys[1])
     stream = dynlearn.StimulusStream(x[:, None].swapaxes(0, 1), 1.0, y[:, None].swapaxes(0, 1))
     rates = rule.vector_field(0.0, weights, stream)
     for rate, c, pre in zip(rates, (bottom, middle, top), ys):
         np.testing.assert_allclose(rate, -0.5 * c.T @ pre / x.shape[0], atol=1e-5)
+    assert all(float(jnp.max(jnp.abs(c))) == 0 for c in rule.credits(ys, jax.nn.softmax(ys[3])))
 
     dynamic, static = eqx.partition(rule, rule.meta_parameters())
 
