@@ -193,18 +193,18 @@ class PlasticityRule(AbstractEpisodeRule):
         pre_errors = [jnp.zeros_like(x)] + es[:-1]
         lr = jnp.exp(self.log_lr)
         rates = []
-        a, b, c, d, e = self.theta
+        th = self.theta  # th[r - 1] weighs F_r
         for w, post_y, post_e, pre_y, pre_e in zip(weights, ys[1:], es, ys[:-1], pre_errors):
             # every term is a coefficient times post x pre; the Oja terms' (y y^T) W is
             # y (y^T W). Stacked along the batch, the sum is one product (one n_post x
             # n_pre array written per step, not one per term).
             products = [
                 (1.0, post_e, pre_y),  # feedback alignment
-                (a, post_y, pre_e),
-                (b + c, post_e, pre_e),
-                (-c, post_e, post_e @ w),
-                (d + e, post_y, pre_y),
-                (-e, post_y, post_y @ w),
+                (th[0], post_y, pre_e),  # F_1
+                (th[1] + th[2], post_e, pre_e),  # F_2 and F_3's first part
+                (-th[2], post_e, post_e @ w),  # F_3's Oja part
+                (th[3] + th[4], post_y, pre_y),  # F_4 and F_5's first part
+                (-th[4], post_y, post_y @ w),  # F_5's Oja part
             ]
             posts = jnp.concatenate([k * post for k, post, _ in products])
             pres = jnp.concatenate([pre for _, _, pre in products])
