@@ -19,9 +19,13 @@ pathways is one argument:
 - `circuits.pal.PAL(key, ...)`: B_l learned from exploration noise (Max et al. 2024).
 - `circuits.alignment.WeightMirror`, `InformationAlignment`, `SymmetricAlignment`: B_l
   learned by layer-local alignment rules (Akrout et al. 2019; Kunin et al. 2020).
+- `InitialTransport()`: B_l = W_{l+1}(0)^T, the forward weights at birth, frozen: equal to
+  backprop's pathway in the infinite-width (lazy, NTK) limit, where W(t) - W(0) vanishes
+  relative to W(0) (the input-weight alignment rules, after Boopathy & Fiete 2022).
 
 A pathway is a small dynamical system of its own (`dynlearn.AbstractDynamics`) that a host
-circuit composes: the host binds it to its layer sizes once (`bind`), asks it for B
+circuit composes: the host binds it to its layer sizes and initial weights once (`bind`,
+`at_birth`), asks it for B
 (`matrices`), adds its `perturbation` to the top-down compartments, passes it `Signals`
 (the rates of the layers above, the forward weights and their rates) for its drift and its
 `plasticity`, and lists it in `components()` under the state key `"pathway"` so that the
@@ -51,6 +55,7 @@ __all__ = [
     "SignSymmetry",
     "DirectFeedbackAlignment",
     "KolenPollack",
+    "InitialTransport",
     "PATHWAYS",
     "by_name",
     "bind_pathway",
@@ -99,6 +104,11 @@ class AbstractFeedback(dynlearn.AbstractDynamics):
         """B_1 ... B_{L-1} given the forward weights W_1 ... W_L."""
 
     # ---------------------------------------------- defaults: fixed and stateless
+    def at_birth(self, weights: Sequence[Array]) -> AbstractFeedback:
+        """This pathway for a host whose forward weights start as `weights` (default: itself;
+        `bind_pathway` calls it after `bind`)."""
+        return self
+
     def trainable(self) -> PyTree[bool]:
         """Which leaves of the pathway learn (default: none)."""
         return jax.tree.map(lambda _: False, self)
@@ -251,6 +261,43 @@ class KolenPollack(AbstractRandomFeedback):
         return self.weight_decay
 
 
+class InitialTransport(AbstractFeedback):
+    """B_l = W_{l+1}(0)^T: the forward weights at birth, frozen (no transport afterwards).
+
+    In a network of width n trained in the lazy (NTK) regime the weights move by
+    |W(t) - W(0)| / |W(0)| = O(n^-1/2) (Jacot et al. 2018; Lee et al. 2019), so this pathway
+    carries backprop's errors in the infinite-width limit: each layer's update is its
+    error-weighted input correlation, -e_l r_{l-1}^T, with e_l brought down through the
+    time-zero weights (the input-weight alignment view of Boopathy & Fiete 2022; see
+    `circuits.feedback_mlp.rule_align_zero`). A developmental symmetry, then none.
+    `theory/ntk_alignment.py` checks the width limit.
+
+    **Arguments:** `feedback`: explicit matrices (default: captured by `at_birth`).
+    """
+
+    feedback: list[Array] | None = None
+
+    def bind(self, sizes):
+        return self
+
+    def at_birth(self, weights):
+        if self.feedback is not None:
+            return self
+        return InitialTransport([jax.lax.stop_gradient(w.T) for w in weights[1:]])
+
+    def matrices(self, weights):
+        if self.feedback is None:
+            raise ValueError(
+                "InitialTransport: its matrices are the host's weights at birth; pass the "
+                "pathway to a circuit (which calls at_birth) or call at_birth(weights) first."
+            )
+        got = [tuple(b.shape) for b in self.feedback]
+        want = [tuple(w.T.shape) for w in weights[1:]]
+        if got != want:
+            raise ValueError(f"InitialTransport: feedback shapes {got} do not fit W^T {want}.")
+        return list(self.feedback)
+
+
 # Short names for command lines (experiments' --rules); code passes pathway objects.
 PATHWAYS: dict[str, Callable[[PRNGKeyArray], AbstractFeedback]] = {
     "bp": lambda key: WeightTransport(),
@@ -258,6 +305,7 @@ PATHWAYS: dict[str, Callable[[PRNGKeyArray], AbstractFeedback]] = {
     "sign": lambda key: SignSymmetry(),
     "dfa": lambda key: DirectFeedbackAlignment(key),
     "kp": lambda key: KolenPollack(key),
+    "initial": lambda key: InitialTransport(),
     "wm": lambda key: _alignment().WeightMirror(key),
     "ia": lambda key: _alignment().InformationAlignment(key),
     "sa": lambda key: _alignment().SymmetricAlignment(key),
@@ -271,9 +319,12 @@ def _alignment():
     return circuits.alignment
 
 
-def bind_pathway(feedback, sizes: Sequence[int]) -> AbstractFeedback:
-    """`feedback.bind(sizes)` for a host circuit, with a clear error for anything that is
-    not a pathway (a name such as `"fa"` included: random pathways need their own key)."""
+def bind_pathway(
+    feedback, sizes: Sequence[int], weights: Sequence[Array] | None = None
+) -> AbstractFeedback:
+    """`feedback.bind(sizes).at_birth(weights)` for a host circuit (whose forward weights
+    start as `weights`), with a clear error for anything that is not a pathway (a name such
+    as `"fa"` included: random pathways need their own key)."""
     if not isinstance(feedback, AbstractFeedback):
         hint = (
             f" (for a name, use circuits.feedback.by_name({feedback!r}, key))"
@@ -284,7 +335,8 @@ def bind_pathway(feedback, sizes: Sequence[int]) -> AbstractFeedback:
             f"feedback: expected a pathway such as WeightTransport() or "
             f"FeedbackAlignment(key); got {feedback!r}{hint}; known names: {sorted(PATHWAYS)}."
         )
-    return feedback.bind(sizes)
+    bound = feedback.bind(sizes)
+    return bound if weights is None else bound.at_birth(weights)
 
 
 def by_name(name: str, key: PRNGKeyArray) -> AbstractFeedback:

@@ -11,6 +11,11 @@ With B_l = W_{l+1}^T these are backprop's deltas; fixed random B is feedback ali
 sign symmetry (Liao et al. 2016), and Kolen-Pollack (Akrout et al. 2019) lets B learn the
 transposed update of W while both decay. These are the steady-state errors of a
 Latent-Equilibrium network in the weak-nudging limit (`circuits.latent_equilibrium`).
+
+`linearised=True` takes every factor of the credit except the output error from the network
+at birth (slopes phi'(a_l(0)), rates r_{l-1}(0), with `InitialTransport`'s B = W(0)^T): the
+gradient of the NTK-linearised network f(0) + J(0)(theta - theta(0)), which is BP's in the
+infinite-width limit (`rule_align_zero`).
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from circuits.feedback import (
     AbstractFeedback,
     DirectFeedbackAlignment,
     FeedbackAlignment,
+    InitialTransport,
     KolenPollack,
     Signals,
     SignSymmetry,
@@ -55,6 +61,8 @@ __all__ = [
     "rule_weight_mirror",
     "rule_information_alignment",
     "rule_symmetric_alignment",
+    "rule_align_zero",
+    "rule_align_ada",
 ]
 
 
@@ -66,6 +74,8 @@ class FeedbackMLP(AbstractLayered, dynlearn.AbstractBatchLearner):
     - `activation`, `output_activation`: names from `circuits._layers.ACTIVATIONS`.
     - `feedback`: a fixed or plastic pathway from `circuits.feedback` (not one with a state
       of its own, such as PAL, which needs time: use an always-on circuit).
+    - `linearised`: take the credit's slopes and presynaptic rates from the network at
+      birth (kept frozen in `initial`), see the module docstring.
     """
 
     weights: list[Array]
@@ -73,6 +83,8 @@ class FeedbackMLP(AbstractLayered, dynlearn.AbstractBatchLearner):
     activation: str = eqx.field(static=True)
     output_activation: str = eqx.field(static=True)
     feedback: AbstractFeedback
+    linearised: bool = eqx.field(static=True)
+    initial: tuple[list[Array], list[Array]] | None
 
     def __init__(
         self,
@@ -82,17 +94,20 @@ class FeedbackMLP(AbstractLayered, dynlearn.AbstractBatchLearner):
         activation: str = "tanh",
         output_activation: str = "linear",
         feedback: AbstractFeedback = WeightTransport(),
+        linearised: bool = False,
     ):
         phi_of(activation, "activation")
         phi_of(output_activation, "output_activation")
         self.weights, self.biases = init_layers(sizes, key)
-        self.feedback = bind_pathway(feedback, sizes)
+        self.feedback = bind_pathway(feedback, sizes, self.weights)
         if self.feedback.init_state(Signals(self.weights, self._zero_rates())) is not None:
             raise ValueError(
                 f"feedback: {type(feedback).__name__} has a state of its own (it learns over "
                 "time); use it in an always-on circuit such as LENetwork."
             )
         self.activation, self.output_activation = activation, output_activation
+        self.linearised = bool(linearised)
+        self.initial = (list(self.weights), list(self.biases)) if linearised else None
 
     def _zero_rates(self):
         return [jax.numpy.zeros((1, w.shape[0])) for w in self.weights[1:]]
@@ -110,10 +125,15 @@ class FeedbackMLP(AbstractLayered, dynlearn.AbstractBatchLearner):
         return self.phis[-1](feedforward(self.weights, self.biases, self.phis, x)[-1])
 
     def pathway_errors(self, x, y) -> tuple[list[Array], list[Array]]:
-        """`(errors e_1..e_L, rates r_0..r_L)` for a batch (see the module docstring)."""
+        """`(errors e_1..e_L, rates r_0..r_L)` for a batch (see the module docstring;
+        `linearised`: the slopes and r_0..r_{L-1} of the network at birth, r_L its own)."""
         voltages = feedforward(self.weights, self.biases, self.phis, x)
         rates = [x] + [phi(v) for phi, v in zip(self.phis, voltages)]
-        errors = [slope(self.phis[-1], voltages[-1]) * (y - rates[-1])]
+        output = rates[-1]
+        if self.linearised:
+            voltages = feedforward(*self.initial, self.phis, x)
+            rates = [x] + [phi(v) for phi, v in zip(self.phis, voltages)]
+        errors = [slope(self.phis[-1], voltages[-1]) * (y - output)]
         matrices = self.feedback.matrices(self.weights)
         for i in reversed(range(len(matrices))):
             above = errors[-1] if self.feedback.direct else errors[0]
@@ -126,6 +146,7 @@ class FeedbackMLP(AbstractLayered, dynlearn.AbstractBatchLearner):
         rates -updates (Kolen-Pollack: the transposed update of W, and the decay)."""
         x, y = dynlearn.check_batch(x, y, self.sizes[0], self.sizes[-1])
         errors, rates = self.pathway_errors(x, y)
+        output = self.predict(x) if self.linearised else rates[-1]
         n = x.shape[0]
         d_weights = [-(e.T @ r) / n for e, r in zip(errors, rates[:-1])]
         d_biases = [-e.mean(axis=0) for e in errors]
@@ -135,7 +156,6 @@ class FeedbackMLP(AbstractLayered, dynlearn.AbstractBatchLearner):
         d_feedback = jax.tree.map(lambda r: -r, eqx.filter(b_rates, self.feedback.trainable()))
         decay = self.feedback.forward_decay
         d_weights = [d + decay * w for d, w in zip(d_weights, self.weights)]
-        output = rates[-1]
         grads = eqx.tree_at(
             lambda m: (m.weights, m.biases, m.feedback), self, (d_weights, d_biases, d_feedback)
         )
@@ -195,3 +215,20 @@ def rule_symmetric_alignment(sizes, key):
     (`circuits.alignment.SymmetricAlignment`, decay 1: B -> W^T), settle-then-update."""
     k_net, k_fb = jax.random.split(key)
     return pathway_rule(SymmetricAlignment(k_fb), sizes, k_net)
+
+
+def rule_align_zero(sizes, key):
+    """The registered rule `align-zero`: credit from the network at birth (B = W(0)^T, its
+    slopes and rates; `linearised=True`), settle-then-update: the gradient of the
+    NTK-linearised network, BP's as the width grows (input-weight alignment, after
+    Boopathy & Fiete 2022; our reconstruction from the principle the paper's abstract
+    states, its rule definitions were not available to us; `theory/ntk_alignment.py`)."""
+    net = FeedbackMLP(sizes, key, activation="tanh", feedback=InitialTransport(), linearised=True)
+    return dynlearn.Recipe(net, dynlearn.SettleThenUpdate(optax.adam(1e-3)), 32)
+
+
+def rule_align_ada(sizes, key):
+    """The registered rule `align-ada`: errors through the weights at birth (B = W(0)^T,
+    `InitialTransport`), the current slopes and rates, settle-then-update (the adaptive
+    variant of `align-zero`)."""
+    return pathway_rule(InitialTransport(), sizes, key)

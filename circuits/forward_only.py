@@ -27,6 +27,28 @@ E[xi o^T] / decay (for a linear network sigma^2 (W_L ... W_1)^T / decay; `mirror
 rate relative to the weights', `mirror_decay` the decay). Our reading of their
 description (their code is unlicensed and was not read).
 
+PEPITA as one stream (`PEPITACircuit`). The two passes become two moments of each
+presentation: leaky neurons, tau dv_l/dt = W_l r_{l-1} - v_l, see the sample x for the first
+half of its presentation while a sample-and-hold memory follows their rates and the output
+error, tau_hold dH_l/dt = (1 - g)(r_l - H_l), tau_hold dE/dt = (1 - g)(r_L - y - E); in the
+second half (g = 1) the input becomes x - F E, the memory holds, and the synapses move,
+
+    dW_l/dt = -g (2 eta / t_pres) (H_l - r_l) r_{l-1}^T      (hidden; r_0 = x - g F E),
+    dW_L/dt = -g (2 eta / t_pres) (r_L - y) r_{L-1}^T,
+
+so one presentation applies one PEPITA update of rate eta once the neurons settle within
+tau << t_pres / 2 (the deficit is O(tau / t_pres): the difference H - r starts at zero and
+no term arises at a sample's onset, where g = 0). The gate g is the stimulus's clock (the
+second half of every presentation): the modulated input follows the unmodulated one.
+Streamed, the first layer's rule amplifies itself: the synapses change while the modulated
+activity responds to them, r_1 = phi(W_1 x~), so d(H_1 - r_1)/dt = +c |x~|^2 (H_1 - r_1)
+(c = 2 eta / t_pres per stream) and one presentation applies about exp(eta lambda) - 1
+times PEPITA's step instead of eta lambda, lambda the top eigenvalue of the streams' input
+Gram matrix x~ x~^T / streams (about 40 for 32 MNIST digits in [0, 1]). On one such batch
+(float64) the first layer's update is off PEPITA's by 6.5% at eta 0.01, 16% at 0.03, 100%
+at 0.1 and 920% at 0.3 (the output layer's by <= 7%); the default eta 0.2 was the best of
+0.05 / 0.1 / 0.2 / 0.3 on mnist5k (784-100-10, 10 epochs, seed 0: 81.3, 85.0, 87.2, 82.8%).
+
 FDFA. Direct feedback alignment whose feedback matrices are learned from forward-mode
 directional derivatives: during the forward pass a random tangent u_l ~ N(0, I) is injected
 at every hidden layer's activity (one `jax.jvp`), giving at the output d = sum_l J_l u_l
@@ -51,14 +73,44 @@ import optax
 from jaxtyping import Array, PRNGKeyArray
 
 import dynlearn
-from circuits._layers import AbstractLayered, CrossEntropy, init_layers, phi_of, slope
+from circuits._layers import (
+    AbstractLayered,
+    CrossEntropy,
+    check_positive,
+    init_layers,
+    phi_of,
+    slope,
+)
 
-__all__ = ["PEPITANetwork", "FDFANetwork", "rule_pepita", "rule_fdfa"]
+__all__ = [
+    "PEPITANetwork",
+    "PEPITACircuit",
+    "FDFANetwork",
+    "rule_pepita",
+    "rule_pepita_always_on",
+    "rule_fdfa",
+]
 
 
 def he_uniform(key, n_out: int, n_in: int, scale: float = 1.0) -> Array:
     bound = scale * math.sqrt(6.0 / n_in)
     return jax.random.uniform(key, (n_out, n_in), minval=-bound, maxval=bound)
+
+
+def layer_rates(activation: str, drives: Sequence[Array]) -> list[Array]:
+    """`phi(a_l)` for the hidden drives a_1..a_{L-1}, softmax for the output's a_L."""
+    phi, last = phi_of(activation), len(drives) - 1
+    return [jax.nn.softmax(a, axis=-1) if i == last else phi(a) for i, a in enumerate(drives)]
+
+
+def forward_pass(weights, activation: str, x) -> list[Array]:
+    """Activities h_1..h_L of one forward pass without biases (h_L = softmax)."""
+    phi, hs, r = phi_of(activation), [], x
+    for i, w in enumerate(weights):
+        a = r @ w.T
+        r = jax.nn.softmax(a, axis=-1) if i == len(weights) - 1 else phi(a)
+        hs.append(r)
+    return hs
 
 
 class PEPITANetwork(AbstractLayered, dynlearn.AbstractBatchLearner):
@@ -110,12 +162,7 @@ class PEPITANetwork(AbstractLayered, dynlearn.AbstractBatchLearner):
 
     def passes(self, x) -> list[Array]:
         """Activities h_1..h_L of one forward pass (h_L = softmax of the output drive)."""
-        phi, hs, r = phi_of(self.activation), [], x
-        for i, w in enumerate(self.weights):
-            a = r @ w.T
-            r = jax.nn.softmax(a, axis=-1) if i == len(self.weights) - 1 else phi(a)
-            hs.append(r)
-        return hs
+        return forward_pass(self.weights, self.activation, x)
 
     def predict(self, x):
         dynlearn.check_batch(x, None, self.sizes[0], what=f"layer sizes {self.sizes}")
@@ -174,6 +221,109 @@ def rule_pepita(sizes, key) -> dynlearn.Recipe:
     (noisier from epoch to epoch); 784-1024-10 at 0.1: 91.0 / 90.4."""
     net = PEPITANetwork(sizes, key)
     return dynlearn.Recipe(net, dynlearn.SettleThenUpdate(optax.sgd(0.1, momentum=0.9)), 64)
+
+
+class PEPITACircuit(AbstractLayered, dynlearn.AbstractPlastic):
+    """PEPITA as one stream of leaky neurons (module docstring: "PEPITA as one stream").
+
+    **Arguments:** as `PEPITANetwork` (no mirroring), and
+    - `eta`: the update one presentation applies (PEPITA's learning rate);
+    - `tau`: the neurons' time constant; `tau_hold`: the sample-and-hold memory's.
+    """
+
+    weights: list[Array]
+    projection: Array  # F, (n_in, n_out)
+    activation: str = eqx.field(static=True)
+    output_activation: str = eqx.field(static=True)
+    eta: float = eqx.field(static=True)
+    tau: float = eqx.field(static=True)
+    tau_hold: float = eqx.field(static=True)
+
+    def __init__(
+        self,
+        sizes: Sequence[int],
+        key: PRNGKeyArray,
+        *,
+        activation: str = "relu",
+        projection_scale: float = 0.05,
+        eta: float = 0.2,
+        tau: float = 0.1,
+        tau_hold: float = 0.1,
+    ):
+        check_positive(self, eta=eta, tau=tau, tau_hold=tau_hold)
+        batch = PEPITANetwork(sizes, key, activation=activation, projection_scale=projection_scale)
+        self.weights, self.projection = batch.weights, batch.projection
+        self.activation, self.output_activation = activation, "linear"
+        self.eta, self.tau, self.tau_hold = float(eta), float(tau), float(tau_hold)
+
+    def predict(self, x):
+        dynlearn.check_batch(x, None, self.sizes[0], what=f"layer sizes {self.sizes}")
+        return forward_pass(self.weights, self.activation, x)[-1]
+
+    def trainable(self):
+        spec = jax.tree.map(lambda _: False, self)
+        return eqx.tree_at(lambda m: m.weights, spec, [True] * len(self.weights))
+
+    def prunable(self):
+        return self.trainable()
+
+    def time_constants(self):
+        return {"tau": self.tau, "tau_hold": self.tau_hold}
+
+    def init_state(self, x=None):
+        """Drives at the feed-forward values of `x` (zeros without), memory at rest."""
+        streams = 1 if x is None else x.shape[0]
+        x = jnp.zeros((streams, self.sizes[0])) if x is None else x
+        drives, r = [], x
+        for w, h in zip(self.weights, forward_pass(self.weights, self.activation, x)):
+            drives.append(r @ w.T)
+            r = h
+        return {
+            "drive": drives,
+            "held": [jnp.zeros((streams, n)) for n in self.sizes[1:-1]],
+            "held_error": jnp.zeros((streams, self.sizes[-1])),
+        }
+
+    def _moment(self, t, y, args):
+        """`(gate g, modulated input, rates r_1..r_L, target)` at time t."""
+        x, target = dynlearn.input_and_target(args, t)
+        gate = jnp.zeros((), x.dtype)
+        if isinstance(args, dynlearn.StimulusStream) and target is not None:
+            half = 0.5 * args.t_pres
+            gate = (args.elapsed(t) >= half * (1 - 1e-4)).astype(x.dtype)
+        x_mod = x - gate * y["held_error"] @ self.projection.T
+        return gate, x_mod, layer_rates(self.activation, y["drive"]), target
+
+    def vector_field(self, t, y, args):
+        gate, x_mod, rates, target = self._moment(t, y, args)
+        pre = [x_mod, *rates[:-1]]
+        error = rates[-1] - (jnp.zeros_like(rates[-1]) if target is None else target)
+        follow = (1 - gate) / self.tau_hold
+        return {
+            "drive": [(r @ w.T - a) / self.tau for w, r, a in zip(self.weights, pre, y["drive"])],
+            "held": [follow * (r - h) for r, h in zip(rates[:-1], y["held"])],
+            "held_error": follow * (error - y["held_error"]),
+        }
+
+    def plasticity(self, t, y, args):
+        gate, x_mod, rates, target = self._moment(t, y, args)
+        if target is None:
+            return eqx.tree_at(lambda m: m.weights, self, [jnp.zeros_like(w) for w in self.weights])
+        rate = gate * 2 * self.eta / args.t_pres / x_mod.shape[0]
+        posts = [h - r for h, r in zip(y["held"], rates[:-1])] + [rates[-1] - target]
+        pre = [x_mod, *rates[:-1]]
+        d_w = [-rate * post.T @ r for post, r in zip(posts, pre)]
+        return eqx.tree_at(lambda m: m.weights, self, d_w)
+
+
+def rule_pepita_always_on(sizes, key) -> dynlearn.Recipe:
+    """The registered rule `pepita-always-on`: PEPITA as one stream (`PEPITACircuit`,
+    eta 0.2, tau = tau_hold = 0.1), every sample on for 2 time units (Euler dt 0.05),
+    batches of 32 as 32 parallel streams. mnist5k test, 784-100-10, 10 epochs, seeds 0-2:
+    86.67 +- 0.62% (settled `pepita` 89.20 +- 0.28%): the self-amplifying first-layer rule
+    (module docstring) bounds its rate."""
+    presentation = dynlearn.Presentation(t_pres=2.0, dt=0.05, streams=32)
+    return dynlearn.Recipe(PEPITACircuit(sizes, key), dynlearn.AlwaysOn(presentation), 32)
 
 
 class FDFANetwork(AbstractLayered, dynlearn.AbstractBatchLearner):

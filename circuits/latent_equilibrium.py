@@ -155,7 +155,7 @@ class LENetwork(AbstractLayered, dynlearn.AbstractPlastic):
             raise ValueError(f"tau_lo must be > 0 or None; got {tau_lo}.")
         self.eta = layer_rates(eta, len(sizes) - 1)
         self.weights, self.biases = init_layers(sizes, key)
-        self.feedback = bind_pathway(feedback, sizes)
+        self.feedback = bind_pathway(feedback, sizes, self.weights)
         self.activation = activation
         self.output_activation = output_activation
         self.tau, self.tau_error, self.beta = float(tau), float(tau_error), float(beta)

@@ -192,7 +192,7 @@ class Microcircuit(AbstractLayered, dynlearn.AbstractPlastic):
         k_forward, k_inter, k_lateral, k_feedback = jax.random.split(key, 4)
         self.weights, _ = init_layers(sizes, k_forward)
         feedback = feedback or FeedbackAlignment(k_feedback)
-        self.feedback = bind_pathway(feedback, sizes)
+        self.feedback = bind_pathway(feedback, sizes, self.weights)
         self.direct = feedback.direct
         # Interneuron weights start random: W^IP_k (n_src, n_k), W^PI_k (n_k, n_src), src the
         # layer above (or the output, for direct pathways).

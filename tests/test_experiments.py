@@ -34,6 +34,7 @@ EXPERIMENTS = {
         "alignment_rules.png",
         "alignment_rules_angles.png",
     ],
+    "ntk_alignment": ["ntk_alignment.nc", "ntk_alignment.md", "ntk_alignment.png"],
     "meta_plasticity": ["meta_plasticity.nc", "meta_plasticity.md", "meta_plasticity.png"],
     "pc_vs_bp": ["results.nc", "table.md", "learning_curves.png"],
     "pc_transformer": ["results.nc", "table.md", "curves.png"],

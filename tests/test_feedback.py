@@ -10,6 +10,7 @@ import pytest
 import dynlearn
 from circuits.feedback import (
     DirectFeedbackAlignment,
+    InitialTransport,
     KolenPollack,
     SignSymmetry,
     WeightTransport,
@@ -40,6 +41,64 @@ def test_weight_transport_errors_are_backprops_gradient():
     grads = eqx.filter_grad(loss)(net)
     assert dynlearn.analysis.relative_error(updates.weights, grads.weights) < 1e-5
     assert dynlearn.analysis.relative_error(updates.biases, grads.biases) < 1e-5
+
+
+def bp_loss(net):
+    return 0.5 * jnp.mean(jnp.sum((Y - net.predict(X)) ** 2, axis=-1))
+
+
+def moved(net, scale=0.3):
+    """`net` with every weight and bias moved by a random step (a trained network)."""
+    keys = iter(jax.random.split(jax.random.key(5), 8))
+    step = lambda a: a + scale * jax.random.normal(next(keys), a.shape)  # noqa: E731
+    return eqx.tree_at(
+        lambda m: (m.weights, m.biases),
+        net,
+        ([step(w) for w in net.weights], [step(b) for b in net.biases]),
+    )
+
+
+@pytest.mark.parametrize("linearised", [False, True])
+def test_initial_transport_is_backprop_at_birth_and_then_frozen(linearised):
+    """B_l = W_{l+1}(0)^T: at birth the update is BP's gradient; once the weights move, B
+    stays at W(0)^T (and `linearised` takes slopes and rates from the network at birth)."""
+    net = network(InitialTransport(), linearised=linearised)
+    updates, _ = net.updates(X, Y, None)
+    assert (
+        dynlearn.analysis.relative_error(updates.weights, eqx.filter_grad(bp_loss)(net).weights)
+        < 1e-5
+    )
+    later = moved(net)
+    for b, w in zip(later.feedback.matrices(later.weights), net.weights[1:]):
+        assert jnp.array_equal(b, w.T)
+    assert not bool(jnp.any(later.trainable().feedback.feedback[0]))
+    # Its errors: e_l = phi'(a_l) * (e_{l+1} W_{l+1}(0)), the output error the trained net's
+    source = net if linearised else later  # where the slopes and rates come from
+    drives, rate = [], X
+    for w, b in zip(source.weights, source.biases):
+        drives.append(rate @ w.T + b)
+        rate = jnp.tanh(drives[-1])
+    expected = [Y - later.predict(X)]
+    for i in (1, 0):
+        expected.insert(0, (1 - jnp.tanh(drives[i]) ** 2) * (expected[0] @ net.weights[i + 1]))
+    errors, rates = later.pathway_errors(X, Y)
+    assert all(jnp.allclose(e, f, atol=1e-6) for e, f in zip(errors, expected))
+    assert jnp.allclose(rates[1], jnp.tanh(drives[0]), atol=1e-6)
+    current = network(WeightTransport())
+    current = eqx.tree_at(lambda m: (m.weights, m.biases), current, (later.weights, later.biases))
+    assert not jnp.allclose(errors[0], current.pathway_errors(X, Y)[0][0], atol=1e-3)
+    assert later.updates(X, Y, None)[0].weights[0].shape == net.weights[0].shape
+
+
+def test_initial_transport_needs_a_host_and_the_right_shapes():
+    with pytest.raises(ValueError, match="at_birth"):
+        InitialTransport().matrices([jnp.zeros((3, 5))])
+    bound = InitialTransport().at_birth([jnp.zeros((7, 5)), jnp.zeros((6, 7))])
+    with pytest.raises(ValueError, match=r"do not fit W\^T"):
+        bound.matrices([jnp.zeros((7, 5)), jnp.zeros((4, 7))])
+    assert by_name("initial", jax.random.key(0)) == InitialTransport()
+    le = LENetwork(SIZES, jax.random.key(0), feedback=InitialTransport())
+    assert jnp.array_equal(le.feedback.matrices(le.weights)[0], le.weights[1].T)
 
 
 def test_pathway_matrices_and_shapes():

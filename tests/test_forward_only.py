@@ -6,7 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from circuits.forward_only import FDFANetwork, PEPITANetwork
+import dynlearn
+from circuits.forward_only import FDFANetwork, PEPITACircuit, PEPITANetwork
 
 SIZES = [6, 5, 4, 3]
 
@@ -36,6 +37,59 @@ def test_updates_are_the_two_passes_differences(batch):
     # no error, no modulation: hidden layers do not move and the output error is zero
     exact, _ = net.updates(x, net.predict(x), jax.random.key(2))
     assert max(float(jnp.max(jnp.abs(g))) for g in exact.weights) < 1e-6
+
+
+def stream_update(batch, eta, tau, dt):
+    """(weight change of one presentation of `batch` as parallel streams, PEPITA's
+    update times -eta), float64."""
+    x, y = batch
+    with jax.enable_x64(True):
+        x, y = jnp.asarray(x, jnp.float64), jnp.asarray(y, jnp.float64)
+        circuit = PEPITACircuit(
+            SIZES, jax.random.key(0), projection_scale=1.0, eta=eta, tau=tau, tau_hold=tau
+        )
+        mode = dynlearn.AlwaysOn(dynlearn.Presentation(t_pres=1.0, dt=dt, streams=x.shape[0]))
+        learned, _, _ = mode.step(circuit, None, x, y, jax.random.key(0))
+        grads, _ = PEPITANetwork(SIZES, jax.random.key(0), projection_scale=1.0).updates(x, y, None)
+        return (
+            [np.asarray(b - a) for a, b in zip(circuit.weights, learned.weights)],
+            [-eta * np.asarray(g) for g in grads.weights],
+        )
+
+
+def test_the_stream_applies_one_pepita_update_per_presentation(batch):
+    """The two passes as two moments of one presentation: with slow plasticity the weight
+    change is PEPITA's update, short by the neurons' settling: layer l lags the input by
+    about l tau, so its deficit is about l tau / (t_pres / 2) (three layers: < 0.06 at
+    tau = 0.01), first order in tau."""
+    errors = {}
+    for tau in (0.02, 0.01):
+        change, pepita = stream_update(batch, 1e-4, tau, dt=tau / 10)
+        errors[tau] = max(np.linalg.norm(c - p) / np.linalg.norm(p) for c, p in zip(change, pepita))
+    assert errors[0.01] < 0.06
+    assert 1.6 < errors[0.02] / errors[0.01] < 2.4  # first order in tau
+
+
+def test_the_streamed_first_layer_rule_amplifies_itself(batch):
+    """Applied while the modulated activity responds to it, dW_1 ∝ -(h - h~) x~^T moves h~
+    away from h: d(h - h~)/dt = +c |x~|^2 (h - h~). A fast rate overshoots PEPITA's step
+    (the documented reason for the circuit's small default eta)."""
+    change, pepita = stream_update(batch, 3.0, 0.01, dt=0.001)
+    ratio = np.linalg.norm(change[0]) / np.linalg.norm(pepita[0])
+    assert ratio > 1.3, ratio
+
+
+def test_the_stream_circuit_predicts_as_the_network_and_needs_a_teacher_to_learn(batch):
+    x, y = batch
+    circuit = PEPITACircuit(SIZES, jax.random.key(0))
+    net = PEPITANetwork(SIZES, jax.random.key(0))
+    np.testing.assert_allclose(circuit.predict(x), net.predict(x), atol=1e-6)
+    state = circuit.init_state(x)
+    stream = dynlearn.Presentation(t_pres=1.0, dt=0.1, streams=8).stream(x)  # no targets
+    rates = circuit.plasticity(jnp.asarray(0.75), state, stream)
+    assert max(float(jnp.max(jnp.abs(w))) for w in rates.weights) == 0
+    with pytest.raises(ValueError, match="eta"):
+        PEPITACircuit(SIZES, jax.random.key(0), eta=0.0)
 
 
 def test_weight_mirroring_aligns_f_with_the_input_output_map():

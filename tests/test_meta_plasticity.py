@@ -4,12 +4,14 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 import dynlearn
 from circuits.meta_plasticity import (
     TERMS,
     PlasticityRule,
+    RuleNetwork,
     TopDownCredit,
     episode,
     init_weights,
@@ -114,3 +116,23 @@ def test_top_down_credit_is_computed_by_its_network_and_meta_learned(samples):
     grads = jax.grad(loss)(dynamic)
     for leaf in grads.feedback + grads.lateral + [grads.log_lr]:
         assert float(jnp.max(jnp.abs(leaf))) > 0
+
+
+def test_rule_network_steps_are_the_episode_for_one_sample(samples):
+    """Settle-then-update with SGD 1.0 on a one-sample batch is one step of the episode;
+    on a batch the update is the mean of the samples' rates."""
+    x, y = samples
+    rule = PlasticityRule(SIZES, jax.random.key(2), theta=jnp.asarray([0.1, -0.2, 0.1, 0.0, 0.05]))
+    net = RuleNetwork(rule, jax.random.key(3))
+    mode = dynlearn.SettleThenUpdate(optax.sgd(1.0))
+    stepped, _, _ = mode.step(net, mode.init(net), x[:1], y[:1], jax.random.key(0))
+    online = episode(rule, net.weights, x[:1], y[:1])
+    for a, b in zip(stepped.weights, online):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    grads, metrics = net.updates(x, y, None)
+    singles = [net.updates(x[i : i + 1], y[i : i + 1], None)[0].weights for i in range(7)]
+    for k, g in enumerate(grads.weights):
+        np.testing.assert_allclose(g, np.mean([w[k] for w in singles], axis=0), atol=1e-6)
+    assert np.isfinite(float(metrics["loss"]))
+    with pytest.raises(ValueError, match="AbstractEpisodeRule"):
+        RuleNetwork("fa", jax.random.key(0))
