@@ -75,7 +75,7 @@ class FeedbackMLP(AbstractLayered, dynlearn.AbstractBatchLearner):
     - `feedback`: a fixed or plastic pathway from `circuits.feedback` (not one with a state
       of its own, such as PAL, which needs time: use an always-on circuit).
     - `linearised`: take the credit's slopes and presynaptic rates from the network at
-      birth (kept frozen in `initial`), see the module docstring.
+      birth (kept frozen in `initial_weights`, `initial_biases`), see the module docstring.
     """
 
     weights: list[Array]
@@ -84,7 +84,8 @@ class FeedbackMLP(AbstractLayered, dynlearn.AbstractBatchLearner):
     output_activation: str = eqx.field(static=True)
     feedback: AbstractFeedback
     linearised: bool = eqx.field(static=True)
-    initial: tuple[list[Array], list[Array]] | None
+    initial_weights: list[Array] | None
+    initial_biases: list[Array] | None
 
     def __init__(
         self,
@@ -107,7 +108,8 @@ class FeedbackMLP(AbstractLayered, dynlearn.AbstractBatchLearner):
             )
         self.activation, self.output_activation = activation, output_activation
         self.linearised = bool(linearised)
-        self.initial = (list(self.weights), list(self.biases)) if linearised else None
+        self.initial_weights = list(self.weights) if linearised else None
+        self.initial_biases = list(self.biases) if linearised else None
 
     def _zero_rates(self):
         return [jax.numpy.zeros((1, w.shape[0])) for w in self.weights[1:]]
@@ -131,7 +133,7 @@ class FeedbackMLP(AbstractLayered, dynlearn.AbstractBatchLearner):
         rates = [x] + [phi(v) for phi, v in zip(self.phis, voltages)]
         output = rates[-1]
         if self.linearised:
-            voltages = feedforward(*self.initial, self.phis, x)
+            voltages = feedforward(self.initial_weights, self.initial_biases, self.phis, x)
             rates = [x] + [phi(v) for phi, v in zip(self.phis, voltages)]
         errors = [slope(self.phis[-1], voltages[-1]) * (y - output)]
         matrices = self.feedback.matrices(self.weights)

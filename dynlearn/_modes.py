@@ -24,7 +24,7 @@ from jaxtyping import Array, PRNGKeyArray, PyTree
 
 from ._dynamics import all_time_constants, check_step
 from ._learner import AbstractBatchLearner, AbstractLearner, squared_error
-from ._plastic import AbstractPlastic, Learning
+from ._plastic import AbstractPlastic, Learning, RMSNormalised
 from ._pruning import apply_masks, rewrap, unwrap
 from ._simulate import simulate
 from ._stimulus import Presentation
@@ -165,16 +165,23 @@ class AlwaysOn(AbstractMode):
     moving the weights on a long stream; a decaying one lets them settle (stochastic
     approximation: sum g = inf, sum g^2 < inf for the 1/n decay).
 
+    With `rms` (`dynlearn.RMSNormalised(tau, lr)`) every synapse's rate is divided by the
+    running RMS of its own rates (RMSprop as slow synaptic dynamics, see `RMSNormalised`);
+    that state is carried from batch to batch with the weights (the mode's state) and the
+    gain, if any, scales the normalised rates.
+
     **Arguments:**
     - `presentation`: a `dynlearn.Presentation`.
     - `loss`: `loss(output, target)` for the reported training loss (default: the
       squared error).
     - `gain`: optional schedule, `gain(n) -> multiplier >= 0` (default: none, i.e. 1).
+    - `rms`: optional `dynlearn.RMSNormalised` (default: none, the circuit's own rates).
     """
 
     presentation: Presentation
     loss: Callable[[Array, Array], Array] = eqx.field(static=True, default=squared_error)
     gain: Callable[[Array], Array] | None = eqx.field(static=True, default=None)
+    rms: RMSNormalised | None = None
 
     def __check_init__(self):
         if not isinstance(self.presentation, Presentation):
@@ -194,6 +201,10 @@ class AlwaysOn(AbstractMode):
                     f"gain: the schedule must give finite multipliers >= 0; at n = "
                     f"{list(GAIN_PROBES)} samples it gives {values}."
                 )
+        if self.rms is not None and not isinstance(self.rms, RMSNormalised):
+            raise ValueError(
+                f"rms: expected a dynlearn.RMSNormalised(tau, lr); got {type(self.rms).__name__}."
+            )
 
     def after(self, samples: int) -> AlwaysOn:
         """This mode for a learner that has already been trained on `samples` samples: its
@@ -204,7 +215,8 @@ class AlwaysOn(AbstractMode):
             raise ValueError(f"samples: expected an int >= 0; got {samples!r}.")
         if self.gain is None or samples == 0:
             return self
-        return AlwaysOn(self.presentation, self.loss, _Continued(self.gain, int(samples)))
+        gain = _Continued(self.gain, int(samples))
+        return AlwaysOn(self.presentation, self.loss, gain, self.rms)
 
     def gain_response(self) -> list[float]:
         """The gain at `GAIN_PROBES` samples (what `config` records)."""
@@ -226,8 +238,13 @@ class AlwaysOn(AbstractMode):
         check_step(self.presentation.dt, all_time_constants(circuit), type(circuit).__name__)
 
     def init(self, learner):
-        """No state, or with a `gain` the number of samples presented so far."""
-        return None if self.gain is None else jnp.zeros((), jnp.int32)
+        """No state, or with a `gain` the number of samples presented so far; with `rms`,
+        `{"samples": that, "rms": the synapses' normalisation state}`."""
+        samples = None if self.gain is None else jnp.zeros((), jnp.int32)
+        if self.rms is None:
+            return samples
+        circuit, _ = unwrap(learner)
+        return {"samples": samples, "rms": self.rms.init(eqx.filter(circuit, circuit.trainable()))}
 
     def step(self, learner, state, x, y, key):
         circuit, masks = unwrap(learner)
@@ -237,15 +254,19 @@ class AlwaysOn(AbstractMode):
                 f"y: expected targets of shape {output.shape} (the outputs of "
                 f"{type(circuit).__name__}); got {y.shape}."
             )
+        samples = state if self.rms is None else state["samples"]
         gain = None
         if self.gain is not None:
-            gain = jnp.asarray(self.gain(state), x.dtype)
-            state = state + x.shape[0]
-        system = Learning(circuit, masks, gain)
+            gain = jnp.asarray(self.gain(samples), x.dtype)
+            samples = samples + x.shape[0]
+        system = Learning(circuit, masks, gain, self.rms)
         stream = self.presentation.stream(x, y)
+        start = system.init_state(stream.samples[0])
+        if self.rms is not None:
+            start["rms"] = state["rms"]
         end = simulate(
             system,
-            system.init_state(stream.samples[0]),
+            start,
             0.0,
             stream.t1,
             args=stream,
@@ -254,13 +275,17 @@ class AlwaysOn(AbstractMode):
             check=False,
         ).y1
         learned = rewrap(system.learned(end), masks)
+        state = samples if self.rms is None else {"samples": samples, "rms": end["rms"]}
         return learned, state, {"loss": self.loss(output, y), "output": output}
 
     def config(self, learner):
         p = self.presentation
         gain = "none" if self.gain is None else self.gain_response()
         settings = {"t_pres": p.t_pres, "dt": p.dt, "streams": p.streams}
-        return settings | {"tau_filter": p.tau_filter, "gain": gain}
+        settings |= {"tau_filter": p.tau_filter, "gain": gain}
+        if self.rms is not None:
+            settings["rms"] = {"tau": self.rms.tau, "lr": self.rms.lr, "eps": self.rms.eps}
+        return settings
 
 
 GAIN_PROBES = (0, 1_000, 10_000, 100_000)  # sample counts at which a gain is checked

@@ -26,7 +26,7 @@ from ._events import AbstractEvent
 from ._learner import AbstractLearner
 from ._pruning import apply_masks
 
-__all__ = ["AbstractPlastic", "Learning", "stream_count"]
+__all__ = ["AbstractPlastic", "Learning", "RMSNormalised", "stream_count"]
 
 
 class AbstractPlastic(AbstractDynamics, AbstractLearner):
@@ -85,6 +85,53 @@ def stream_count(circuit: AbstractPlastic, y: PyTree) -> int:
     return 1
 
 
+class RMSNormalised(eqx.Module):
+    """Per-synapse normalised plasticity: each weight's rate divided by the running RMS of
+    its own recent rates, a slow variable of the synapse (metaplasticity: how fast a synapse
+    learns adapts to how strongly it has been driven). With g the circuit's rate,
+
+        dv/dt = (g^2 - v) / tau,      dc/dt = (1 - c) / tau,      c(0) = v(0) = 0
+        dtheta/dt = lr g / (sqrt(v + (1 - c) g^2) + eps)
+
+    v is the exponentially weighted mean of g^2 over the last `tau` of time, c the weight
+    the history has reached (v / c is unbiased); the unreached part (1 - c) is filled with
+    the present g^2, so the first rates are lr sign(g), not lr g / eps. This is RMSprop
+    (Tieleman & Hinton 2012; Adam's denominator, Kingma & Ba 2015) as a continuous-time
+    system: it makes the rate invariant to the scale of each synapse's drive.
+
+    **Arguments:** `tau`: memory of the squared rates (> 0); `lr`: the normalised rate, in
+    weight units per unit of time (> 0); `eps`: regulariser of the denominator (> 0).
+    """
+
+    tau: float = eqx.field(static=True)
+    lr: float = eqx.field(static=True)
+    eps: float = eqx.field(static=True, default=1e-8)
+
+    def __check_init__(self):
+        if not (self.tau > 0 and self.lr > 0 and self.eps > 0):
+            raise ValueError(
+                f"RMSNormalised: need tau > 0, lr > 0 and eps > 0; got tau={self.tau}, "
+                f"lr={self.lr}, eps={self.eps}."
+            )
+
+    def init(self, params: PyTree) -> dict:
+        """The synapses' slow state for weights `params`: no history yet."""
+        square = jax.tree.map(jnp.zeros_like, params)
+        dtype = jax.tree.leaves(params)[0].dtype if jax.tree.leaves(params) else float
+        return {"square": square, "weight": jnp.zeros((), dtype)}
+
+    def __call__(self, rates: PyTree, state: dict) -> tuple[PyTree, dict]:
+        """`(normalised rates, d state/dt)` for the circuit's rates `rates`."""
+        remaining = 1.0 - state["weight"]
+
+        def rate(g, v):
+            return self.lr * g / (jnp.sqrt(v + remaining * g**2) + self.eps)
+
+        normalised = jax.tree.map(rate, rates, state["square"])
+        d_square = jax.tree.map(lambda g, v: (g**2 - v) / self.tau, rates, state["square"])
+        return normalised, {"square": d_square, "weight": remaining / self.tau}
+
+
 class Learning(AbstractDynamics):
     """A plastic circuit while it learns: state `{"neurons": y, "params": theta}`.
 
@@ -94,17 +141,20 @@ class Learning(AbstractDynamics):
     are zero, so a pruned weight stays exactly zero. With a `gain` g every plasticity rate
     is scaled by it, dtheta/dt = g g_theta(t, y, args): a global, slowly varying plasticity
     gain (a neuromodulator's level), set by `AlwaysOn(..., gain=schedule)` to anneal the
-    rates over a long stream.
+    rates over a long stream. With `rms` (`RMSNormalised`) each rate is first divided by
+    its synapse's running RMS, whose state joins the system under `"rms"`.
 
     **Arguments:**
     - `circuit`: an `AbstractPlastic`.
     - `masks`: optional pruning masks.
     - `gain`: optional scalar plasticity gain (default: none, i.e. 1).
+    - `rms`: optional per-synapse normalisation (default: none).
     """
 
     circuit: AbstractPlastic
     masks: list[Array] | None = None
     gain: Array | None = None
+    rms: RMSNormalised | None = None
 
     def __check_init__(self):
         if not isinstance(self.circuit, AbstractPlastic):
@@ -127,10 +177,12 @@ class Learning(AbstractDynamics):
         return self.circuit_at(y["params"])
 
     def init_state(self, x: Array | None = None) -> dict:
-        return {"neurons": self.circuit.init_state(x), "params": self.params()}
+        state = {"neurons": self.circuit.init_state(x), "params": self.params()}
+        return state if self.rms is None else state | {"rms": self.rms.init(self.params())}
 
     def expected_state(self, y: dict) -> dict:
-        return {"neurons": self.circuit.expected_state(y["neurons"]), "params": self.params()}
+        state = {"neurons": self.circuit.expected_state(y["neurons"]), "params": self.params()}
+        return state if self.rms is None else state | {"rms": self.rms.init(self.params())}
 
     def vector_field(self, t, y, args):
         circuit = self.circuit_at(y["params"])
@@ -138,13 +190,18 @@ class Learning(AbstractDynamics):
         d_params = eqx.filter(circuit.plasticity(t, y["neurons"], args), circuit.trainable())
         if self.masks is not None:
             d_params = apply_masks(d_params, circuit, self.masks)
+        rates = {"neurons": d_neurons}
+        if self.rms is not None:
+            d_params, rates["rms"] = self.rms(d_params, y["rms"])
         if self.gain is not None:
             d_params = jax.tree.map(lambda rate: self.gain * rate, d_params)
-        return {"neurons": d_neurons, "params": d_params}
+        return rates | {"params": d_params}
 
     def diffusion(self, t, y, args):
         noise = total_diffusion(self.circuit_at(y["params"]), t, y["neurons"], args)
-        return None if noise is None else {"neurons": noise, "params": None}
+        if noise is None:
+            return None
+        return {"neurons": noise, "params": None} | ({} if self.rms is None else {"rms": None})
 
     def time_constants(self) -> dict[str, float]:
         return all_time_constants(self.circuit)

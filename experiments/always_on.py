@@ -63,24 +63,24 @@ def pc_variant(tau_w: float, prospective: bool, n_0: float | None) -> Factory:
     return factory
 
 
-def ep_variant(estimator, eta: float, n_0: float | None) -> Factory:
-    """`ep-continual` with the given estimator (nudging), rate and gain."""
+def ep_variant(estimator, eta: float, n_0: float | None, rms=None) -> Factory:
+    """`ep-continual` with the given estimator (nudging), rate, gain and normalisation."""
 
     def factory(sizes, key):
         net = EPNetwork(sizes, key, estimator=estimator, eta=eta)
-        return dynlearn.Recipe(net, always_on(20.0, 1.0, 1, n_0), 32)
+        return dynlearn.Recipe(net, always_on(20.0, 1.0, 1, n_0, rms), 32)
 
     return factory
 
 
-def microcircuit_variant(activation: str, scale: float, n_0: float | None) -> Factory:
+def microcircuit_variant(activation: str, scale: float, n_0: float | None, rms=None) -> Factory:
     """`microcircuit` with the given activation, forward rates (x the sigmoid defaults 3 and
-    1) and gain."""
+    1), gain and normalisation."""
 
     def factory(sizes, key):
         eta = tuple(scale * e for e in (3.0,) * (len(sizes) - 2) + (1.0,))
         net = self_predicting(Microcircuit(sizes, key, activation=activation, eta=eta))
-        return dynlearn.Recipe(net, always_on(2.0, 0.1, 16, n_0), 320)
+        return dynlearn.Recipe(net, always_on(2.0, 0.1, 16, n_0, rms), 320)
 
     return factory
 
@@ -99,9 +99,11 @@ def pal_filtered(sizes, key) -> dynlearn.Recipe:
     return always_on_rule(sizes, k_net, PAL(k_fb, **PAL_SETTINGS), tau_lo=100.0)
 
 
-def always_on(t_pres: float, dt: float, streams: int, n_0: float | None) -> dynlearn.AlwaysOn:
+def always_on(
+    t_pres: float, dt: float, streams: int, n_0: float | None, rms=None
+) -> dynlearn.AlwaysOn:
     gain = None if n_0 is None else dynlearn.inverse_time(n_0)
-    return dynlearn.AlwaysOn(dynlearn.Presentation(t_pres, dt, streams), gain=gain)
+    return dynlearn.AlwaysOn(dynlearn.Presentation(t_pres, dt, streams), gain=gain, rms=rms)
 
 
 def registered(name: str) -> Factory:

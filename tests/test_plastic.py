@@ -195,3 +195,82 @@ def test_equal_gain_settings_make_equal_modes():
     b = dynlearn.AlwaysOn(MODE.presentation, gain=dynlearn.inverse_time(100.0))
     assert a == b and hash(a.gain) == hash(b.gain) and a.after(10) == b.after(10)
     assert a != dynlearn.AlwaysOn(MODE.presentation, gain=dynlearn.inverse_time(200))
+
+
+# --- per-synapse normalised plasticity (AlwaysOn(..., rms=)) --------------------------------
+class Drift(dynlearn.AbstractPlastic):
+    """A synapse per entry of `weights` driven at a constant rate `rate` (no neurons to speak
+    of: one unused unit)."""
+
+    weights: jax.Array
+    rate: jax.Array
+
+    @property
+    def sizes(self):
+        return [1, 1]
+
+    def init_state(self, x=None):
+        return {"unit": jnp.zeros((1 if x is None else x.shape[0], 1))}
+
+    def vector_field(self, t, y, args):
+        return {"unit": jnp.zeros_like(y["unit"])}
+
+    def plasticity(self, t, y, args):
+        return eqx.tree_at(lambda m: m.weights, self, self.rate)
+
+    def trainable(self):
+        return eqx.tree_at(
+            lambda m: (m.weights, m.rate), jax.tree.map(lambda _: False, self), (True, False)
+        )
+
+    def predict(self, x):
+        return x
+
+
+def test_normalised_rates_are_lr_sign_g_under_a_constant_drive():
+    """With g constant, v = c g^2 at all times, so dtheta/dt = lr sign(g) from the first
+    step on (the bias correction), whatever |g|: after T, theta moves by lr T sign(g)."""
+    rms = dynlearn.RMSNormalised(tau=5.0, lr=0.01)
+    rate = jnp.array([1e-3, -2.0, 50.0, 0.0])
+    circuit = Drift(jnp.zeros(4), rate)
+    mode = dynlearn.AlwaysOn(dynlearn.Presentation(t_pres=1.0, dt=0.1), rms=rms)
+    state = mode.init(circuit)
+    x, y = jnp.zeros((3, 1)), jnp.zeros((3, 1))
+    learned, state, _ = mode.step(circuit, state, x, y, jax.random.key(0))
+    np.testing.assert_allclose(learned.weights, 0.01 * 3.0 * np.sign(rate), rtol=1e-4, atol=1e-9)
+    # the history's weight c = 1 - exp(-T / tau) (Euler: 1 - (1 - dt/tau)^steps)
+    np.testing.assert_allclose(state["rms"]["weight"], 1 - (1 - 0.1 / 5.0) ** 30, rtol=1e-5)
+    learned, state, _ = mode.step(learned, state, x, y, jax.random.key(1))  # carried over
+    np.testing.assert_allclose(learned.weights, 0.01 * 6.0 * np.sign(rate), rtol=1e-4, atol=1e-9)
+
+
+def test_normalised_streams_are_invariant_to_the_scale_of_the_rule(data):
+    """Oja's rule at eta and at 100 eta: the same trajectory once each synapse's rate is
+    divided by its own RMS (the normalisation's point: no per-rule rate to tune)."""
+    mode = dynlearn.AlwaysOn(MODE.presentation, rms=dynlearn.RMSNormalised(tau=20.0, lr=0.02))
+    runs = [
+        dynlearn.fit(eqx.tree_at(lambda m: m.eta, oja(0), eta), data, mode, epochs=1,
+                     batch_size=40, progress=False)
+        for eta in (0.05, 5.0)
+    ]  # fmt: skip
+    np.testing.assert_allclose(runs[0].learner.weights, runs[1].learner.weights, atol=1e-4)
+    assert not np.allclose(runs[0].learner.weights, oja(0).weights)
+    attrs = runs[0].metrics.attrs
+    assert (attrs["config_rms_tau"], attrs["config_rms_lr"]) == (20.0, 0.02)
+
+
+def test_a_normalised_run_resumes_and_refuses_bad_settings(data, tmp_path):
+    mode = dynlearn.AlwaysOn(
+        MODE.presentation, gain=dynlearn.inverse_time(500), rms=dynlearn.RMSNormalised(20.0, 0.02)
+    )
+    kwargs = dict(batch_size=40, seed=1, progress=False)
+    straight = dynlearn.fit(oja(0), data, mode, epochs=2, **kwargs)
+    dynlearn.fit(oja(0), data, mode, epochs=1, run_dir=tmp_path, **kwargs)
+    resumed = dynlearn.fit(oja(0), data, mode, epochs=2, run_dir=tmp_path, resume=True, **kwargs)
+    np.testing.assert_array_equal(resumed.learner.weights, straight.learner.weights)
+    assert int(straight.state["samples"]) == 2000
+    assert mode.after(100).rms == mode.rms
+    with pytest.raises(ValueError, match="RMSNormalised: need tau > 0"):
+        dynlearn.RMSNormalised(tau=0.0, lr=0.1)
+    with pytest.raises(ValueError, match="rms: expected a dynlearn.RMSNormalised"):
+        dynlearn.AlwaysOn(MODE.presentation, rms=0.1)
