@@ -468,16 +468,22 @@ def rule(sizes: Sequence[int], key: PRNGKeyArray) -> dynlearn.Recipe:
     microcircuit (tanh, fixed random feedback, default conductances, forward rates 4.5 for
     hidden layers and 1.5 for the output, a plasticity gain annealed as 1/(1 + n/8000)
     over the n samples seen, `dynlearn.inverse_time`) from its self-predicting state,
-    always-on over 16 parallel streams (t_pres 2 ms, dt 0.1 ms); batches of 320.
+    always-on over 16 parallel streams (t_pres 2 ms, dt 0.1 ms); batches of 320; every
+    synapse's rate divided by its running RMS (`dynlearn.RMSNormalised`, tau 2000 ms, i.e.
+    1000 presentations, lr 1e-2 per ms).
 
     Measured on mnist5k (784-100-10, 10 epochs, 3 seeds, validation split: the last 20% of
     the training set): the previous rule (sigmoid, rates 3 and 1, constant) 87.3 ± 0.4;
     tanh 90.2 ± 0.6; tanh, rates x1.5, annealed 91.2 ± 0.3; `fa` 91.6 ± 0.2. Tanh gave
     the largest step; raising the sigmoid's rates instead (x2, annealed) gave 88.5 ± 0.3
-    (`dynlearn run always-on`)."""
+    (`dynlearn run always-on`). RMS-normalised plasticity: 91.2 ± 1.0 on mnist5k's
+    validation split (unchanged), and on full MNIST's (the last 20% held out, 5 epochs, 3
+    seeds) 95.7 ± 0.1 against 94.2 ± 0.1 without it (`fa` 96.3 ± 0.1); lr 3e-2: 95.4 ±
+    0.2. It costs 1.5x the time (a second state per synapse)."""
     n_layers = len(sizes) - 1
     eta = (4.5,) * (n_layers - 1) + (1.5,)
     net = self_predicting(Microcircuit(sizes, key, activation="tanh", eta=eta))
     presentation = dynlearn.Presentation(t_pres=2.0, dt=0.1, streams=16)
-    mode = dynlearn.AlwaysOn(presentation, gain=dynlearn.inverse_time(8000))
+    rms = dynlearn.RMSNormalised(tau=2000.0, lr=1e-2)
+    mode = dynlearn.AlwaysOn(presentation, gain=dynlearn.inverse_time(8000), rms=rms)
     return dynlearn.Recipe(net, mode, 320)
