@@ -288,15 +288,17 @@ def always_on_rule(
     key: PRNGKeyArray,
     feedback: AbstractFeedback = WeightTransport(),
     tau_lo: float | None = None,
+    rms: dynlearn.RMSNormalised | None = None,
 ) -> dynlearn.Recipe:
     """An always-on Latent-Equilibrium network as a registered rule (`dynlearn.rules`):
     tanh, eta 1/ms, tau_error 0.1 ms, 16 parallel streams, t_pres 1 ms, dt 0.1 ms; batches
-    of 320 (20 presentations per stream). Rule `le` is this with B = W^T."""
+    of 320 (20 presentations per stream); `rms`: per-synapse normalised plasticity
+    (`AlwaysOn(rms=)`). Rule `le` is this with B = W^T."""
     net = LENetwork(
         sizes, key, activation="tanh", eta=1.0, tau_error=0.1, feedback=feedback, tau_lo=tau_lo
     )
     presentation = dynlearn.Presentation(t_pres=1.0, dt=0.1, streams=16)
-    return dynlearn.Recipe(net, dynlearn.AlwaysOn(presentation), 320)
+    return dynlearn.Recipe(net, dynlearn.AlwaysOn(presentation, rms=rms), 320)
 
 
 def rule(sizes: Sequence[int], key: PRNGKeyArray) -> dynlearn.Recipe:
