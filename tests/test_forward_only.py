@@ -73,7 +73,7 @@ def test_the_stream_applies_one_pepita_update_per_presentation(batch):
 def test_the_streamed_first_layer_rule_amplifies_itself(batch):
     """Applied while the modulated activity responds to it, dW_1 ∝ -(h - h~) x~^T moves h~
     away from h: d(h - h~)/dt = +c |x~|^2 (h - h~). A fast rate overshoots PEPITA's step
-    (the documented reason for the circuit's small default eta)."""
+    (why the circuit's rate is bounded: module docstring)."""
     change, pepita = stream_update(batch, 3.0, 0.01, dt=0.001)
     ratio = np.linalg.norm(change[0]) / np.linalg.norm(pepita[0])
     assert ratio > 1.3, ratio
