@@ -134,7 +134,7 @@ class FeedbackMLP(AbstractLayered, dynlearn.AbstractBatchLearner):
         output = rates[-1]
         if self.linearised:
             voltages = feedforward(self.initial_weights, self.initial_biases, self.phis, x)
-            rates = [x] + [phi(v) for phi, v in zip(self.phis, voltages)]
+            rates = [x] + [phi(v) for phi, v in zip(self.phis[:-1], voltages[:-1])] + [output]
         errors = [slope(self.phis[-1], voltages[-1]) * (y - output)]
         matrices = self.feedback.matrices(self.weights)
         for i in reversed(range(len(matrices))):
@@ -148,7 +148,7 @@ class FeedbackMLP(AbstractLayered, dynlearn.AbstractBatchLearner):
         rates -updates (Kolen-Pollack: the transposed update of W, and the decay)."""
         x, y = dynlearn.check_batch(x, y, self.sizes[0], self.sizes[-1])
         errors, rates = self.pathway_errors(x, y)
-        output = self.predict(x) if self.linearised else rates[-1]
+        output = rates[-1]
         n = x.shape[0]
         d_weights = [-(e.T @ r) / n for e, r in zip(errors, rates[:-1])]
         d_biases = [-e.mean(axis=0) for e in errors]

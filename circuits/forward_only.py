@@ -77,6 +77,7 @@ from circuits._layers import (
     AbstractLayered,
     CrossEntropy,
     check_positive,
+    forward_weights,
     init_layers,
     phi_of,
     slope,
@@ -261,11 +262,10 @@ class PEPITACircuit(AbstractLayered, dynlearn.AbstractPlastic):
         return forward_pass(self.weights, self.activation, x)[-1]
 
     def trainable(self):
-        spec = jax.tree.map(lambda _: False, self)
-        return eqx.tree_at(lambda m: m.weights, spec, [True] * len(self.weights))
+        return forward_weights(self)
 
     def prunable(self):
-        return self.trainable()
+        return forward_weights(self)
 
     def time_constants(self):
         return {"tau": self.tau, "tau_hold": self.tau_hold}
@@ -275,9 +275,9 @@ class PEPITACircuit(AbstractLayered, dynlearn.AbstractPlastic):
         streams = 1 if x is None else x.shape[0]
         x = jnp.zeros((streams, self.sizes[0])) if x is None else x
         drives, r = [], x
-        for w, h in zip(self.weights, forward_pass(self.weights, self.activation, x)):
+        for w in self.weights:
             drives.append(r @ w.T)
-            r = h
+            r = phi_of(self.activation)(drives[-1])  # (the output's rate is not needed)
         return {
             "drive": drives,
             "held": [jnp.zeros((streams, n)) for n in self.sizes[1:-1]],

@@ -55,6 +55,7 @@ import optax
 from jaxtyping import Array, PRNGKeyArray, PyTree
 
 import dynlearn
+from circuits._layers import forward_weights
 
 __all__ = [
     "TERMS",
@@ -330,11 +331,10 @@ class RuleNetwork(dynlearn.AbstractBatchLearner):
         return self.rule.rates(self.weights, x)[-1]
 
     def trainable(self):
-        spec = jax.tree.map(lambda _: False, self)
-        return eqx.tree_at(lambda m: m.weights, spec, [True] * len(self.weights))
+        return forward_weights(self)
 
     def prunable(self):
-        return self.trainable()
+        return forward_weights(self)
 
     def updates(self, x, y, key):
         x, y = dynlearn.check_batch(x, y, self.rule.sizes[0], self.rule.sizes[-1])
