@@ -9,6 +9,7 @@ pruning), Datasets and analysis.
 from . import _accessor  # noqa: F401  (registers the `ds.dynlearn` accessor)
 from . import analysis as analysis
 from . import data as data
+from . import hardware as hardware
 from . import plot as plot
 from . import registry as registry
 from . import validation as validation

@@ -28,6 +28,7 @@ from ._plastic import AbstractPlastic, Learning, RMSNormalised
 from ._pruning import apply_masks, rewrap, unwrap
 from ._simulate import simulate
 from ._stimulus import Presentation
+from .hardware import convert, unwrap_device
 
 __all__ = ["AbstractMode", "SettleThenUpdate", "AlwaysOn", "Recipe", "inverse_time"]
 
@@ -77,7 +78,7 @@ class SettleThenUpdate(AbstractMode):
             )
 
     def check(self, learner, batch_size):
-        circuit, _ = unwrap(learner)
+        circuit, _ = unwrap(unwrap_device(learner)[1])
         if not isinstance(circuit, AbstractBatchLearner):
             raise ValueError(
                 f"mode: {type(circuit).__name__} has no settle-then-update rule (it is not a "
@@ -123,17 +124,29 @@ class SettleThenUpdate(AbstractMode):
             yield [jnp.asarray(u) for u in jax.tree.leaves(updates)]
 
     def init(self, learner):
+        _, learner = unwrap_device(learner)
         return self.optimizer.init(eqx.filter(learner, learner.trainable()))
 
     def step(self, learner, state, x, y, key):
-        circuit, masks = unwrap(learner)
+        """Settle on the batch, read the local updates, apply the optimizer's step; on a
+        device (`dynlearn.hardware`) the circuit settles on the read (noisy) weights and
+        inputs after the DAC, and the step is written as pulses."""
+        device, learner = unwrap_device(learner)
+        reading = learner
+        if device is not None:
+            reading = device.read(jax.random.fold_in(key, 1))
+            x = convert(x, device.device.dac_bits)
+        circuit, masks = unwrap(reading)
         updates, metrics = circuit.updates(x, y, key)
         updates = rewrap(apply_masks(updates, circuit, masks), masks)
         spec = learner.trainable()
         updates, state = self.optimizer.update(
             eqx.filter(updates, spec), state, eqx.filter(learner, spec)
         )
-        return eqx.apply_updates(learner, updates), state, metrics
+        learned = eqx.apply_updates(learner, updates)
+        if device is not None:
+            learned = device.write(learned, jax.random.fold_in(key, 2))
+        return learned, state, metrics
 
     def config(self, learner):
         """The optimizer's name and its response: the summed updates of its first three
@@ -223,7 +236,7 @@ class AlwaysOn(AbstractMode):
         return [float(f"{float(self.gain(jnp.asarray(n))):.6g}") for n in GAIN_PROBES]
 
     def check(self, learner, batch_size):
-        circuit, _ = unwrap(learner)
+        circuit, _ = unwrap(unwrap_device(learner)[1])
         if not isinstance(circuit, AbstractPlastic):
             raise ValueError(
                 f"mode: {type(circuit).__name__} has no always-on plasticity (it is not a "
@@ -243,11 +256,19 @@ class AlwaysOn(AbstractMode):
         samples = None if self.gain is None else jnp.zeros((), jnp.int32)
         if self.rms is None:
             return samples
-        circuit, _ = unwrap(learner)
+        circuit, _ = unwrap(unwrap_device(learner)[1])
         return {"samples": samples, "rms": self.rms.init(eqx.filter(circuit, circuit.trainable()))}
 
     def step(self, learner, state, x, y, key):
-        circuit, masks = unwrap(learner)
+        """Stream the batch through `Learning(circuit)`; on a device (`dynlearn.hardware`)
+        the stream starts from the read (noisy) weights and inputs after the DAC, and the
+        change of the weights over the batch is written as pulses at its end."""
+        device, learner = unwrap_device(learner)
+        reading = learner
+        if device is not None:
+            reading = device.read(jax.random.fold_in(key, 1))
+            x = convert(x, device.device.dac_bits)
+        circuit, masks = unwrap(reading)
         output = circuit.predict(x)
         if y.shape != output.shape:
             raise ValueError(
@@ -275,6 +296,14 @@ class AlwaysOn(AbstractMode):
             check=False,
         ).y1
         learned = rewrap(system.learned(end), masks)
+        if device is not None:
+            if device.device.read_noise > 0:  # the change over the batch, from the read weights
+                spec = learner.trainable()
+                change = jax.tree.map(
+                    jnp.subtract, eqx.filter(learned, spec), eqx.filter(reading, spec)
+                )
+                learned = eqx.apply_updates(learner, change)
+            learned = device.write(learned, jax.random.fold_in(key, 2))
         state = samples if self.rms is None else {"samples": samples, "rms": end["rms"]}
         return learned, state, {"loss": self.loss(output, y), "output": output}
 

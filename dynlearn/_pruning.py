@@ -78,7 +78,7 @@ def rewrap(tree: PyTree, masks: list[Array] | None) -> PyTree:
     return tree if masks is None else Pruned(tree, masks)
 
 
-def prune(learner: AbstractLearner, sparsity: float, *, scope: str = "global") -> Pruned:
+def prune(learner: AbstractLearner, sparsity: float, *, scope: str = "global") -> AbstractLearner:
     """Magnitude pruning: zero the `round(sparsity * n)` smallest-magnitude entries of all
     `learner.prunable()` weights together (n = their total size; `scope="global"`), or of
     each weight matrix on its own (`scope="layer"`: every matrix reaches the sparsity, for
@@ -87,8 +87,17 @@ def prune(learner: AbstractLearner, sparsity: float, *, scope: str = "global") -
     A `Pruned` learner is pruned again from its underlying learner (its zeros count as the
     smallest entries, so sparsity only grows).
 
+    A learner on analog devices (`dynlearn.hardware.OnDevice`) stays on them, its weights
+    pruned (`OnDevice(Pruned(...))`).
+
     **Returns:** a `Pruned` learner; `fit` it to re-train with the pruned entries held at 0.
     """
+    from .hardware import OnDevice  # here: the hardware module builds on this one
+
+    if isinstance(learner, OnDevice):  # prune the weights on the devices, keep the devices
+        return eqx.tree_at(
+            lambda d: d.learner, learner, prune(learner.learner, sparsity, scope=scope)
+        )
     if isinstance(learner, Pruned):
         learner = learner.learner
     if not isinstance(learner, AbstractLearner):

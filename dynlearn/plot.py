@@ -218,12 +218,15 @@ def alignment(
 
 
 @contextlib.contextmanager
-def figure(path: str | Path, *, figsize=(4.8, 3.4), title: str | None = None):
-    """`with figure(path, title=...) as ax:` draw on one axes; saved (house style, lint) on
-    exit."""
-    fig, ax = plt.subplots(figsize=figsize)
-    if title:
+def figure(path: str | Path, *, figsize=(4.8, 3.4), title: str | None = None, ncols: int = 1):
+    """`with figure(path, title=...) as ax:` draw on one axes (`ncols > 1`: a tuple of axes
+    side by side, under one figure title); saved (house style, lint) on exit."""
+    fig, ax = plt.subplots(1, ncols, figsize=figsize)
+    if title and ncols == 1:
         ax.set_title(title)
+    elif title:
+        fig.suptitle(title)
+        ax = tuple(ax)
     try:
         yield ax
     finally:
