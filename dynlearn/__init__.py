@@ -37,6 +37,8 @@ from ._fit import FitResult as FitResult
 from ._fit import accuracy_curve as accuracy_curve
 from ._fit import evaluate as evaluate
 from ._fit import fit as fit
+from ._gradual import GradualPruning as GradualPruning
+from ._gradual import cubic_sparsity as cubic_sparsity
 from ._learner import AbstractBatchLearner as AbstractBatchLearner
 from ._learner import AbstractLearner as AbstractLearner
 from ._learner import check_batch as check_batch

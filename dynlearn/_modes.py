@@ -144,6 +144,8 @@ class SettleThenUpdate(AbstractMode):
             eqx.filter(updates, spec), state, eqx.filter(learner, spec)
         )
         learned = eqx.apply_updates(learner, updates)
+        if masks is not None:  # held at zero whatever the optimizer's state (e.g. momentum)
+            learned = rewrap(apply_masks(learned.learner, learned.learner, masks), masks)
         if device is not None:
             learned = device.write(learned, jax.random.fold_in(key, 2))
         return learned, state, metrics

@@ -26,9 +26,9 @@ class Pruned(AbstractLearner):
 
     `masks` holds one 0/1 array per prunable leaf (in `jax.tree.leaves` order). Both modes
     keep the pruned entries exactly at zero:
-    - settle-then-update: the updates of pruned entries are zeroed before the optimizer
-      (so any optax transformation whose step is zero for a zero gradient at a zero weight,
-      e.g. SGD, Adam, AdamW, leaves them at zero);
+    - settle-then-update: the updates of pruned entries are zeroed before the optimizer,
+      and the pruned entries reset to zero after its step (an optimizer with momentum from
+      before the pruning, e.g. under `GradualPruning`, would move them otherwise);
     - always-on: the rates of pruned weights are zero in the joint dynamics of neurons and
       weights (`dynlearn.Learning`).
     """
@@ -78,7 +78,9 @@ def rewrap(tree: PyTree, masks: list[Array] | None) -> PyTree:
     return tree if masks is None else Pruned(tree, masks)
 
 
-def prune(learner: AbstractLearner, sparsity: float, *, scope: str = "global") -> AbstractLearner:
+def prune(
+    learner: AbstractLearner, sparsity: float, *, scope: str = "global", min_per_layer: int = 0
+) -> AbstractLearner:
     """Magnitude pruning: zero the `round(sparsity * n)` smallest-magnitude entries of all
     `learner.prunable()` weights together (n = their total size; `scope="global"`), or of
     each weight matrix on its own (`scope="layer"`: every matrix reaches the sparsity, for
@@ -86,6 +88,11 @@ def prune(learner: AbstractLearner, sparsity: float, *, scope: str = "global") -
 
     A `Pruned` learner is pruned again from its underlying learner (its zeros count as the
     smallest entries, so sparsity only grows).
+
+    `min_per_layer`: every weight matrix keeps at least this many of its largest entries
+    (Gupta et al.'s minimum threshold for global magnitude pruning: at high sparsity one
+    global threshold can empty a layer whose weights are all small, cutting the network),
+    the others losing more so the total sparsity is still reached where it can be.
 
     A learner on analog devices (`dynlearn.hardware.OnDevice`) stays on them, its weights
     pruned (`OnDevice(Pruned(...))`).
@@ -110,5 +117,5 @@ def prune(learner: AbstractLearner, sparsity: float, *, scope: str = "global") -
         )
     if scope not in SCOPES:
         raise ValueError(f"scope: expected one of {sorted(SCOPES)}; got {scope!r}.")
-    pruned, masks = SCOPES[scope](leaves, sparsity)
+    pruned, masks = SCOPES[scope](leaves, sparsity, min_per_layer)
     return Pruned(eqx.combine(jax.tree.unflatten(treedef, pruned), rest), masks)

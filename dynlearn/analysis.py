@@ -92,25 +92,40 @@ def settling_time(
     return float(ts[0] if outside.size == 0 else ts[outside[-1] + 1])
 
 
-def prune_global(tree: PyTree, sparsity: float) -> tuple[PyTree, PyTree]:
+def prune_global(tree: PyTree, sparsity: float, minimum: int = 0) -> tuple[PyTree, PyTree]:
     """Global magnitude pruning: zero the `round(sparsity * n)` smallest-magnitude entries
     over all leaves of `tree` together (n = their total size), not layer by layer.
 
-    Ties at the threshold are broken by position (a stable sort), so exactly that many
-    entries are pruned. Pass only the arrays to prune (e.g. `[w for w in net.weights]`).
+    With `minimum` > 0 every leaf keeps at least its `minimum` largest entries (all of them
+    if it has fewer), the other leaves losing more so the total still reaches the sparsity
+    where it can: the minimum threshold of Gupta et al. (global magnitude pruning), against
+    the collapse of a layer whose weights are all small. Ties at the threshold are broken by
+    position (a stable sort), so exactly that many entries are pruned. Pass only the arrays
+    to prune (e.g. `[w for w in net.weights]`).
 
     **Returns:** `(pruned tree, mask tree)` with masks of 1 (kept) and 0 (pruned), for
     re-training with the pruned entries held at zero.
     """
     if not 0 <= sparsity < 1:
         raise ValueError(f"sparsity must be in [0, 1); got {sparsity}.")
+    if not (isinstance(minimum, (int, np.integer)) and minimum >= 0):
+        raise ValueError(f"minimum: expected an int >= 0 weights kept per layer; got {minimum!r}.")
     leaves, treedef = jax.tree.flatten(tree)
     if not leaves:
         raise ValueError("tree: it has no array leaves to prune.")
-    magnitudes = np.concatenate([np.abs(np.asarray(leaf)).ravel() for leaf in leaves])
+    flat = [np.abs(np.asarray(leaf)).ravel() for leaf in leaves]
+    magnitudes = np.concatenate(flat)
+    protected = np.zeros(magnitudes.size, dtype=bool)
+    start = 0
+    for values in flat:
+        largest = np.argsort(-values, kind="stable")[: min(minimum, values.size)]
+        protected[start + largest] = True
+        start += values.size
     n_pruned = int(np.floor(sparsity * magnitudes.size + 0.5))
+    order = np.argsort(magnitudes, kind="stable")
+    order = order[~protected[order]]
     keep = np.ones(magnitudes.size, dtype=bool)
-    keep[np.argsort(magnitudes, kind="stable")[:n_pruned]] = False
+    keep[order[:n_pruned]] = False
     masks, start = [], 0
     for leaf in leaves:
         size = np.size(leaf)
@@ -123,7 +138,7 @@ def prune_global(tree: PyTree, sparsity: float) -> tuple[PyTree, PyTree]:
     return jax.tree.unflatten(treedef, pruned), jax.tree.unflatten(treedef, masks)
 
 
-def prune_per_layer(tree: PyTree, sparsity: float) -> tuple[PyTree, PyTree]:
+def prune_per_layer(tree: PyTree, sparsity: float, minimum: int = 0) -> tuple[PyTree, PyTree]:
     """Layer-wise magnitude pruning: every leaf of `tree` loses its own `round(sparsity *
     size)` smallest-magnitude entries (one threshold per weight matrix), for networks whose
     layers live on different scales (e.g. unit-length Hebbian rows under a read-out with
@@ -132,7 +147,7 @@ def prune_per_layer(tree: PyTree, sparsity: float) -> tuple[PyTree, PyTree]:
     leaves, treedef = jax.tree.flatten(tree)
     if not leaves:
         raise ValueError("tree: it has no array leaves to prune.")
-    pruned, masks = zip(*(prune_global([leaf], sparsity) for leaf in leaves))
+    pruned, masks = zip(*(prune_global([leaf], sparsity, minimum) for leaf in leaves))
     return (
         jax.tree.unflatten(treedef, [p[0] for p in pruned]),
         jax.tree.unflatten(treedef, [m[0] for m in masks]),
