@@ -263,8 +263,9 @@ class AlwaysOn(AbstractMode):
 
     def step(self, learner, state, x, y, key):
         """Stream the batch through `Learning(circuit)`; on a device (`dynlearn.hardware`)
-        the stream starts from the read (noisy) weights and inputs after the DAC, and the
-        change of the weights over the batch is written as pulses at its end."""
+        the stream starts from the read (noisy) weights and inputs after the DAC, the
+        weights move as the devices let them at every step (`Learning(..., device=)`), and
+        the per-write noise is added at the end of the batch."""
         device, learner = unwrap_device(learner)
         reading = learner
         if device is not None:
@@ -282,7 +283,7 @@ class AlwaysOn(AbstractMode):
         if self.gain is not None:
             gain = jnp.asarray(self.gain(samples), x.dtype)
             samples = samples + x.shape[0]
-        system = Learning(circuit, masks, gain, self.rms)
+        system = Learning(circuit, masks, gain, self.rms, device)
         stream = self.presentation.stream(x, y)
         start = system.init_state(stream.samples[0])
         if self.rms is not None:
@@ -305,7 +306,7 @@ class AlwaysOn(AbstractMode):
                     jnp.subtract, eqx.filter(learned, spec), eqx.filter(reading, spec)
                 )
                 learned = eqx.apply_updates(learner, change)
-            learned = device.write(learned, jax.random.fold_in(key, 2))
+            learned = device.after_stream(learned, jax.random.fold_in(key, 2))
         state = samples if self.rms is None else {"samples": samples, "rms": end["rms"]}
         return learned, state, {"loss": self.loss(output, y), "output": output}
 

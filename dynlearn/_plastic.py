@@ -149,12 +149,16 @@ class Learning(AbstractDynamics):
     - `masks`: optional pruning masks.
     - `gain`: optional scalar plasticity gain (default: none, i.e. 1).
     - `rms`: optional per-synapse normalisation (default: none).
+    - `device`: optional `dynlearn.hardware.OnDevice` whose devices hold the `prunable()`
+      weights: their rates become the devices' response (`OnDevice.drift`), with the
+      noise of the pulse streams (`OnDevice.pulse_noise`) in the diffusion.
     """
 
     circuit: AbstractPlastic
     masks: list[Array] | None = None
     gain: Array | None = None
     rms: RMSNormalised | None = None
+    device: Any = None
 
     def __check_init__(self):
         if not isinstance(self.circuit, AbstractPlastic):
@@ -186,22 +190,56 @@ class Learning(AbstractDynamics):
 
     def vector_field(self, t, y, args):
         circuit = self.circuit_at(y["params"])
-        d_neurons = circuit.vector_field(t, y["neurons"], args)
+        d_params, d_rms = self._param_rates(circuit, t, y, args)
+        rates = {"neurons": circuit.vector_field(t, y["neurons"], args)}
+        if self.rms is not None:
+            rates["rms"] = d_rms
+        if self.device is not None:
+            d_params = self._on_devices(circuit, y["params"], d_params, self.device.drift)
+        return rates | {"params": d_params}
+
+    def _param_rates(self, circuit, t, y, args):
+        """The weights' rates asked for by the circuit (masked, normalised, scaled), and
+        the rates of the normalisation's state."""
         d_params = eqx.filter(circuit.plasticity(t, y["neurons"], args), circuit.trainable())
         if self.masks is not None:
             d_params = apply_masks(d_params, circuit, self.masks)
-        rates = {"neurons": d_neurons}
+        d_rms = None
         if self.rms is not None:
-            d_params, rates["rms"] = self.rms(d_params, y["rms"])
+            d_params, d_rms = self.rms(d_params, y["rms"])
         if self.gain is not None:
             d_params = jax.tree.map(lambda rate: self.gain * rate, d_params)
-        return rates | {"params": d_params}
+        return d_params, d_rms
+
+    def _on_devices(self, circuit, params, rates, response, rest_value=False):
+        """`response(weights, rates)` on the device leaves (the `prunable()` ones); the other
+        leaves keep their rates (or become None with `rest_value=None`)."""
+        spec = circuit.prunable()
+        weights = jax.tree.leaves(eqx.filter(params, spec))
+        chosen, rest = eqx.partition(rates, spec, is_leaf=lambda x: x is None)
+        leaves, treedef = jax.tree.flatten(chosen)
+        answered = response(weights, leaves)
+        if answered is None:
+            return None
+        if rest_value is None:
+            rest = jax.tree.map(lambda _: None, rest)
+        return eqx.combine(jax.tree.unflatten(treedef, answered), rest)
 
     def diffusion(self, t, y, args):
-        noise = total_diffusion(self.circuit_at(y["params"]), t, y["neurons"], args)
-        if noise is None:
+        circuit = self.circuit_at(y["params"])
+        noise = total_diffusion(circuit, t, y["neurons"], args)
+        params_noise = None
+        if self.device is not None and self.device.device.quantised:
+            d_params, _ = self._param_rates(circuit, t, y, args)
+            drift = self._on_devices(circuit, y["params"], d_params, self.device.drift)
+            params_noise = self._on_devices(
+                circuit, y["params"], drift, self.device.pulse_noise, rest_value=None
+            )
+        if noise is None and params_noise is None:
             return None
-        return {"neurons": noise, "params": None} | ({} if self.rms is None else {"rms": None})
+        return {"neurons": noise, "params": params_noise} | (
+            {} if self.rms is None else {"rms": None}
+        )
 
     def time_constants(self) -> dict[str, float]:
         return all_time_constants(self.circuit)

@@ -33,8 +33,13 @@ range units (a low on/off ratio raises the noise of small weights); inputs pass 
 outputs an ADC of the given bits (signed, scaled to each batch's largest magnitude; only the
 network's input and output: the circuits' internal layers are not touched).
 
-Limits, stated: the always-on mode writes the change of the weights over each streamed batch
-as pulses at the end of the batch (the weights move ideally within a batch).
+In the always-on mode the weights move at every integration step as the device lets them:
+the circuit's rate becomes a stream of stochastic pulses, in its diffusion limit (drift along
+the curve, `OnDevice.drift`; shot noise of the finite levels and per-pulse noise as the SDE's
+diffusion, `OnDevice.pulse_noise`); the per-write noise `c2c` is added at the end of each
+streamed batch to the devices it moved, and the stream starts from the weights as read (the
+read noise's change is not stored). The rounding mode does not apply there (pulse streams are
+stochastic).
 """
 
 from __future__ import annotations
@@ -56,8 +61,11 @@ __all__ = [
     "OnDevice",
     "on_device",
     "PRESETS",
+    "CostParameters",
+    "training_cost",
     "IDEAL",
     "RRAM_AG_A_SI",
+    "RRAM_AG_A_SI_STOCHASTIC",
     "SOFT_BOUNDS",
     "ltp",
     "ltd",
@@ -134,17 +142,32 @@ IDEAL = Device()
 # DNN+NeuroSim's Ag:a-Si RRAM (MLP_NeuroSim V3.0): 97 LTP / 100 LTD levels, NL +2.40/-4.88,
 # G_max 38.46 nS / G_min 3.08 nS (on/off 12.5), cycle-to-cycle 3.5% of the range per write.
 RRAM_AG_A_SI = Device(97, 100, 2.40, 4.88, on_off=12.5, c2c=0.035)
+# the same device written with stochastic rounding: updates under half a pulse (the usual
+# optimizers' steps at 97 levels) pass in expectation instead of being lost
+RRAM_AG_A_SI_STOCHASTIC = dataclasses.replace(RRAM_AG_A_SI, rounding="stochastic")
 # aihwkit-like soft-bounds device: steps proportional to the distance to the bound (the
 # exponential curve with b ~ 1), dw_min = 1/1200 of the range at the centre (0.001 of
 # +-0.6), 30% step noise per pulse and 30% device-to-device spread of the step (via nl).
 SOFT_BOUNDS = Device(3000, 3000, 5.0, 5.0, c2c_pulse=0.3 / 1200, d2d=1.5, rounding="stochastic")
-PRESETS = {"ideal": IDEAL, "rram-ag-a-si": RRAM_AG_A_SI, "soft-bounds": SOFT_BOUNDS}
+PRESETS = {
+    "ideal": IDEAL,
+    "rram-ag-a-si": RRAM_AG_A_SI,
+    "rram-ag-a-si-stochastic": RRAM_AG_A_SI_STOCHASTIC,
+    "soft-bounds": SOFT_BOUNDS,
+}
 
 _LINEAR = 1e-6  # |nl| below which a curve is taken as linear
 
 
 def _safe(nl):
     return jnp.where(jnp.abs(nl) < _LINEAR, 1.0, jnp.abs(nl))
+
+
+def _slope(g, nl):
+    """nl (b - g), b = 1 / (1 - e^{-nl}): the LTP curve's dg/dP at g over 1 / N (1 when
+    nl -> 0)."""
+    s = _safe(nl)
+    return jnp.where(jnp.abs(nl) < _LINEAR, 1.0, s * (-1.0 / jnp.expm1(-s) - g))
 
 
 def ltp(p, nl, n):
@@ -271,6 +294,56 @@ class OnDevice(AbstractLearner):
             w_new = jnp.clip(w_new + noise, -scale, scale)
         return w_new.astype(w.dtype)
 
+    # -- always-on: the device's response to a continuous stream of small pulses ----------
+
+    def drift(self, weights: list[Array], rates: list[Array]) -> list[Array]:
+        """dw/dt of the devices asked for rates dw/dt = r: a stream of pulses, each moving g
+        along its curve, in the limit of many small pulses,
+
+            dw/dt = r s(g),   s_up(g) = nl (b - g),   s_down(g) = nl_d (b_d - 1 + g)
+
+        (the slope dg/dP of the LTP or LTD curve at g over the mean slope 1/N; 1 for a
+        linear device), zero past the end of the range it moves to."""
+        out = []
+        for i, (w, r) in enumerate(zip(weights, rates)):
+            g = _to_g(w, self.scales[i])
+            up = _slope(g, self.nl_ltp[i]) * (g < 1.0)
+            down = _slope(1.0 - g, self.nl_ltd[i]) * (g > 0.0)
+            out.append(r * jnp.where(r > 0, up, down))
+        return out
+
+    def pulse_noise(self, weights: list[Array], rates: list[Array]) -> list[Array] | None:
+        """The diffusion of stochastic pulse streams delivering `drift`: pulses of the mean
+        step `d = 2 w_max / N` at rate |dw/dt| / d give the variance rate |dw/dt| d (their
+        count's shot noise, the finite levels), and per-pulse noise `c2c_pulse` adds
+        |dw/dt| / d (2 w_max c2c_pulse)^2. None for a continuous device (no pulses)."""
+        d = self.device
+        if not d.quantised:
+            return None
+        out = []
+        for i, (w, r) in enumerate(zip(weights, rates)):
+            levels = jnp.where(r > 0, float(d.levels_ltp), float(d.levels_ltd))
+            step = 2.0 * self.scales[i] / levels
+            speed = jnp.abs(r)
+            variance = speed * step + speed / step * (2.0 * self.scales[i] * d.c2c_pulse) ** 2
+            out.append(jnp.sqrt(variance))
+        return out
+
+    def after_stream(self, learner: AbstractLearner, key: PRNGKeyArray) -> OnDevice:
+        """This learner after a stream moved its devices to `learner`'s weights (always-on):
+        written devices get the per-write noise `c2c`, all stay in their range."""
+        old = _device_leaves(self.learner)
+        new, treedef, rest = _split(learner)
+        keys = jax.random.split(key, len(old))
+        out = []
+        for i, (w, w_new, k) in enumerate(zip(old, new, keys)):
+            scale = self.scales[i]
+            if self.device.c2c > 0:
+                noise = 2.0 * scale * self.device.c2c * jax.random.normal(k, w.shape, w.dtype)
+                w_new = w_new + noise * (w_new != w)
+            out.append(jnp.clip(w_new, -scale, scale).astype(w.dtype))
+        return OnDevice(_rebuild(learner, out, treedef, rest), *self._rest())
+
     def _linear_and_continuous(self) -> bool:
         d = self.device
         return not d.quantised and d.nl_ltp == 0 and d.nl_ltd == 0 and d.d2d == 0
@@ -374,3 +447,97 @@ def _batch_key(x: Array) -> PRNGKeyArray:
     batches (folded from the batch's sum; `predict` has no key of its own)."""
     bits = jax.lax.bitcast_convert_type(jnp.sum(x).astype(jnp.float32), jnp.uint32)
     return jax.random.fold_in(jax.random.key(0), bits)
+
+
+# -- cost model --------------------------------------------------------------------------------
+
+CREDITS = ("sequential", "sequential-separate", "direct", "forward-only", "settling", "local")
+
+
+@dataclasses.dataclass(frozen=True)
+class CostParameters:
+    """Per-operation costs of a crossbar accelerator (illustrative orders of magnitude for
+    RRAM compute-in-memory tiles; every figure derived from them says so).
+
+    - `t_read`: one analog matrix-vector product of a layer's array (all rows at once), s.
+    - `t_write`: one parallel outer-product write of a layer's array (a pulse train), s.
+    - `e_mac`: energy per multiply-accumulate in the array, J.
+    - `e_convert`: energy per ADC conversion (one per output line per read), J.
+    - `e_write`: energy per written device per update, J.
+    """
+
+    t_read: float = 10e-9
+    t_write: float = 100e-9
+    e_mac: float = 1e-15
+    e_convert: float = 2e-12
+    e_write: float = 1e-12
+
+
+def training_cost(
+    sizes: list[int], credit: str, *, settle_steps: int = 0, params: CostParameters | None = None
+) -> dict[str, float]:
+    """Latency and energy of one training update (one sample) of a layered network `sizes`
+    with L = len(sizes) - 1 weight arrays, by how its learning rule assigns credit:
+
+    - `"sequential"` (backprop): after the L forward reads, for l = L..1 the array W_l is
+      written and, for l > 1, read transposed for the next error: both on the same array,
+      so 2L - 1 sequential steps (L writes, L - 1 reads);
+    - `"sequential-separate"` (feedback alignment and kin: B_l in its own array): the
+      L - 1 error reads are sequential, each array's write overlaps the next read: L steps;
+    - `"direct"` (DFA, DRTP): every layer reads its own B_l e at once, then all write at
+      once: 2 steps;
+    - `"forward-only"` (PEPITA): a second forward pass of L reads, then all write: L + 1;
+    - `"settling"` (PC, EP, microcircuits): `settle_steps` iterations of all arrays read
+      forward and transposed at once (2 reads per step, in parallel over layers), then all
+      write: 2 settle_steps + 1;
+    - `"local"` (Hebbian, winner-take-all): all write after the forward pass: 1 step.
+
+    **Returns:** `{"forward_steps", "update_steps", "latency", "update_latency",
+    "energy", "macs"}` (seconds, joules, counts), steps counted in array operations.
+    """
+    if credit not in CREDITS:
+        raise ValueError(f"credit: expected one of {CREDITS}; got {credit!r}.")
+    if len(sizes) < 2 or any(not (isinstance(n, int) and n > 0) for n in sizes):
+        raise ValueError(f"sizes: expected >= 2 positive layer widths; got {sizes}.")
+    p = params or CostParameters()
+    depth = len(sizes) - 1
+    forward_macs = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    devices = forward_macs  # one device per weight
+    reads, writes = {
+        "sequential": (depth - 1, depth),
+        "sequential-separate": (depth - 1, 1),
+        "direct": (1, 1),
+        "forward-only": (depth, 1),
+        "settling": (2 * settle_steps, 1),
+        "local": (0, 1),
+    }[credit]
+    backward_macs = {
+        "sequential": forward_macs - sizes[0] * sizes[1],
+        "sequential-separate": forward_macs - sizes[0] * sizes[1],
+        "direct": sizes[-1] * sum(sizes[1:-1]),
+        "forward-only": forward_macs,
+        "settling": 2 * settle_steps * forward_macs,
+        "local": 0,
+    }[credit]
+    macs = forward_macs + backward_macs
+    hidden, outputs = sum(sizes[1:-1]), sum(sizes[1:])
+    conversions = (
+        outputs
+        + {
+            "sequential": hidden,
+            "sequential-separate": hidden,
+            "direct": hidden,
+            "forward-only": outputs,
+            "settling": settle_steps * (outputs + hidden),
+            "local": 0,
+        }[credit]
+    )
+    update_latency = reads * p.t_read + writes * p.t_write
+    return {
+        "forward_steps": depth,
+        "update_steps": reads + writes,
+        "latency": depth * p.t_read + update_latency,
+        "update_latency": update_latency,
+        "energy": macs * p.e_mac + conversions * p.e_convert + devices * p.e_write,
+        "macs": float(macs),
+    }

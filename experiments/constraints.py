@@ -12,7 +12,12 @@ same epochs:
    of re-training with the pruned weights held at zero (`dynlearn.prune`; an always-on
    rule's annealed plasticity gain continues where training left it, `AlwaysOn.after`);
 4. input noise: the trained network on test inputs plus Gaussian noise of standard
-   deviation 0/0.1/0.3/0.5 (the same noise draw for every rule and seed).
+   deviation 0/0.1/0.3/0.5 (the same noise draw for every rule and seed);
+5. optional, `--gradual`: gradual pruning to each sparsity while training from scratch
+   (`dynlearn.GradualPruning`, Zhu & Gupta's cubic schedule, reached at 75% of the
+   updates); `--min-per-layer N` keeps N weights per matrix in every pruning (Gupta et al.);
+6. optional, `--presets NAME ...`: the rule trained from scratch with its forward weights on
+   each analog device of `dynlearn.hardware.PRESETS` (see `dynlearn run hardware`).
 Seeds of a rule train together, vmapped (`dynlearn.fit_seeds`); if a seed diverges they
 are re-run one by one so the others are kept (the diverged seed's results are NaN).
 
@@ -70,7 +75,15 @@ DESCRIPTIONS = {
     "fraction": ("fraction of the training set used (stratified)", "1"),
     "sparsity": ("target sparsity: fraction of the forward weights pruned", "1"),
     "noise_std": ("standard deviation of the Gaussian noise added to the test inputs", "1"),
+    "gradual_accuracy": (
+        f"test accuracy after gradual pruning to the sparsity during training, {FRACTION}",
+        "1",
+    ),
+    "device_accuracy": (f"test accuracy on an analog device after each epoch, {FRACTION}", "1"),
+    "preset": ("analog device (dynlearn.hardware.PRESETS)", "1"),
 }
+# settings added after the first studies: a study saved without them had these values
+LATER_SETTINGS = {"prune_scope": "global", "presets": [], "gradual": False, "min_per_layer": 0}
 # `retrained` is a boolean coordinate; on save it becomes an int8 flag (CF `flag_values`
 # 0 1 with these meanings) that xarray reads back as booleans (so `.sel(retrained=True)`
 # works on loaded cells and results alike).
@@ -229,7 +242,7 @@ class Study:
             ) from None
         if not isinstance(config, dict):
             raise ValueError(f"run_dir: {path} is damaged (no JSON object); restore it.")
-        return {"prune_scope": "global"} | config  # studies saved before the option
+        return LATER_SETTINGS | config  # studies saved before the options
 
     def cell(self, rule: str, name: str) -> Path:
         return self.run_dir / "cells" / rule / f"{name}.nc"
@@ -284,7 +297,12 @@ class Study:
             scope = self.config["prune_scope"]
             for i, level in enumerate(levels):
                 pruned = [
-                    None if t is None else dynlearn.prune(t, level, scope=scope) for t in trained
+                    None
+                    if t is None
+                    else dynlearn.prune(
+                        t, level, scope=scope, min_per_layer=self.config["min_per_layer"]
+                    )
+                    for t in trained
                 ]
                 accuracy[i, 0] = evaluate(pruned, x, labels)
                 reached[i, 0] = [np.nan if p is None else zero_fraction(p.learner) for p in pruned]
@@ -312,6 +330,60 @@ class Study:
             )
 
         return self._cached(rule, "sparsity", compute)
+
+    def gradual(self, rule: str) -> xr.Dataset:
+        """Cell: trained from scratch while pruned gradually to each sparsity."""
+
+        def compute():
+            learners, recipe = build(rule, self.sizes, self.seeds)
+            levels, seeds, epochs = self.config["sparsities"], self.seeds, self.config["epochs"]
+            accuracy = np.full((len(levels), len(seeds)), np.nan)
+            reached = np.full_like(accuracy, np.nan)
+            for i, level in enumerate(levels):
+                gradual = gradual_recipe(
+                    recipe,
+                    len(self.data.x_train),
+                    epochs,
+                    level,
+                    scope=self.config["prune_scope"],
+                    minimum=self.config["min_per_layer"],
+                )
+                starts = [dynlearn.prune(learner, 0.0) for learner in learners]
+                trained, _ = train(starts, self.data, seeds, epochs, gradual)
+                accuracy[i] = evaluate(trained, self.data.x_test, self.data.y_test)
+                reached[i] = [np.nan if t is None else zero_fraction(t.learner) for t in trained]
+            dims = ("sparsity", "seed")
+            return described(
+                xr.Dataset(
+                    {"accuracy": (dims, accuracy), "sparsity_reached": (dims, reached)},
+                    coords={"sparsity": levels, "seed": seeds},
+                ),
+                accuracy=DESCRIPTIONS["gradual_accuracy"],
+            )
+
+        return self._cached(rule, "gradual", compute)
+
+    def device(self, rule: str, preset: str) -> xr.Dataset:
+        """Cell: trained from scratch on analog device `preset`; accuracy per epoch."""
+
+        def compute():
+            learners, recipe = build(rule, self.sizes, self.seeds)
+            device = dynlearn.hardware.PRESETS[preset]
+            placed = [
+                dynlearn.hardware.on_device(x, device, seed=s) for x, s in zip(learners, self.seeds)
+            ]
+            epochs = self.config["epochs"]
+            _, accuracy = train(placed, self.data, self.seeds, epochs, recipe)
+            return described(
+                xr.Dataset(
+                    {"accuracy": (("seed", "epoch"), accuracy)},
+                    coords={"seed": self.seeds, "epoch": np.arange(1, epochs + 1)},
+                    attrs={"preset": preset},
+                ),
+                accuracy=DESCRIPTIONS["device_accuracy"],
+            )
+
+        return self._cached(rule, f"preset-{preset}", compute)
 
     def noise(self, rule: str) -> xr.Dataset:
         """Cell: the trained learners on noisy test inputs, one noise draw per level."""
@@ -352,6 +424,23 @@ class Study:
         return [t if ok else None for t, ok in zip(kept, alive)], recipe
 
 
+def gradual_recipe(
+    recipe: dynlearn.Recipe, n_train: int, epochs: int, sparsity: float, *, scope, minimum
+) -> dynlearn.Recipe:
+    """`recipe` with its mode pruning gradually (`dynlearn.GradualPruning`) to `sparsity`
+    over the first 75% of `epochs` epochs' updates, about 20 prunings per epoch."""
+    n_batches = n_train // batch_size_for(recipe, n_train)
+    mode = dynlearn.GradualPruning(
+        recipe.mode,
+        sparsity,
+        end=max(1, int(0.75 * epochs * n_batches)),
+        every=max(1, n_batches // 20),
+        scope=scope,
+        min_per_layer=minimum,
+    )
+    return recipe._replace(mode=mode)
+
+
 def load_fraction(config: dict, fraction: float):
     """The study's dataset with a stratified `fraction` of its training set (of the
     `--quick` subset in a quick study); the test set is always the whole one."""
@@ -373,11 +462,14 @@ def noisy_inputs(x, std: float) -> np.ndarray:
 def run_study(study: Study, rules: list[str]) -> xr.Dataset:
     """Compute (or load) every cell, then assemble one Dataset."""
     config = study.config
-    per_rule = []
+    config = LATER_SETTINGS | config
+    per_rule, extras = [], []  # extras: the optional cells (gradual, devices) per rule
     for rule in rules:
         study.log(f"{rule}:")
         curves = [study.fraction(rule, f) for f in config["fractions"]]
         per_rule.append((curves, study.sparsity(rule), study.noise(rule)))
+        gradual = study.gradual(rule) if config["gradual"] else None
+        extras.append((gradual, [study.device(rule, p) for p in config["presets"]]))
     accuracy = np.stack(
         [np.stack([c.accuracy.values for c in curves]) for curves, _, _ in per_rule]
     )
@@ -403,7 +495,8 @@ def run_study(study: Study, rules: list[str]) -> xr.Dataset:
                     sum(c.attrs["seconds"] for c in curves)
                     + s.attrs["seconds"]
                     + n.attrs["seconds"]
-                    for curves, s, n in per_rule
+                    + sum(cell.attrs["seconds"] for cell in _optional(extra))
+                    for (curves, s, n), extra in zip(per_rule, extras)
                 ],
             ),
         },
@@ -427,9 +520,26 @@ def run_study(study: Study, rules: list[str]) -> xr.Dataset:
             "retrain_epochs": config["retrain_epochs"],
             "prune_scope": config["prune_scope"],
             "noise_seed": NOISE_SEED,
+            "min_per_layer": config["min_per_layer"],
         },
     )
+    if config["gradual"]:
+        ds["gradual_accuracy"] = (
+            ("rule", "sparsity", "seed"),
+            np.stack([g.accuracy.values for g, _ in extras]),
+        )
+    if config["presets"]:
+        ds = ds.assign_coords(preset=list(config["presets"]))
+        ds["device_accuracy"] = (
+            ("rule", "preset", "seed", "epoch"),
+            np.stack([np.stack([d.accuracy.values for d in devices]) for _, devices in extras]),
+        )
     return described(ds)
+
+
+def _optional(extra) -> list[xr.Dataset]:
+    gradual, devices = extra
+    return ([] if gradual is None else [gradual]) + list(devices)
 
 
 def epochs_to_fraction_of_final(accuracy: np.ndarray, fraction: float = 0.95) -> np.ndarray:
@@ -459,12 +569,19 @@ def table(ds: xr.Dataset) -> str:
         + ["epochs to 95%"]
         + [f"pruned {100 * s:g}%{layer_wise} (re-trained)" for s in sparsities]
         + [f"noise {s:g}" for s in stds if s > 0]
+        + ([f"gradual {100 * s:g}%" for s in sparsities] if "gradual_accuracy" in ds else [])
+        + ([f"device {p}" for p in ds.preset.values] if "device_accuracy" in ds else [])
         + ["seconds"]
     )
     lines = [
         f"{ds.attrs['dataset']}, {ds.attrs['sizes']}, {ds.sizes['epoch']} epochs, "
         f"{ds.sizes['seed']} seed(s): test accuracy % (mean ± std over seeds) after the last "
-        f"epoch; pruning and noise act on the network trained on all data.",
+        f"epoch; pruning and noise act on the network trained on all data"
+        + (
+            f" (at least {ds.attrs['min_per_layer']} weights kept per matrix)."
+            if ds.attrs.get("min_per_layer")
+            else "."
+        ),
         "",
         "| " + " | ".join(head) + " |",
         "|" + " --- |" * len(head),
@@ -480,6 +597,11 @@ def table(ds: xr.Dataset) -> str:
             again = pct(p.sel(retrained=True)) if ds.attrs["retrain_epochs"] else "not re-trained"
             cells.append(f"{pct(p.sel(retrained=False))} ({again})")
         cells += [pct(r.noisy_accuracy.sel(noise_std=s)) for s in stds if s > 0]
+        if "gradual_accuracy" in ds:
+            cells += [pct(r.gradual_accuracy.sel(sparsity=s)) for s in sparsities]
+        if "device_accuracy" in ds:
+            final_on_device = r.device_accuracy.isel(epoch=-1)
+            cells += [pct(final_on_device.sel(preset=p)) for p in ds.preset.values]
         cells.append(f"{float(r.seconds):.0f}")
         lines.append(f"| {rule} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -550,6 +672,16 @@ def figures(ds: xr.Dataset, run_dir: Path) -> list[Path]:
                         linestyle="--",
                         mfc="none",
                     )
+                    if "gradual_accuracy" in ds:
+                        errorbars(
+                            ax,
+                            ds.sparsity,
+                            r.gradual_accuracy,
+                            f"{rule}, gradual",
+                            look,
+                            linestyle=":",
+                            marker="x",
+                        )
                 else:
                     errorbars(ax, ds[dim], select(r), str(rule), look)
             if axis == "data":
@@ -595,6 +727,24 @@ def main(argv: list[str] | None = None) -> int:
         help="one magnitude threshold over all layers (default) or one per weight matrix",
     )
     parser.add_argument(
+        "--gradual",
+        action="store_true",
+        help="also train with gradual pruning to each sparsity (dynlearn.GradualPruning)",
+    )
+    parser.add_argument(
+        "--min-per-layer",
+        type=non_negative_int,
+        default=0,
+        help="weights kept per matrix in every pruning (Gupta et al.'s minimum; default 0)",
+    )
+    parser.add_argument(
+        "--presets",
+        nargs="+",
+        default=[],
+        choices=sorted(dynlearn.hardware.PRESETS),
+        help="also train on these analog devices (dynlearn.hardware.PRESETS)",
+    )
+    parser.add_argument(
         "--run-dir", type=dynlearn.writable_folder, default=None, help="new, or a study to resume"
     )
     parser.add_argument(
@@ -633,6 +783,9 @@ def main(argv: list[str] | None = None) -> int:
         "noise_stds": opts.noise_stds,
         "retrain_epochs": opts.retrain_epochs,
         "prune_scope": opts.prune_scope,
+        "presets": opts.presets,
+        "gradual": opts.gradual,
+        "min_per_layer": opts.min_per_layer,
     }
     run_dir = opts.run_dir or dynlearn.run_folder(Path("runs"), "constraints")
     tic = time.perf_counter()

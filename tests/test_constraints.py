@@ -203,3 +203,29 @@ def test_retraining_continues_an_always_on_gain_and_can_be_skipped(tmp_path):
             "--noise-stds", "0", "--retrain-epochs", "0", "--run-dir", str(tmp_path)]  # fmt: skip
     assert constraints.main(argv) == 0
     assert "(not re-trained)" in (tmp_path / "constraints.md").read_text()
+
+
+def test_gradual_pruning_and_device_columns(tmp_path):
+    """`--gradual`, `--min-per-layer` and `--presets` add their cells, variables and columns;
+    a study saved before these options resumes with their defaults."""
+    args = [
+        "--dataset", "digits", "--rules", "bp", "--hidden", "16", "--epochs", "1",
+        "--seeds", "0", "--fractions", "1.0", "--sparsities", "0.9", "--noise-stds", "0",
+        "--gradual", "--min-per-layer", "50", "--presets", "ideal", "soft-bounds",
+        "--run-dir", str(tmp_path),
+    ]  # fmt: skip
+    assert constraints.main(args) == 0
+    ds = dynlearn.load_netcdf(tmp_path / "constraints.nc")
+    assert ds.gradual_accuracy.dims == ("rule", "sparsity", "seed")
+    assert ds.device_accuracy.dims == ("rule", "preset", "seed", "epoch")
+    assert list(ds.preset.values) == ["ideal", "soft-bounds"]
+    assert np.all(ds.device_accuracy.sel(preset="ideal") > 0.3)  # it learns on the device
+    # the minimum is kept: 10% of 1184 weights is 118, at least 50 of them in the 16x10 matrix
+    np.testing.assert_allclose(ds.sparsity_reached.sel(sparsity=0.9), 1 - 118 / N_WEIGHTS)
+    text = (tmp_path / "constraints.md").read_text()
+    assert "gradual 90%" in text and "device soft-bounds" in text and "at least 50" in text
+    config = json.loads((tmp_path / "study.json").read_text())
+    for key in ("gradual", "min_per_layer", "presets"):
+        del config[key]
+    (tmp_path / "study.json").write_text(json.dumps(config))
+    assert constraints.Study(tmp_path, {**config, **constraints.LATER_SETTINGS}).config

@@ -186,3 +186,89 @@ def test_bad_placements_are_named():
         hardware.on_device(learner, "rram")
     with pytest.raises(ValueError, match="already on a device"):
         hardware.on_device(hardware.on_device(learner, hardware.IDEAL), hardware.IDEAL)
+
+
+def test_cost_model_counts_sequential_steps_by_credit():
+    sizes = [784, 100, 100, 100, 10]  # four weight layers
+    steps = {
+        k: hardware.training_cost(sizes, k, settle_steps=5)["update_steps"]
+        for k in hardware.CREDITS
+    }
+    assert steps == {
+        "sequential": 7,  # 4 writes and 3 transposed reads of the same arrays
+        "sequential-separate": 4,  # 3 reads of B, the writes overlapping
+        "direct": 2,
+        "forward-only": 5,
+        "settling": 11,
+        "local": 1,
+    }
+    bp = hardware.training_cost(sizes, "sequential")
+    dfa = hardware.training_cost(sizes, "direct")
+    params = hardware.CostParameters()
+    assert bp["update_latency"] == pytest.approx(3 * params.t_read + 4 * params.t_write)
+    assert bp["latency"] - bp["update_latency"] == pytest.approx(4 * params.t_read)
+    assert dfa["macs"] < bp["macs"]
+    with pytest.raises(ValueError, match="credit"):
+        hardware.training_cost(sizes, "magic")
+    with pytest.raises(ValueError, match="sizes"):
+        hardware.training_cost([784], "direct")
+
+
+class ConstantDrive(dynlearn.AbstractPlastic):
+    """Synapses asking for one constant rate `rate` (no neurons to speak of)."""
+
+    weights: jax.Array
+    rate: float = 0.01
+
+    @property
+    def sizes(self):
+        return [self.weights.shape[1], self.weights.shape[0]]
+
+    def init_state(self, x=None):
+        return {"unused": jnp.zeros((1, 1))}
+
+    def vector_field(self, t, y, args):
+        return {"unused": jnp.zeros_like(y["unused"])}
+
+    def plasticity(self, t, y, args):
+        return eqx.tree_at(lambda c: c.weights, self, jnp.full_like(self.weights, self.rate))
+
+    def predict(self, x):
+        return x @ self.weights.T
+
+
+def streamed(device, rate=0.01, t1=10.0, key=0):
+    circuit = ConstantDrive(jnp.zeros((100, 40)), rate)
+    placed = hardware.on_device(circuit, device, headroom=1.0)
+    placed = eqx.tree_at(lambda d: d.scales, placed, [jnp.asarray(1.0)])  # range +-1
+    system = dynlearn.Learning(placed.learner, device=placed)
+    end = dynlearn.simulate(
+        system, system.init_state(), 0.0, t1, dt=0.1, key=jax.random.key(key), check=False
+    ).y1
+    return end["params"].weights
+
+
+def test_always_on_drift_follows_the_curves_slope():
+    circuit = ConstantDrive(jnp.zeros((4, 3)))
+    placed = hardware.on_device(circuit, hardware.Device(nl_ltp=3.0, nl_ltd=1.0))
+    scale = float(placed.scales[0])
+    g = jnp.array([[0.1, 0.5, 0.9]] * 4)
+    w = scale * (2 * g - 1)
+    up, down = placed.drift([w], [jnp.ones_like(w)])[0], placed.drift([w], [-jnp.ones_like(w)])[0]
+    h = 1e-3  # the slope of the LTP curve at g, over the mean slope 1/N (N = 1 here)
+    pulses = hardware.ltp_pulses(g, 3.0, 1.0)
+    np.testing.assert_allclose(up, (hardware.ltp(pulses + h, 3.0, 1.0) - g) / h, rtol=2e-3)
+    pulses = hardware.ltd_pulses(g, 1.0, 1.0)
+    np.testing.assert_allclose(down, (hardware.ltd(pulses + h, 1.0, 1.0) - g) / h, rtol=2e-3)
+    at_top = placed.drift([jnp.full_like(w, scale)], [jnp.ones_like(w)])[0]
+    np.testing.assert_array_equal(at_top, 0.0)  # nothing moves past the end of the range
+
+
+def test_always_on_weights_carry_the_shot_noise_of_their_pulses():
+    """Constant rate r for time T on a linear device of N levels over [-1, 1]: the mean
+    change is r T and its variance r T d, d = 2 / N the pulse (the count's shot noise)."""
+    rate, t1, levels = 0.01, 10.0, 50
+    moved = streamed(hardware.Device(levels, levels), rate, t1)
+    assert float(jnp.mean(moved)) == pytest.approx(rate * t1, rel=0.02)
+    assert float(jnp.var(moved)) == pytest.approx(rate * t1 * 2 / levels, rel=0.1)
+    np.testing.assert_allclose(streamed(hardware.IDEAL, rate, t1), rate * t1, rtol=1e-6)

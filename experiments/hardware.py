@@ -1,0 +1,399 @@
+"""Experiment: learning rules on analog compute-in-memory devices, gradual pruning, cost.
+
+1. presets: every rule (default: all registered) trained from scratch with its forward
+   weights on each device of `dynlearn.hardware.PRESETS` (ideal; Ag:a-Si RRAM after
+   DNN+NeuroSim, written with nearest and with stochastic rounding of the pulse counts; an
+   aihwkit-like soft-bounds device), same seeds and samples, test accuracy
+   after every epoch: does backprop stay the most accurate under non-idealities?
+2. sweeps (`--sweep-rules`): the RRAM device (with stochastic rounding, so that updates
+   under half a pulse are not all lost) with its levels (both directions) swept, and with
+   its cycle-to-cycle noise swept: final accuracy per value.
+3. pruning (`--prune-rules`, `--sparsity`, default 90%): one-shot global magnitude pruning
+   of the trained network re-trained `--retrain-epochs`, against gradual pruning during
+   training (`dynlearn.GradualPruning`, Zhu & Gupta's cubic schedule to 75% of the
+   updates), each without and with a minimum of `--min-per-layer` weights kept per matrix
+   (Gupta et al.); accuracy and the weights left in the smallest matrix.
+4. cost: `dynlearn.hardware.training_cost` of one update for each way of assigning credit,
+   784-100-...-10 with 2 to 6 weight layers: is DFA's update ~N times faster than
+   backprop's for N layers?
+
+Resumable: each finished cell (rule x part) is written atomically to
+`<run-dir>/cells/<rule>/` (as `dynlearn run constraints`); running again with the same
+`--run-dir` skips finished cells. Writes `hardware.nc`, `hardware.md`, `hardware.png`
+(accuracy vs levels and vs c2c noise per rule) and `hardware-cost.png`.
+
+Run: `python -m experiments.hardware --dataset mnist` or `dynlearn run hardware --dataset
+mnist`; `--quick` for a smoke run (digits, 1 epoch, 1 seed, rules bp and sh-always-on).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import numpy as np
+import xarray as xr
+
+import dynlearn
+from dynlearn import hardware, registry
+from experiments._options import non_negative_int, positive_int, real
+from experiments._timing import write_results
+from experiments.constraints import Study, build, continued, evaluate, gradual_recipe, train
+
+LEVELS = (8, 16, 32, 64, 128)
+C2C = (0.0, 0.01, 0.035, 0.1)
+METHODS = ("one-shot", "one-shot + minimum", "gradual", "gradual + minimum")
+DEPTHS = (2, 3, 4, 5, 6)
+# how each registered rule assigns credit (for the cost model; see hardware.training_cost)
+CREDIT = {
+    "bp": "sequential",
+    "fa": "sequential-separate",
+    "sign": "sequential-separate",
+    "kp": "sequential-separate",
+    "wm": "sequential-separate",
+    "ia": "sequential-separate",
+    "sa": "sequential-separate",
+    "align-zero": "sequential-separate",
+    "align-ada": "sequential-separate",
+    "dtp": "sequential-separate",
+    "dtp-drl": "sequential-separate",
+    "fw-dtp": "sequential-separate",
+    "dfa": "direct",
+    "drtp": "direct",
+    "fdfa": "direct",
+    "pepita": "forward-only",
+    "softhebb": "local",
+    "hard-wta": "local",
+    "gha": "local",
+    "activation": "local",
+    "meta-plastic": "local",
+    "pc": "settling",
+    "ep": "settling",
+    "chl": "settling",
+    "positive-pc": "settling",
+}
+QUICK = {"rules": ["bp", "sh-always-on"], "sweep_rules": ["bp"], "prune_rules": ["bp"]}
+
+
+class HardwareStudy(Study):
+    """The cells of a hardware study (configuration checks, caching and resume from
+    `experiments.constraints.Study`)."""
+
+    def preset(self, rule: str, name: str) -> xr.Dataset:
+        """Cell: the rule trained on device `name`; accuracy per seed and epoch."""
+        return self.device(rule, name)
+
+    def sweep(self, rule: str, axis: str) -> xr.Dataset:
+        """Cell: the RRAM device (stochastic rounding) with `axis` ("levels" or "c2c")
+        swept; final accuracy."""
+
+        def compute():
+            values = self.config[axis]
+            final = []
+            for value in values:
+                change = {"levels_ltp": value, "levels_ltd": value} if axis == "levels" else {}
+                change = change or {"c2c": value}
+                device = dataclasses.replace(hardware.RRAM_AG_A_SI_STOCHASTIC, **change)
+                final.append(self._on_device(rule, device, self.config["epochs"])[:, -1])
+            ds = xr.Dataset(
+                {"accuracy": ((axis, "seed"), np.array(final))},
+                coords={axis: values, "seed": self.seeds},
+            )
+            return _described(ds)
+
+        return self._cached(rule, f"sweep-{axis}", compute)
+
+    def pruning(self, rule: str) -> xr.Dataset:
+        """Cell: one-shot (re-trained) vs gradual pruning, without and with a minimum."""
+
+        def compute():
+            epochs, sparsity = self.config["epochs"], self.config["sparsity"]
+            minimum = self.config["min_per_layer"]
+            learners, recipe = build(rule, self.sizes, self.seeds)
+            trained, _ = train(learners, self.data, self.seeds, epochs, recipe)
+            accuracy = np.full((len(METHODS), len(self.seeds)), np.nan)
+            smallest = np.full_like(accuracy, np.nan)
+            for m, method in enumerate(METHODS):
+                floor = minimum if method.endswith("minimum") else 0
+                if method.startswith("one-shot"):
+                    pruned = [dynlearn.prune(t, sparsity, min_per_layer=floor) for t in trained]
+                    again = continued(recipe, len(self.data.x_train), epochs)
+                    result, _ = train(
+                        pruned, self.data, self.seeds, self.config["retrain_epochs"], again
+                    )
+                else:
+                    gradual = gradual_recipe(
+                        recipe,
+                        len(self.data.x_train),
+                        epochs,
+                        sparsity,
+                        scope="global",
+                        minimum=floor,
+                    )
+                    starts = [dynlearn.prune(learner, 0.0) for learner in learners]
+                    result, _ = train(starts, self.data, self.seeds, epochs, gradual)
+                accuracy[m] = evaluate(result, self.data.x_test, self.data.y_test)
+                smallest[m] = [np.nan if r is None else min(_kept(r)) for r in result]
+            ds = xr.Dataset(
+                {
+                    "accuracy": (("pruning", "seed"), accuracy),
+                    "smallest_layer_weights": (("pruning", "seed"), smallest),
+                },
+                coords={"pruning": list(METHODS), "seed": self.seeds},
+                attrs={"sparsity": sparsity, "min_per_layer": minimum},
+            )
+            return _described(ds)
+
+        return self._cached(rule, "pruning", compute)
+
+    def _on_device(self, rule: str, device: hardware.Device, epochs: int) -> np.ndarray:
+        learners, recipe = build(rule, self.sizes, self.seeds)
+        placed = [hardware.on_device(x, device, seed=s) for x, s in zip(learners, self.seeds)]
+        return train(placed, self.data, self.seeds, epochs, recipe)[1]
+
+
+_DESCRIBE = {
+    "accuracy": ("test accuracy, fraction in [0, 1]", "1"),
+    "levels": ("pulses across the device's range (LTP and LTD)", "1"),
+    "c2c": ("cycle-to-cycle noise per write, fraction of the conductance range", "1"),
+    "smallest_layer_weights": ("non-zero weights left in the smallest weight matrix", "1"),
+    "pruning": ("pruning method", "1"),
+}
+
+
+def _described(ds: xr.Dataset) -> xr.Dataset:
+    return dynlearn.describe(ds, **{k: v for k, v in _DESCRIBE.items() if k in ds.variables})
+
+
+def _kept(learner) -> list[int]:
+    """Non-zero forward weights per matrix of a (pruned) learner."""
+    inner = learner.learner if isinstance(learner, dynlearn.Pruned) else learner
+    leaves = jax.tree.leaves(eqx.filter(inner, inner.prunable()))
+    return [int(np.sum(np.asarray(w) != 0)) for w in leaves]
+
+
+def costs() -> xr.Dataset:
+    """The cost model for every kind of credit assignment and depth (784-100-..-100-10)."""
+    kinds = list(hardware.CREDITS)
+    keys = ("update_steps", "update_latency", "latency", "energy")
+    values = np.zeros((len(keys), len(kinds), len(DEPTHS)))
+    for d, depth in enumerate(DEPTHS):
+        sizes = [784] + [100] * (depth - 1) + [10]
+        for c, kind in enumerate(kinds):
+            cost = hardware.training_cost(sizes, kind, settle_steps=20)
+            values[:, c, d] = [cost[k] for k in keys]
+    p = hardware.CostParameters()
+    ds = xr.Dataset(
+        {k: (("credit", "depth"), values[i]) for i, k in enumerate(keys)},
+        coords={"credit": kinds, "depth": list(DEPTHS)},
+        attrs={f"cost_{k}": v for k, v in dataclasses.asdict(p).items()} | {"settle_steps": 20},
+    )
+    return dynlearn.describe(
+        ds,
+        update_steps=("sequential array operations of one update after the forward pass", "1"),
+        update_latency=("latency of the update after the forward pass", "s"),
+        latency=("latency of one training step (forward pass and update)", "s"),
+        energy=("energy of one training step", "J"),
+        credit=("how the rule assigns credit (dynlearn.hardware.training_cost)", "1"),
+        depth=("weight layers", "1"),
+    )
+
+
+def assemble(study: HardwareStudy, opts) -> xr.Dataset:
+    presets = list(hardware.PRESETS)
+    curves = np.stack(
+        [np.stack([study.preset(r, p).accuracy.values for p in presets]) for r in opts.rules]
+    )
+    variables = {"accuracy": (("rule", "preset", "seed", "epoch"), curves)}
+    coords = {
+        "rule": opts.rules,
+        "preset": presets,
+        "seed": study.seeds,
+        "epoch": np.arange(1, opts.epochs + 1),
+    }
+    for axis in ("levels", "c2c"):
+        if opts.sweep_rules:
+            stacked = np.stack([study.sweep(r, axis).accuracy.values for r in opts.sweep_rules])
+            variables[f"{axis}_accuracy"] = (("sweep_rule", axis, "seed"), stacked)
+            coords[axis] = list(study.config[axis])
+    if opts.sweep_rules:
+        coords["sweep_rule"] = opts.sweep_rules
+    if opts.prune_rules:
+        cells = [study.pruning(r) for r in opts.prune_rules]
+        dims = ("prune_rule", "pruning", "seed")
+        variables["pruned_accuracy"] = (dims, np.stack([c.accuracy.values for c in cells]))
+        variables["smallest_layer_weights"] = (
+            dims,
+            np.stack([c.smallest_layer_weights.values for c in cells]),
+        )
+        coords |= {"prune_rule": opts.prune_rules, "pruning": list(METHODS)}
+    ds = xr.Dataset(variables, coords=coords)
+    ds.attrs |= {
+        "dataset": opts.dataset,
+        "sizes": "-".join(map(str, study.sizes)),
+        "sparsity": opts.sparsity,
+        "min_per_layer": opts.min_per_layer,
+        "retrain_epochs": opts.retrain_epochs,
+    }
+    described = _DESCRIBE | {
+        "accuracy": ("test accuracy on the device after each epoch, fraction in [0, 1]", "1"),
+        "levels_accuracy": ("final test accuracy, RRAM device with these levels", "1"),
+        "c2c_accuracy": ("final test accuracy, RRAM device with this c2c noise", "1"),
+        "pruned_accuracy": ("final test accuracy after pruning to the sparsity", "1"),
+        "preset": ("device (dynlearn.hardware.PRESETS)", "1"),
+        "sweep_rule": ("rule of the device sweeps", "1"),
+        "prune_rule": ("rule of the pruning comparison", "1"),
+    }
+    return dynlearn.describe(ds, **{k: v for k, v in described.items() if k in ds.variables})
+
+
+def pct(values) -> str:
+    values = 100 * np.asarray(values, float)
+    if np.all(np.isnan(values)):
+        return "diverged"
+    return f"{np.nanmean(values):.1f} ± {np.nanstd(values):.1f}"
+
+
+def table(ds: xr.Dataset, cost: xr.Dataset) -> str:
+    final = ds.accuracy.isel(epoch=-1)
+    lines = [
+        f"Devices ({ds.attrs['dataset']}, {ds.attrs['sizes']}, {ds.epoch.size} epochs, "
+        f"{ds.seed.size} seeds; test accuracy %, mean ± std)",
+        "",
+        "| rule | credit | " + " | ".join(ds.preset.values) + " |",
+        "| --- | --- | " + " | ".join("---" for _ in ds.preset.values) + " |",
+    ]
+    for rule in ds.rule.values:
+        cells = [pct(final.sel(rule=rule, preset=p)) for p in ds.preset.values]
+        lines.append(f"| {rule} | {CREDIT.get(rule, '—')} | " + " | ".join(cells) + " |")
+    for axis in ("levels", "c2c"):
+        name = f"{axis}_accuracy"
+        if name in ds:
+            lines += ["", f"RRAM device (stochastic rounding), {axis} swept (final accuracy %)", ""]
+            lines.append("| rule | " + " | ".join(f"{v:g}" for v in ds[axis].values) + " |")
+            lines.append("| --- | " + " | ".join("---" for _ in ds[axis].values) + " |")
+            for rule in ds.sweep_rule.values:
+                row = [pct(ds[name].sel(sweep_rule=rule).sel({axis: v})) for v in ds[axis].values]
+                lines.append(f"| {rule} | " + " | ".join(row) + " |")
+    if "pruned_accuracy" in ds:
+        lines += [
+            "",
+            f"Pruning to {100 * ds.attrs['sparsity']:g}% (minimum {ds.attrs['min_per_layer']} "
+            "weights per matrix; accuracy %, weights left in the smallest matrix)",
+            "",
+            "| rule | " + " | ".join(ds.pruning.values) + " |",
+            "| --- | " + " | ".join("---" for _ in ds.pruning.values) + " |",
+        ]
+        for rule in ds.prune_rule.values:
+            row = [
+                f"{pct(ds.pruned_accuracy.sel(prune_rule=rule, pruning=m))} "
+                f"({np.nanmean(ds.smallest_layer_weights.sel(prune_rule=rule, pruning=m)):.0f})"
+                for m in ds.pruning.values
+            ]
+            lines.append(f"| {rule} | " + " | ".join(row) + " |")
+    lines += [
+        "",
+        "Cost of one update after the forward pass (sequential array steps; BP / DFA latency)",
+        "",
+    ]
+    lines.append("| weight layers | " + " | ".join(cost.credit.values) + " | BP / DFA latency |")
+    lines.append("| --- | " + " | ".join("---" for _ in cost.credit.values) + " | --- |")
+    for depth in cost.depth.values:
+        steps = [f"{int(v)}" for v in cost.update_steps.sel(depth=depth).values]
+        ratio = float(
+            cost.update_latency.sel(depth=depth, credit="sequential")
+            / cost.update_latency.sel(depth=depth, credit="direct")
+        )
+        lines.append(f"| {depth} | " + " | ".join(steps) + f" | {ratio:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(ds: xr.Dataset, cost: xr.Dataset, run_dir: Path) -> None:
+    if "levels_accuracy" in ds:
+        title = f"Accuracy on the RRAM device ({ds.attrs['dataset']})"
+        with dynlearn.plot.figure(
+            run_dir / "hardware.png", ncols=2, figsize=(9.0, 3.4), title=title
+        ) as (left, right):
+            for rule in ds.sweep_rule.values:
+                for ax, axis in ((left, "levels"), (right, "c2c")):
+                    values = ds[f"{axis}_accuracy"].sel(sweep_rule=rule)
+                    ax.errorbar(
+                        ds[axis],
+                        100 * values.mean("seed"),
+                        yerr=100 * values.std("seed"),
+                        fmt="o-",
+                        capsize=3,
+                        label=rule,
+                    )
+            left.set(xscale="log", xlabel="levels", ylabel="test accuracy (%)")
+            right.set(xlabel="c2c noise per write (fraction of range)", ylabel="test accuracy (%)")
+            left.legend(fontsize="small")
+    with dynlearn.plot.figure(run_dir / "hardware-cost.png", title="Update latency vs depth") as ax:
+        for kind, marker in zip(cost.credit.values, "osd^vx"):
+            ax.plot(
+                cost.depth, 1e9 * cost.update_latency.sel(credit=kind), marker + "-", label=kind
+            )
+        ax.set(xlabel="weight layers", ylabel="update latency (ns)", yscale="log")
+        ax.legend(fontsize="small")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="dynlearn run hardware", description=__doc__)
+    known = sorted(registry.entries("rules"))
+    parser.add_argument(
+        "--dataset", default=None, choices=["digits", "mnist5k", "mnist", "fashion_mnist"]
+    )
+    parser.add_argument("--rules", nargs="+", default=known, help=f"registered: {known}")
+    parser.add_argument("--sweep-rules", nargs="*", default=["bp", "fa", "dfa"])
+    parser.add_argument("--prune-rules", nargs="*", default=["fa", "dfa", "sign"])
+    parser.add_argument("--levels", type=positive_int, nargs="+", default=list(LEVELS))
+    parser.add_argument("--c2c", type=real(0.0), nargs="+", default=list(C2C))
+    parser.add_argument("--epochs", type=positive_int, default=5)
+    parser.add_argument("--retrain-epochs", type=positive_int, default=1)
+    parser.add_argument("--seeds", type=non_negative_int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--hidden", type=positive_int, nargs="+", default=[100])
+    parser.add_argument("--sparsity", type=real(0.0, 1.0), default=0.9)
+    parser.add_argument("--min-per-layer", type=non_negative_int, default=100)
+    parser.add_argument("--run-dir", type=dynlearn.writable_folder, default=None)
+    parser.add_argument("--quick", action="store_true", help="smoke run (see the docstring)")
+    opts = parser.parse_args(argv)
+    for name in ("rules", "sweep_rules", "prune_rules"):
+        unknown = sorted(set(getattr(opts, name)) - set(known))
+        if unknown:
+            parser.error(f"--{name.replace('_', '-')}: unknown {unknown}; registered: {known}")
+    if opts.quick:
+        opts.epochs, opts.seeds, opts.levels, opts.c2c = 1, [0], [8, 64], [0.0, 0.035]
+        for name, value in QUICK.items():
+            if getattr(opts, name) == parser.get_default(name):
+                setattr(opts, name, value)
+    opts.dataset = opts.dataset or ("digits" if opts.quick else "mnist")
+    run_dir = Path(opts.run_dir or dynlearn.run_folder(Path("runs"), "hardware"))
+    config = {
+        "dataset": opts.dataset,
+        "quick": False,
+        "hidden": opts.hidden,
+        "seeds": opts.seeds,
+        "epochs": opts.epochs,
+        "retrain_epochs": opts.retrain_epochs,
+        "levels": sorted(set(opts.levels)),
+        "c2c": sorted(set(opts.c2c)),
+        "sparsity": opts.sparsity,
+        "min_per_layer": opts.min_per_layer,
+    }
+    study = HardwareStudy(run_dir, config)
+    ds = assemble(study, opts)
+    cost = costs()
+    text = table(ds, cost)
+    write_results(xr.merge([ds, cost], combine_attrs="no_conflicts"), text, run_dir, "hardware")
+    plot(ds, cost, run_dir)
+    print(text)
+    print(f"written to {run_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
