@@ -131,11 +131,7 @@ class SettleThenUpdate(AbstractMode):
         """Settle on the batch, read the local updates, apply the optimizer's step; on a
         device (`dynlearn.hardware`) the circuit settles on the read (noisy) weights and
         inputs after the DAC, and the step is written as pulses."""
-        device, learner = unwrap_device(learner)
-        reading = learner
-        if device is not None:
-            reading = device.read(jax.random.fold_in(key, 1))
-            x = convert(x, device.device.dac_bits)
+        device, learner, reading, x = read_on_device(learner, x, key)
         circuit, masks = unwrap(reading)
         updates, metrics = circuit.updates(x, y, key)
         updates = rewrap(apply_masks(updates, circuit, masks), masks)
@@ -266,11 +262,7 @@ class AlwaysOn(AbstractMode):
         the stream starts from the read (noisy) weights and inputs after the DAC, the
         weights move as the devices let them at every step (`Learning(..., device=)`), and
         the per-write noise is added at the end of the batch."""
-        device, learner = unwrap_device(learner)
-        reading = learner
-        if device is not None:
-            reading = device.read(jax.random.fold_in(key, 1))
-            x = convert(x, device.device.dac_bits)
+        device, learner, reading, x = read_on_device(learner, x, key)
         circuit, masks = unwrap(reading)
         output = circuit.predict(x)
         if y.shape != output.shape:
@@ -318,6 +310,17 @@ class AlwaysOn(AbstractMode):
         if self.rms is not None:
             settings["rms"] = {"tau": self.rms.tau, "lr": self.rms.lr, "eps": self.rms.eps}
         return settings
+
+
+def read_on_device(learner, x, key):
+    """`(device wrapper or None, the learner inside, the learner as read, x after the DAC)`:
+    on analog devices (`dynlearn.hardware.OnDevice`) a batch sees the weights with read
+    noise (key folded with 1; the write uses 2) and inputs after the DAC."""
+    device, learner = unwrap_device(learner)
+    if device is None:
+        return None, learner, learner, x
+    reading = device.read(jax.random.fold_in(key, 1))
+    return device, learner, reading, convert(x, device.device.dac_bits)
 
 
 GAIN_PROBES = (0, 1_000, 10_000, 100_000)  # sample counts at which a gain is checked

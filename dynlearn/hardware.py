@@ -17,17 +17,18 @@ Yu's group, re-derived here from the published equations):
 nonlinearity, `nl = N / A` in the published form `G(P) = B (1 - e^{-P/A}) + G_min`
 (nl -> 0: linear; DNN+NeuroSim maps its nonlinearity labels to A with a lookup table that is
 not reproduced here: the presets use the labels as `nl` directly, so their curves have the
-published labels' direction and ordering, not their exact shapes). An update `dw` (the
-optimizer's step, or the change of the weights over a streamed batch) becomes
+published labels' direction and ordering, not their exact shapes). In settle-then-update
+training an update `dw` (the optimizer's step) becomes
 
     dP = round(dw / dw_pulse),       dw_pulse = 2 w_max / N     (mean step per pulse)
 
+(or stochastic rounding, `Device.rounding`)
 pulses applied from where the device is, `g' = g_LTP(clip(g_LTP^{-1}(g) + dP, 0, N))` (LTD
 likewise for dP < 0), so the same pulse count moves a weight less the nearer it is to the
 end it moves to (the nonlinearity), and differently up and down (the asymmetry). A written
 device gets cycle-to-cycle noise `c2c xi` per write (DNN+NeuroSim) and `c2c_pulse sqrt(|dP|)
 xi` (independent per-pulse steps, as aihwkit's); `d2d` varies `nl` from device to device
-(`nl_ij = nl + d2d xi_ij`, drawn once from the seed). Reads see the conductance fluctuate by
+(`|nl + d2d xi_ij|`, drawn once from the seed). Reads see the conductance fluctuate by
 `read_noise (g + g_0) xi` per batch, `g_0 = 1 / (on_off - 1)` the off-state conductance in
 range units (a low on/off ratio raises the noise of small weights); inputs pass a DAC and
 outputs an ADC of the given bits (signed, scaled to each batch's largest magnitude; only the

@@ -364,14 +364,18 @@ class Study:
         return self._cached(rule, "gradual", compute)
 
     def device(self, rule: str, preset: str) -> xr.Dataset:
-        """Cell: trained from scratch on analog device `preset`; accuracy per epoch."""
+        """Cell: trained from scratch on analog device `preset` (`"none"`: as it is, for
+        reference); accuracy per epoch."""
 
         def compute():
             learners, recipe = build(rule, self.sizes, self.seeds)
-            device = dynlearn.hardware.PRESETS[preset]
-            placed = [
-                dynlearn.hardware.on_device(x, device, seed=s) for x, s in zip(learners, self.seeds)
-            ]
+            placed = learners
+            if preset != "none":
+                device = dynlearn.hardware.PRESETS[preset]
+                placed = [
+                    dynlearn.hardware.on_device(x, device, seed=s)
+                    for x, s in zip(learners, self.seeds)
+                ]
             epochs = self.config["epochs"]
             _, accuracy = train(placed, self.data, self.seeds, epochs, recipe)
             return described(

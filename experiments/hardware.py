@@ -1,7 +1,8 @@
 """Experiment: learning rules on analog compute-in-memory devices, gradual pruning, cost.
 
-1. presets: every rule (default: all registered) trained from scratch with its forward
-   weights on each device of `dynlearn.hardware.PRESETS` (ideal; Ag:a-Si RRAM after
+1. presets: every rule (default: all registered) trained from scratch as it is ("none") and
+   with its forward weights on each device of `dynlearn.hardware.PRESETS` (ideal: linear,
+   continuous and noiseless, but its range of +-2 max|W(0)| clips; Ag:a-Si RRAM after
    DNN+NeuroSim, written with nearest and with stochastic rounding of the pulse counts; an
    aihwkit-like soft-bounds device), same seeds and samples, test accuracy
    after every epoch: does backprop stay the most accurate under non-idealities?
@@ -204,7 +205,7 @@ def costs() -> xr.Dataset:
 
 
 def assemble(study: HardwareStudy, opts) -> xr.Dataset:
-    presets = list(hardware.PRESETS)
+    presets = ["none", *hardware.PRESETS]
     curves = np.stack(
         [np.stack([study.preset(r, p).accuracy.values for p in presets]) for r in opts.rules]
     )
@@ -244,7 +245,7 @@ def assemble(study: HardwareStudy, opts) -> xr.Dataset:
         "levels_accuracy": ("final test accuracy, RRAM device with these levels", "1"),
         "c2c_accuracy": ("final test accuracy, RRAM device with this c2c noise", "1"),
         "pruned_accuracy": ("final test accuracy after pruning to the sparsity", "1"),
-        "preset": ("device (dynlearn.hardware.PRESETS)", "1"),
+        "preset": ("device (dynlearn.hardware.PRESETS; none: no device)", "1"),
         "sweep_rule": ("rule of the device sweeps", "1"),
         "prune_rule": ("rule of the pruning comparison", "1"),
     }
@@ -316,7 +317,7 @@ def plot(ds: xr.Dataset, cost: xr.Dataset, run_dir: Path) -> None:
     if "levels_accuracy" in ds:
         title = f"Accuracy on the RRAM device ({ds.attrs['dataset']})"
         with dynlearn.plot.figure(
-            run_dir / "hardware.png", ncols=2, figsize=(9.0, 3.4), title=title
+            run_dir / "hardware.png", ncols=2, figsize=(9.5, 3.4), title=title
         ) as (left, right):
             for rule in ds.sweep_rule.values:
                 for ax, axis in ((left, "levels"), (right, "c2c")):
@@ -330,8 +331,10 @@ def plot(ds: xr.Dataset, cost: xr.Dataset, run_dir: Path) -> None:
                         label=rule,
                     )
             left.set(xscale="log", xlabel="levels", ylabel="test accuracy (%)")
+            left.set_xticks(ds.levels.values, [str(v) for v in ds.levels.values])
+            left.minorticks_off()
             right.set(xlabel="c2c noise per write (fraction of range)", ylabel="test accuracy (%)")
-            left.legend(fontsize="small")
+            right.legend(fontsize="small")
     with dynlearn.plot.figure(run_dir / "hardware-cost.png", title="Update latency vs depth") as ax:
         for kind, marker in zip(cost.credit.values, "osd^vx"):
             ax.plot(

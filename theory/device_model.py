@@ -186,14 +186,16 @@ def run(fast: bool) -> tuple[xr.Dataset, bool]:
 
 def plot(ds: xr.Dataset, path) -> None:
     title = "Analog device model: ideal limit and accuracy vs levels"
-    with dynlearn.plot.figure(path, ncols=2, figsize=(8.5, 3.4), title=title) as (left, right):
-        left.loglog(ds.ideal_levels, ds.quantised_distance, "o-", label="quantised, nl = 0")
-        left.loglog(1 / ds.nl, ds.curved_distance, "s--", label="continuous, 1 / nl")
-        left.set(xlabel="levels, or 1 / nl", ylabel="max |W_device - W_plain|")
-        left.legend(fontsize="small")
+    with dynlearn.plot.figure(path, ncols=2, figsize=(9.5, 3.4), title=title) as (left, right):
         mean, std = ds.accuracy.mean("seed"), ds.accuracy.std("seed")
-        right.errorbar(ds.levels, mean, yerr=std, fmt="o-", capsize=3)
-        right.set(xscale="log", xlabel="levels", ylabel="test accuracy (fa, digits)")
+        left.errorbar(ds.levels, mean, yerr=std, fmt="o-", capsize=3)
+        left.set(xscale="log", xlabel="levels", ylabel="test accuracy (fa, digits)")
+        left.set_xticks(ds.levels.values, [str(v) for v in ds.levels.values])
+        left.minorticks_off()
+        right.loglog(ds.ideal_levels, ds.quantised_distance, "o-", label="quantised, nl = 0")
+        right.loglog(1 / ds.nl, ds.curved_distance, "s--", label="continuous, 1 / nl")
+        right.set(xlabel="levels, or 1 / nl", ylabel="max |W_device - W_plain|")
+        right.legend(fontsize="small")
 
 
 main = dynlearn.validation.script_main("device_model", CLAIM, run, plot)
