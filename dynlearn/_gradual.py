@@ -38,7 +38,8 @@ class GradualPruning(AbstractMode):
     Every `every` updates from `begin` to `end` the smallest-magnitude weights are zeroed
     (one threshold over all matrices, or per matrix with `scope="layer"`) up to the
     scheduled sparsity, and the masks held from then on (pruned weights never return);
-    `min_per_layer` weights of each matrix are always kept. Ties at a threshold are kept.
+    `min_per_layer` weights of each matrix are always kept. Ties at the threshold are
+    pruned together (exact for distinct magnitudes).
 
     **Arguments:**
     - `mode`: the learning mode (`SettleThenUpdate` or `AlwaysOn`).
@@ -131,23 +132,42 @@ def _pruned(learner):
 
 def _grown_masks(leaves, masks, sparsity, minimum: int):
     """Masks pruning the `round(sparsity * n)` smallest |w| of `leaves` together (already
-    pruned entries count as zeros; each leaf keeps its `minimum` largest)."""
+    pruned entries count as zeros; each leaf keeps its `minimum` largest). Thresholds are
+    found by bisection on the magnitudes (a sort costs ~10x more on CPU, and under `vmap`
+    over seeds the pruning runs at every update, due or not)."""
     scores = []
     for w, m in zip(leaves, masks):
         values = (jnp.abs(w) * m).ravel()
         k = min(minimum, values.size)
         if k > 0:
-            kth = jax.lax.top_k(values, k)[0][-1]
-            values = jnp.where(values >= kth, jnp.inf, values)
+            kth_largest = -_kth_smallest(-values, k)
+            values = jnp.where(values >= kth_largest, jnp.inf, values)
         scores.append(values)
     scores = jnp.concatenate(scores)
     n_pruned = jnp.floor(sparsity * scores.size + 0.5).astype(jnp.int32)
-    ordered = jnp.sort(scores)
-    threshold = jnp.where(n_pruned > 0, ordered[jnp.clip(n_pruned, 0, scores.size - 1)], -jnp.inf)
-    threshold = jnp.where(n_pruned >= scores.size, jnp.inf, threshold)
+    threshold = jnp.where(n_pruned > 0, _kth_smallest(scores, n_pruned), -jnp.inf)
     out, start = [], 0
     for w, m in zip(leaves, masks):
-        keep = scores[start : start + w.size].reshape(w.shape) >= threshold
+        keep = scores[start : start + w.size].reshape(w.shape) > threshold
         out.append(m * keep.astype(m.dtype))
         start += w.size
     return out
+
+
+BISECTIONS = 48  # halvings of the magnitude range: past float32's resolution
+
+
+def _kth_smallest(values, k):
+    """The k-th smallest finite entry of `values` (1-based; the largest finite one if there
+    are fewer), by bisection: the least t with #(values <= t) >= k."""
+    finite = jnp.isfinite(values)
+    lo = jnp.min(values) - 1.0
+    hi = jnp.max(jnp.where(finite, values, -jnp.inf))
+
+    def halve(_, bounds):
+        lo, hi = bounds
+        mid = (lo + hi) / 2
+        enough = jnp.sum(values <= mid) >= k
+        return jnp.where(enough, lo, mid), jnp.where(enough, mid, hi)
+
+    return jax.lax.fori_loop(0, BISECTIONS, halve, (lo, hi))[1]
