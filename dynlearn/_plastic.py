@@ -211,9 +211,9 @@ class Learning(AbstractDynamics):
             d_params = jax.tree.map(lambda rate: self.gain * rate, d_params)
         return d_params, d_rms
 
-    def _on_devices(self, circuit, params, rates, response, rest_value=False):
+    def _on_devices(self, circuit, params, rates, response, *, only_devices=False):
         """`response(weights, rates)` on the device leaves (the `prunable()` ones); the other
-        leaves keep their rates (or become None with `rest_value=None`)."""
+        leaves keep their rates (`only_devices`: become None)."""
         spec = circuit.prunable()
         weights = jax.tree.leaves(eqx.filter(params, spec))
         chosen, rest = eqx.partition(rates, spec, is_leaf=lambda x: x is None)
@@ -221,7 +221,7 @@ class Learning(AbstractDynamics):
         answered = response(weights, leaves)
         if answered is None:
             return None
-        if rest_value is None:
+        if only_devices:
             rest = jax.tree.map(lambda _: None, rest)
         return eqx.combine(jax.tree.unflatten(treedef, answered), rest)
 
@@ -233,7 +233,7 @@ class Learning(AbstractDynamics):
             d_params, _ = self._param_rates(circuit, t, y, args)
             drift = self._on_devices(circuit, y["params"], d_params, self.device.drift)
             params_noise = self._on_devices(
-                circuit, y["params"], drift, self.device.pulse_noise, rest_value=None
+                circuit, y["params"], drift, self.device.pulse_noise, only_devices=True
             )
         if noise is None and params_noise is None:
             return None

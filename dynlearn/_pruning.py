@@ -103,7 +103,9 @@ def prune(
 
     if isinstance(learner, OnDevice):  # prune the weights on the devices, keep the devices
         return eqx.tree_at(
-            lambda d: d.learner, learner, prune(learner.learner, sparsity, scope=scope)
+            lambda d: d.learner,
+            learner,
+            prune(learner.learner, sparsity, scope=scope, min_per_layer=min_per_layer),
         )
     if isinstance(learner, Pruned):
         learner = learner.learner
