@@ -272,3 +272,11 @@ def test_always_on_weights_carry_the_shot_noise_of_their_pulses():
     assert float(jnp.mean(moved)) == pytest.approx(rate * t1, rel=0.02)
     assert float(jnp.var(moved)) == pytest.approx(rate * t1 * 2 / levels, rel=0.1)
     np.testing.assert_allclose(streamed(hardware.IDEAL, rate, t1), rate * t1, rtol=1e-6)
+
+
+def test_pruning_a_learner_on_a_device_keeps_the_device_and_the_minimum():
+    learner, _, _ = fa()
+    small = eqx.tree_at(lambda n: n.weights[1], learner, learner.weights[1] * 1e-3)
+    pruned = dynlearn.prune(hardware.on_device(small, hardware.IDEAL), 0.9, min_per_layer=30)
+    assert isinstance(pruned, hardware.OnDevice) and isinstance(pruned.learner, dynlearn.Pruned)
+    assert int(jnp.sum(device_weights(pruned)[1] != 0)) == 30
