@@ -493,8 +493,12 @@ def training_cost(
       write: 2 settle_steps + 1;
     - `"local"` (Hebbian, winner-take-all): all write after the forward pass: 1 step.
 
+    Memory traffic: the weights never leave their arrays; what moves between arrays is
+    one value per ADC conversion (activations, errors), counted as `transfers`.
+
     **Returns:** `{"forward_steps", "update_steps", "latency", "update_latency",
-    "energy", "macs"}` (seconds, joules, counts), steps counted in array operations.
+    "energy", "macs", "transfers"}` (seconds, joules, counts), steps counted in array
+    operations.
     """
     if credit not in CREDITS:
         raise ValueError(f"credit: expected one of {CREDITS}; got {credit!r}.")
@@ -541,4 +545,5 @@ def training_cost(
         "update_latency": update_latency,
         "energy": macs * p.e_mac + conversions * p.e_convert + devices * p.e_write,
         "macs": float(macs),
+        "transfers": float(conversions),
     }

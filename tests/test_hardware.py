@@ -208,6 +208,7 @@ def test_cost_model_counts_sequential_steps_by_credit():
     assert bp["update_latency"] == pytest.approx(3 * params.t_read + 4 * params.t_write)
     assert bp["latency"] - bp["update_latency"] == pytest.approx(4 * params.t_read)
     assert dfa["macs"] < bp["macs"]
+    assert bp["transfers"] == (3 * 100 + 10) + 3 * 100  # forward outputs, then hidden errors
     with pytest.raises(ValueError, match="credit"):
         hardware.training_cost(sizes, "magic")
     with pytest.raises(ValueError, match="sizes"):
