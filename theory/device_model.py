@@ -167,6 +167,11 @@ def run(fast: bool) -> tuple[xr.Dataset, bool]:
             "max |W_device - W_plain| after training, linear quantised device",
             "1",
         ),
+        curved_distance=(
+            "max |W_device - W_plain| after training, continuous device of nonlinearity nl",
+            "1",
+        ),
+        nl=("nonlinearity of the continuous device's LTP/LTD curves", "1"),
         accuracy=("test accuracy of fa on digits, stochastic-rounding linear device", "1"),
         ideal_levels=("levels of the quantised linear device", "1"),
         levels=("levels of the device in the accuracy sweep", "1"),
