@@ -38,7 +38,8 @@ In the always-on mode the weights move at every integration step as the device l
 the circuit's rate becomes a stream of stochastic pulses, in its diffusion limit (drift along
 the curve, `OnDevice.drift`; shot noise of the finite levels and per-pulse noise as the SDE's
 diffusion, `OnDevice.pulse_noise`); the per-write noise `c2c` is added at the end of each
-streamed batch to the devices it moved, and the stream starts from the weights as read (the
+streamed batch to the devices its pulses wrote (probability `1 - e^{-|dw| / d}` for a net
+change `dw`), and the stream starts from the weights as read (the
 read noise's change is not stored). The rounding mode does not apply there (pulse streams are
 stochastic).
 """
@@ -332,16 +333,27 @@ class OnDevice(AbstractLearner):
 
     def after_stream(self, learner: AbstractLearner, key: PRNGKeyArray) -> OnDevice:
         """This learner after a stream moved its devices to `learner`'s weights (always-on):
-        written devices get the per-write noise `c2c`, all stay in their range."""
+        a device is written (gets the per-write noise `c2c`) with the probability that its
+        pulse stream held at least one pulse, `1 - e^{-lambda}`, `lambda = |dw| / d` the
+        pulses its net change `dw` over the batch needs (`d = 2 w_max / N`; every moved
+        device for a continuous one); all stay in their range."""
         old = _device_leaves(self.learner)
         new, treedef, rest = _split(learner)
         keys = jax.random.split(key, len(old))
         out = []
         for i, (w, w_new, k) in enumerate(zip(old, new, keys)):
-            scale = self.scales[i]
-            if self.device.c2c > 0:
-                noise = 2.0 * scale * self.device.c2c * jax.random.normal(k, w.shape, w.dtype)
-                w_new = w_new + noise * (w_new != w)
+            scale, d = self.scales[i], self.device
+            if d.c2c > 0:
+                written_key, noise_key = jax.random.split(k)
+                moved = w_new - w
+                if d.quantised:
+                    levels = jnp.where(moved > 0, float(d.levels_ltp), float(d.levels_ltd))
+                    pulses = jnp.abs(moved) * levels / (2.0 * scale)
+                    written = jax.random.uniform(written_key, w.shape) < -jnp.expm1(-pulses)
+                else:
+                    written = moved != 0
+                noise = 2.0 * scale * d.c2c * jax.random.normal(noise_key, w.shape, w.dtype)
+                w_new = w_new + noise * written
             out.append(jnp.clip(w_new, -scale, scale).astype(w.dtype))
         return OnDevice(_rebuild(learner, out, treedef, rest), *self._rest())
 

@@ -92,6 +92,22 @@ def test_cycle_to_cycle_noise_only_on_written_devices():
     assert 0.005 < float(jnp.std(residual)) < 0.02
 
 
+def test_a_stream_writes_a_device_with_the_probability_of_at_least_one_pulse():
+    """Always-on: c2c lands on a device with probability 1 - e^{-lambda}, lambda the pulses
+    its net change over the batch needs (0.1 pulse: ~9.5% written; 5 pulses: ~all)."""
+    learner, _, _ = fa()
+    placed = hardware.on_device(learner, hardware.Device(100, 100, c2c=0.01))
+    w, scale = device_weights(placed)[0], placed.scales[0]
+    step = 2 * scale / 100
+    for pulses, expected in ((0.1, 1 - np.exp(-0.1)), (5.0, 1 - np.exp(-5.0)), (0.0, 0.0)):
+        target = jnp.clip(w + pulses * step * jnp.sign(-w), -scale, scale)
+        moved = placed.after_stream(
+            eqx.tree_at(_first_weight, placed.learner, target), jax.random.key(3)
+        )
+        written = float(jnp.mean(device_weights(moved)[0] != target))
+        assert abs(written - expected) < 0.03, (pulses, written, expected)
+
+
 def test_read_noise_is_reproducible_per_batch_and_raises_with_a_low_on_off_ratio(digits):
     learner, _, _ = fa()
     x = jnp.asarray(digits.x_test[:50])
