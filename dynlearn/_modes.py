@@ -298,7 +298,7 @@ class AlwaysOn(AbstractMode):
                     jnp.subtract, eqx.filter(learned, spec), eqx.filter(reading, spec)
                 )
                 learned = eqx.apply_updates(learner, change)
-            learned = device.after_stream(learned, jax.random.fold_in(key, 2))
+            learned = device.after_stream(learned, jax.random.fold_in(key, 2), end.get("travel"))
         state = samples if self.rms is None else {"samples": samples, "rms": end["rms"]}
         return learned, state, {"loss": self.loss(output, y), "output": output}
 

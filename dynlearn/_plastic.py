@@ -150,8 +150,11 @@ class Learning(AbstractDynamics):
     - `gain`: optional scalar plasticity gain (default: none, i.e. 1).
     - `rms`: optional per-synapse normalisation (default: none).
     - `device`: optional `dynlearn.hardware.OnDevice` whose devices hold the `prunable()`
-      weights: their rates become the devices' response (`OnDevice.drift`), with the
-      noise of the pulse streams (`OnDevice.pulse_noise`) in the diffusion.
+      weights: their rates become the devices' response (`OnDevice.drift`); the distance
+      each device travels, `int |dw/dt| dt`, joins the state under `"travel"` (its pulse
+      count, for the noise `OnDevice.after_stream` adds), and with
+      `stream_noise="step"` the pulse streams' noise (`OnDevice.pulse_noise`) is the
+      diffusion.
     """
 
     circuit: AbstractPlastic
@@ -181,12 +184,24 @@ class Learning(AbstractDynamics):
         return self.circuit_at(y["params"])
 
     def init_state(self, x: Array | None = None) -> dict:
-        state = {"neurons": self.circuit.init_state(x), "params": self.params()}
-        return state if self.rms is None else state | {"rms": self.rms.init(self.params())}
+        return self._with_slow_state({"neurons": self.circuit.init_state(x)})
 
     def expected_state(self, y: dict) -> dict:
-        state = {"neurons": self.circuit.expected_state(y["neurons"]), "params": self.params()}
-        return state if self.rms is None else state | {"rms": self.rms.init(self.params())}
+        return self._with_slow_state({"neurons": self.circuit.expected_state(y["neurons"])})
+
+    def _with_slow_state(self, state: dict) -> dict:
+        state = state | {"params": self.params()}
+        if self.rms is not None:
+            state["rms"] = self.rms.init(self.params())
+        if self._tracks_travel():
+            weights = jax.tree.leaves(eqx.filter(self.circuit, self.circuit.prunable()))
+            state["travel"] = [jnp.zeros_like(w) for w in weights]
+        return state
+
+    def _tracks_travel(self) -> bool:
+        """On a device with pulses: the distance each device moved, int |dw/dt| dt, is part
+        of the state (its pulse count: see `OnDevice.after_stream`)."""
+        return self.device is not None and self.device.device.quantised
 
     def vector_field(self, t, y, args):
         circuit = self.circuit_at(y["params"])
@@ -196,6 +211,10 @@ class Learning(AbstractDynamics):
             rates["rms"] = d_rms
         if self.device is not None:
             d_params = self._on_devices(circuit, y["params"], d_params, self.device.drift)
+        if self._tracks_travel():
+            chosen = eqx.filter(d_params, circuit.prunable(), is_leaf=lambda x: x is None)
+            travel = jax.tree.leaves(chosen)
+            rates["travel"] = [jnp.abs(rate) for rate in travel]
         return rates | {"params": d_params}
 
     def _param_rates(self, circuit, t, y, args):
@@ -229,7 +248,7 @@ class Learning(AbstractDynamics):
         circuit = self.circuit_at(y["params"])
         noise = total_diffusion(circuit, t, y["neurons"], args)
         params_noise = None
-        if self.device is not None and self.device.device.quantised:
+        if self._tracks_travel() and self.device.stream_noise == "step":
             d_params, _ = self._param_rates(circuit, t, y, args)
             drift = self._on_devices(circuit, y["params"], d_params, self.device.drift)
             params_noise = self._on_devices(
@@ -237,9 +256,12 @@ class Learning(AbstractDynamics):
             )
         if noise is None and params_noise is None:
             return None
-        return {"neurons": noise, "params": params_noise} | (
-            {} if self.rms is None else {"rms": None}
-        )
+        out = {"neurons": noise, "params": params_noise}
+        if self.rms is not None:
+            out["rms"] = None
+        if self._tracks_travel():
+            out["travel"] = None
+        return out
 
     def time_constants(self) -> dict[str, float]:
         return all_time_constants(self.circuit)

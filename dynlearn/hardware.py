@@ -36,10 +36,11 @@ network's input and output: the circuits' internal layers are not touched).
 
 In the always-on mode the weights move at every integration step as the device lets them:
 the circuit's rate becomes a stream of stochastic pulses, in its diffusion limit (drift along
-the curve, `OnDevice.drift`; shot noise of the finite levels and per-pulse noise as the SDE's
-diffusion, `OnDevice.pulse_noise`); the per-write noise `c2c` is added at the end of each
-streamed batch to the devices its pulses wrote (probability `1 - e^{-|dw| / d}` for a net
-change `dw`), and the stream starts from the weights as read (the
+the curve, `OnDevice.drift`; shot noise of the finite levels and per-pulse noise, summed over
+each streamed batch and added at its end, or with `stream_noise="step"` as the SDE's diffusion,
+`OnDevice.pulse_noise`); the per-write noise `c2c` is added at the end of each streamed batch
+to the devices its pulses wrote (probability `1 - e^{-lambda}`, `lambda = int |dw/dt| dt / d`
+the pulses the stream held), and the stream starts from the weights as read (the
 read noise's change is not stored). The rounding mode does not apply there (pulse streams are
 stochastic).
 """
@@ -207,6 +208,8 @@ class OnDevice(AbstractLearner):
 
     `scales[i]` is w_max of the i-th prunable matrix, `nl_ltp[i]`, `nl_ltd[i]` its devices'
     nonlinearities (arrays: device-to-device variation); none of them learns.
+    `stream_noise` says where the always-on mode puts the pulse streams' noise (see
+    `on_device`).
     """
 
     learner: AbstractLearner
@@ -214,16 +217,17 @@ class OnDevice(AbstractLearner):
     scales: list[Array]
     nl_ltp: list[Array]
     nl_ltd: list[Array]
+    stream_noise: str = eqx.field(static=True, default="batch")
 
     @property
     def sizes(self):
         return self.learner.sizes
 
     def trainable(self):
-        return OnDevice(self.learner.trainable(), self.device, *self._fixed())
+        return OnDevice(self.learner.trainable(), self.device, *self._fixed(), self.stream_noise)
 
     def prunable(self):
-        return OnDevice(self.learner.prunable(), self.device, *self._fixed())
+        return OnDevice(self.learner.prunable(), self.device, *self._fixed(), self.stream_noise)
 
     def _fixed(self):
         n = len(self.scales)
@@ -264,7 +268,7 @@ class OnDevice(AbstractLearner):
         return OnDevice(_rebuild(learner, written, treedef, rest), *self._rest())
 
     def _rest(self):
-        return self.device, self.scales, self.nl_ltp, self.nl_ltd
+        return self.device, self.scales, self.nl_ltp, self.nl_ltd, self.stream_noise
 
     def _pulse(self, w, target, i, key):
         """Device leaf `i` at weights `w` after the pulses nearest to `target - w`."""
@@ -319,36 +323,57 @@ class OnDevice(AbstractLearner):
         step `d = 2 w_max / N` at rate |dw/dt| / d give the variance rate |dw/dt| d (their
         count's shot noise, the finite levels), and per-pulse noise `c2c_pulse` adds
         |dw/dt| / d (2 w_max c2c_pulse)^2. None for a continuous device (no pulses)."""
-        d = self.device
-        if not d.quantised:
+        if not self.device.quantised:
             return None
-        out = []
-        for i, (w, r) in enumerate(zip(weights, rates)):
-            levels = jnp.where(r > 0, float(d.levels_ltp), float(d.levels_ltd))
-            step = 2.0 * self.scales[i] / levels
-            speed = jnp.abs(r)
-            variance = speed * step + speed / step * (2.0 * self.scales[i] * d.c2c_pulse) ** 2
-            out.append(jnp.sqrt(variance))
-        return out
+        return [jnp.sqrt(self._pulse_variance(i, r, jnp.abs(r))) for i, r in enumerate(rates)]
 
-    def after_stream(self, learner: AbstractLearner, key: PRNGKeyArray) -> OnDevice:
-        """This learner after a stream moved its devices to `learner`'s weights (always-on):
-        a device is written (gets the per-write noise `c2c`) with the probability that its
-        pulse stream held at least one pulse, `1 - e^{-lambda}`, `lambda = |dw| / d` the
-        pulses its net change `dw` over the batch needs (`d = 2 w_max / N`; every moved
-        device for a continuous one); all stay in their range."""
+    def _pulse_variance(self, i, direction, travel):
+        """Variance of the change of device leaf `i` after pulse streams that travelled
+        `travel` (sum of |dw|) in the direction of the sign of `direction`."""
+        d = self.device
+        step = self._pulse_step(i, direction)
+        return travel * step + travel / step * (2.0 * self.scales[i] * d.c2c_pulse) ** 2
+
+    def _pulse_step(self, i, direction):
+        """The mean change of one pulse, `2 w_max / N` of the LTP (direction > 0) or LTD
+        levels."""
+        d = self.device
+        levels = jnp.where(direction > 0, float(d.levels_ltp), float(d.levels_ltd))
+        return 2.0 * self.scales[i] / levels
+
+    def after_stream(
+        self,
+        learner: AbstractLearner,
+        key: PRNGKeyArray,
+        travel: list[Array] | None = None,
+    ) -> OnDevice:
+        """This learner after a stream moved its devices to `learner`'s weights (always-on).
+
+        `travel[i]` is the distance each device of leaf i moved over the stream,
+        `int |dw/dt| dt` (the `"travel"` state of `Learning(..., device=)`; default the net
+        change `|dw|`). With `stream_noise="batch"` the streams' pulse noise (see
+        `pulse_noise`) is added here, summed over the stream: variance `travel d + travel /
+        d (2 w_max c2c_pulse)^2`, `d = 2 w_max / N`. A device is written (gets the per-write
+        noise `c2c`) with the probability that its stream held at least one pulse,
+        `1 - e^{-lambda}`, `lambda = travel / d` (every moved device for a continuous one).
+        All stay in their range."""
         old = _device_leaves(self.learner)
         new, treedef, rest = _split(learner)
+        if travel is None:
+            travel = [jnp.abs(w_new - w) for w, w_new in zip(old, new)]
         keys = jax.random.split(key, len(old))
+        d = self.device
         out = []
-        for i, (w, w_new, k) in enumerate(zip(old, new, keys)):
-            scale, d = self.scales[i], self.device
+        for i, (w, w_new, moved, k) in enumerate(zip(old, new, travel, keys)):
+            scale = self.scales[i]
+            written_key, noise_key, pulse_key = jax.random.split(k, 3)
+            direction = w_new - w
+            if d.quantised and self.stream_noise == "batch":
+                std = jnp.sqrt(self._pulse_variance(i, direction, moved))
+                w_new = w_new + std * jax.random.normal(pulse_key, w.shape, w.dtype)
             if d.c2c > 0:
-                written_key, noise_key = jax.random.split(k)
-                moved = w_new - w
                 if d.quantised:
-                    levels = jnp.where(moved > 0, float(d.levels_ltp), float(d.levels_ltd))
-                    pulses = jnp.abs(moved) * levels / (2.0 * scale)
+                    pulses = moved / self._pulse_step(i, direction)
                     written = jax.random.uniform(written_key, w.shape) < -jnp.expm1(-pulses)
                 else:
                     written = moved != 0
@@ -363,7 +388,12 @@ class OnDevice(AbstractLearner):
 
 
 def on_device(
-    learner: AbstractLearner, device: Device, *, headroom: float = 2.0, seed: int = 0
+    learner: AbstractLearner,
+    device: Device,
+    *,
+    headroom: float = 2.0,
+    seed: int = 0,
+    stream_noise: str = "batch",
 ) -> OnDevice:
     """`learner` with its forward weights (`prunable()`) programmed onto `device`.
 
@@ -372,6 +402,14 @@ def on_device(
     programmed to the nearest LTP level. Train the result with `fit` in either mode: the
     updates become pulses (see the module docstring). A `Pruned` learner keeps its masks
     (pruned devices stay at zero).
+
+    `stream_noise` (always-on mode only): where the pulse streams' noise (the shot noise of
+    the finite levels and `c2c_pulse`) enters. `"step"`: as the SDE's diffusion at every
+    integration step (`OnDevice.pulse_noise`; one Gaussian draw per weight per step, ~6x
+    the cost of a noise-free stream); `"batch"` (default): summed over each streamed
+    batch and added at its end (`OnDevice.after_stream`), the same variance for every
+    weight's end-of-batch value, less the within-batch feedback of the noise on the
+    neurons (whose rates change little within a batch).
 
     **Returns:** an `OnDevice` learner.
     """
@@ -385,6 +423,8 @@ def on_device(
             f"hardware.PRESETS); got {type(device).__name__}."
         )
     device.check()
+    if stream_noise not in ("batch", "step"):
+        raise ValueError(f"stream_noise: expected 'batch' or 'step'; got {stream_noise!r}.")
     if not (headroom > 0 and np.isfinite(headroom)):
         raise ValueError(f"headroom: expected a finite factor > 0; got {headroom}.")
     leaves = _device_leaves(learner)
@@ -398,7 +438,7 @@ def on_device(
         spread = device.d2d * jax.random.normal(key, (2, *w.shape), w.dtype)
         nl_up.append(jnp.abs(device.nl_ltp) + spread[0])
         nl_down.append(jnp.abs(device.nl_ltd) + spread[1])
-    placed = OnDevice(learner, device, scales, nl_up, nl_down)
+    placed = OnDevice(learner, device, scales, nl_up, nl_down, stream_noise)
     if not device.quantised:
         return placed
     n = float(device.levels_ltp)

@@ -96,7 +96,8 @@ def test_a_stream_writes_a_device_with_the_probability_of_at_least_one_pulse():
     """Always-on: c2c lands on a device with probability 1 - e^{-lambda}, lambda the pulses
     its net change over the batch needs (0.1 pulse: ~9.5% written; 5 pulses: ~all)."""
     learner, _, _ = fa()
-    placed = hardware.on_device(learner, hardware.Device(100, 100, c2c=0.01))
+    device = hardware.Device(100, 100, c2c=0.01)  # pulse noise in the SDE: only c2c here
+    placed = hardware.on_device(learner, device, stream_noise="step")
     w, scale = device_weights(placed)[0], placed.scales[0]
     step = 2 * scale / 100
     for pulses, expected in ((0.1, 1 - np.exp(-0.1)), (5.0, 1 - np.exp(-5.0)), (0.0, 0.0)):
@@ -202,6 +203,8 @@ def test_bad_placements_are_named():
         hardware.on_device(learner, "rram")
     with pytest.raises(ValueError, match="already on a device"):
         hardware.on_device(hardware.on_device(learner, hardware.IDEAL), hardware.IDEAL)
+    with pytest.raises(ValueError, match="stream_noise"):
+        hardware.on_device(learner, hardware.IDEAL, stream_noise="sample")
 
 
 def test_cost_model_counts_sequential_steps_by_credit():
@@ -254,15 +257,18 @@ class ConstantDrive(dynlearn.AbstractPlastic):
         return x @ self.weights.T
 
 
-def streamed(device, rate=0.01, t1=10.0, key=0):
+def streamed(device, rate=0.01, t1=10.0, key=0, stream_noise="batch"):
+    """The weights of a constant-rate stream on `device` (range +-1) at the end of a batch."""
     circuit = ConstantDrive(jnp.zeros((100, 40)), rate)
-    placed = hardware.on_device(circuit, device, headroom=1.0)
+    placed = hardware.on_device(circuit, device, headroom=1.0, stream_noise=stream_noise)
     placed = eqx.tree_at(lambda d: d.scales, placed, [jnp.asarray(1.0)])  # range +-1
     system = dynlearn.Learning(placed.learner, device=placed)
     end = dynlearn.simulate(
         system, system.init_state(), 0.0, t1, dt=0.1, key=jax.random.key(key), check=False
     ).y1
-    return end["params"].weights
+    learned = system.learned(end)
+    done = placed.after_stream(learned, jax.random.key(key + 1), end.get("travel"))
+    return done.learner.weights
 
 
 def test_always_on_drift_follows_the_curves_slope():
@@ -285,9 +291,10 @@ def test_always_on_weights_carry_the_shot_noise_of_their_pulses():
     """Constant rate r for time T on a linear device of N levels over [-1, 1]: the mean
     change is r T and its variance r T d, d = 2 / N the pulse (the count's shot noise)."""
     rate, t1, levels = 0.01, 10.0, 50
-    moved = streamed(hardware.Device(levels, levels), rate, t1)
-    assert float(jnp.mean(moved)) == pytest.approx(rate * t1, rel=0.02)
-    assert float(jnp.var(moved)) == pytest.approx(rate * t1 * 2 / levels, rel=0.1)
+    for where in ("step", "batch"):  # per integration step (the SDE) or summed per batch
+        moved = streamed(hardware.Device(levels, levels), rate, t1, stream_noise=where)
+        assert float(jnp.mean(moved)) == pytest.approx(rate * t1, rel=0.02), where
+        assert float(jnp.var(moved)) == pytest.approx(rate * t1 * 2 / levels, rel=0.1), where
     np.testing.assert_allclose(streamed(hardware.IDEAL, rate, t1), rate * t1, rtol=1e-6)
 
 
