@@ -12,6 +12,7 @@ from . import data as data
 from . import hardware as hardware
 from . import plot as plot
 from . import registry as registry
+from . import spiking as spiking
 from . import validation as validation
 from ._batches import epoch_batches as epoch_batches
 from ._batches import epoch_keys as epoch_keys

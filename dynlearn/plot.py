@@ -217,6 +217,26 @@ def alignment(
     return _save(fig, path)
 
 
+def raster(
+    ds: xr.Dataset, path: str | Path, *, max_units: int = 100, title: str | None = None
+) -> Path:
+    """Spike raster (a dot per bin with a spike, `dynlearn.spiking.raster`'s `spikes`) of
+    the first `max_units` units, over time."""
+    if "spikes" not in ds or set(ds["spikes"].dims) != {"time", "unit"}:
+        raise ValueError(
+            "ds: expected a Dataset from dynlearn.spiking.raster (spikes over time and unit)."
+        )
+    spikes = ds["spikes"].isel(unit=slice(0, max_units)).transpose("time", "unit")
+    steps, units = np.nonzero(spikes.values)
+    fig, ax = plt.subplots(figsize=(6.4, 3.4))
+    ax.scatter(ds.time.values[steps], spikes.unit.values[units], s=2, color=COLORS[0])
+    ax.set(xlabel=axis_label(ds.time), ylabel="neuron")
+    shown = spikes.sizes["unit"]
+    note = f" (units 1-{shown} of {ds.sizes['unit']})" if ds.sizes["unit"] > shown else ""
+    ax.set_title((title or "spike raster") + note)
+    return _save(fig, path)
+
+
 @contextlib.contextmanager
 def figure(path: str | Path, *, figsize=(4.8, 3.4), title: str | None = None, ncols: int = 1):
     """`with figure(path, title=...) as ax:` draw on one axes (`ncols > 1`: a tuple of axes
