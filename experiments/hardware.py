@@ -79,6 +79,7 @@ CREDIT = {
     "ep": "settling",
     "chl": "settling",
     "positive-pc": "settling",
+    "ide": "settling",
 }
 QUICK = {"rules": ["bp", "sh-always-on"], "sweep_rules": ["bp"], "prune_rules": ["bp"]}
 

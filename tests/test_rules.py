@@ -45,10 +45,13 @@ def test_every_registered_rule_stacks_learns_and_prunes_its_forward_weights(rule
         return jax.tree.leaves(eqx.filter(learner, learner.prunable()))
 
     # activation learning has no read-out: the label is part of its input; GAIT-prop's
-    # layers are as wide as the input (invertible), the classes its first units
-    expected = {"activation": [(8, 64 + 10)], "gait-prop": [(64, 64), (64, 64)]}.get(
-        rule, [(8, 64), (10, 8)]
-    )
+    # layers are as wide as the input (invertible), the classes its first units; the
+    # feedback SNN's recurrent synapses are weights too
+    expected = {
+        "activation": [(8, 64 + 10)],
+        "gait-prop": [(64, 64), (64, 64)],
+        "ide": [(8, 64), (8, 8), (10, 8)],
+    }.get(rule, [(8, 64), (10, 8)])
     assert [w.shape for w in forward(learners[0])] == expected
     stacked, accuracy = dynlearn.fit_seeds(
         dynlearn.stack(learners), digits, mode, seeds=[0, 1], epochs=2, batch_size=batch_size

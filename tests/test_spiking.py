@@ -134,3 +134,19 @@ def test_lca_codes_match_lasso_and_dictionary_learning_reduces_the_error():
     assert error(coder) < 0.8 * before, (before, error(coder))
     with pytest.raises(ValueError, match="lam"):
         RateLCA(coder.phi, 0.0)
+
+
+def test_feedback_snn_learns_digits_by_implicit_differentiation():
+    from circuits.feedback_snn import FeedbackSNN, rule
+
+    data = dynlearn.data.load("digits")
+    learner, mode, batch = rule([64, 50, 10], jax.random.key(0))
+    trained = dynlearn.fit(learner, data, mode, epochs=2, batch_size=batch, progress=False)
+    assert float(trained.metrics.test_accuracy[-1]) > 0.7  # chance 0.1; 77% measured
+    net, x = trained.learner, jnp.asarray(data.x_test[:16])
+    gap = jnp.abs(net.spiking_rates(x, 200) - net.equilibrium(x))  # rates -> fixed point
+    assert float(gap.max()) < 0.05
+    with pytest.raises(ValueError, match="sizes"):
+        FeedbackSNN([64, 50, 50, 10], jax.random.key(0))
+    with pytest.raises(ValueError, match="v_th"):
+        FeedbackSNN([64, 50, 10], jax.random.key(0), v_th=-1.0)

@@ -120,7 +120,7 @@ def plot(ds: xr.Dataset, path) -> None:
         right.loglog(ds.time, mean, "o-", label="spiking LCA rates")
         right.loglog(ds.time, mean[0] * ds.time[0] / ds.time, "k:", label="1 / t")
         right.set(xlabel=dynlearn.plot.axis_label(ds.time), ylabel="relative error of the rates")
-        right.minorticks_off()
+        right.tick_params(axis="x", which="minor", bottom=False, labelbottom=False)
         right.set_xticks(ds.time.values, [f"{t:g}" for t in ds.time.values])
         right.legend(fontsize="small")
 
