@@ -45,6 +45,7 @@ EXPERIMENTS = {
         "feedback_comparison.md",
         "feedback_comparison.png",
     ],
+    "spiking": ["spiking.nc", "spiking.md", "spiking.png", "spiking-dictionary.png"],
     "hardware": ["study.json", "hardware.nc", "hardware.md", "hardware.png", "hardware-cost.png"],
     "constraints": [
         "study.json",

@@ -150,3 +150,28 @@ def test_feedback_snn_learns_digits_by_implicit_differentiation():
         FeedbackSNN([64, 50, 50, 10], jax.random.key(0))
     with pytest.raises(ValueError, match="v_th"):
         FeedbackSNN([64, 50, 10], jax.random.key(0), v_th=-1.0)
+
+
+def test_matrix_free_implicit_gradient_matches_the_dense_one():
+    """`equilibrate(..., adjoint_solver=lineax.LSMR)` (the feedback SNN's default) gives
+    the gradient of the dense implicit solve."""
+    import equinox as eqx
+    import lineax as lx
+
+    from circuits.feedback_snn import FeedbackSNN
+
+    net = FeedbackSNN([20, 30, 5], jax.random.key(0), recurrent_scale=0.5)
+    x = jax.random.uniform(jax.random.key(1), (8, 20))
+    y = jax.nn.one_hot(jnp.arange(8) % 5, 5)
+
+    def gradient(solver):
+        def loss(n):
+            scores = n.equilibrium(x, adjoint_solver=solver) @ n.readout.T
+            return optax.softmax_cross_entropy(scores, y).mean()
+
+        return eqx.filter_grad(loss)(net)
+
+    sparse, dense = gradient(None), gradient(lx.AutoLinearSolver(well_posed=None))
+    for name in ("forward", "recurrent", "bias"):
+        a, b = getattr(sparse, name), getattr(dense, name)
+        assert float(jnp.abs(a - b).max() / jnp.abs(b).max()) < 1e-3, name

@@ -1,0 +1,228 @@
+"""Experiment: spiking networks — a feedback SNN trained by implicit differentiation (IDE),
+and a sparse-coding dictionary learned with the LCA on MNIST patches.
+
+1. IDE (`circuits.feedback_snn`, Xiao et al. 2021): a 784-H(+H recurrent)-10 feedback SNN
+   of integrate-and-fire neurons, 30 time steps, trained on `--dataset` by implicit
+   differentiation on its rates' equilibrium (rule `ide`: Adam 1e-3, batches of 32) for
+   `--epochs`; the test accuracy (from the spiking network's rates) per epoch, next to the
+   paper's 90.0% on Fashion-MNIST (784-400, 100 epochs).
+2. LCA dictionary (`circuits.lca`, Rozell et al. 2008; Olshausen & Field's update):
+   `--atoms` unit-norm atoms learned from 8x8 patches of MNIST digits (patches with some ink),
+   codes settled by the rate LCA (lambda `--lam`), SGD on `(x - Phi a) a^T`; the held-out
+   patches' relative reconstruction error `|x - Phi a|^2 / |x|^2` and the fraction of
+   non-zero coefficients before and after learning, and the learned atoms as images.
+
+Written to the run folder: `spiking.nc`, `spiking.md`, `spiking.png` (learning curve and
+reconstruction error), `spiking-dictionary.png` (the atoms).
+
+Run: `python -m experiments.spiking --dataset fashion_mnist` (or `dynlearn run spiking`);
+`--quick` for a smoke run (digits, 16 hidden neurons, 1 epoch; 400 patches, 16 atoms).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import xarray as xr
+
+import dynlearn
+from circuits.feedback_snn import rule as ide_rule
+from circuits.lca import SparseCoder
+from experiments._options import positive_int, real
+from experiments._timing import markdown_table, write_results
+
+PAPER = {"fashion_mnist": 90.0}  # Xiao et al. 2021, IDE feedback SNN 784-400, 100 epochs
+PATCH = 8
+
+
+def train_ide(data, hidden: int, epochs: int, seed: int) -> tuple[np.ndarray, float]:
+    """Test accuracy per epoch of the rule `ide`, and the seconds it took."""
+    learner, mode, batch = ide_rule([data.n_features, hidden, 10], jax.random.key(seed))
+    start = time.perf_counter()
+    result = dynlearn.fit(learner, data, mode, epochs=epochs, batch_size=batch, seed=seed)
+    return result.metrics.test_accuracy.values, time.perf_counter() - start
+
+
+def patches(images: np.ndarray, count: int, rng) -> np.ndarray:
+    """`count` random 8x8 patches (flattened) with some ink (norm > 1) from (n, 28, 28)
+    images."""
+    out = []
+    while len(out) < count:
+        image = images[rng.integers(len(images))]
+        row, col = rng.integers(0, 28 - PATCH + 1, 2)
+        patch = image[row : row + PATCH, col : col + PATCH].ravel()
+        if np.linalg.norm(patch) > 1.0:
+            out.append(patch)
+    return np.stack(out).astype(np.float32)
+
+
+def quality(coder: SparseCoder, x: jax.Array) -> tuple[float, float]:
+    """Relative reconstruction error and fraction of non-zero coefficients."""
+    codes = coder.code(x)
+    error = jnp.sum((x - codes @ coder.phi.T) ** 2) / jnp.sum(x**2)
+    return float(error), float(jnp.mean(codes != 0))
+
+
+def learn_dictionary(train, test, atoms: int, lam: float, epochs: int, lr: float, seed: int):
+    """SGD on the dictionary from settled LCA codes; (coder, errors, sparsities) with the
+    held-out quality before learning and after each epoch."""
+    coder = SparseCoder(PATCH * PATCH, atoms, jax.random.key(seed), lam=lam)
+    optimizer = optax.sgd(lr)
+    state = optimizer.init(coder.phi)
+
+    @jax.jit
+    def step(phi, state, x):
+        current = coder.with_dictionary(phi)
+        update, state = optimizer.update(current.dictionary_update(x, current.code(x)), state)
+        return optax.apply_updates(phi, update), state
+
+    errors, sparsities = [], []
+    for epoch in range(epochs + 1):
+        if epoch:
+            order = np.random.default_rng(seed + epoch).permutation(len(train))
+            phi = coder.phi
+            for start in range(0, len(train) - 63, 64):
+                phi, state = step(phi, state, jnp.asarray(train[order[start : start + 64]]))
+            coder = coder.with_dictionary(phi)
+        error, sparsity = quality(coder, jnp.asarray(test))
+        errors.append(error)
+        sparsities.append(sparsity)
+    return coder, np.array(errors), np.array(sparsities)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="dynlearn run spiking", description=__doc__)
+    parser.add_argument("--dataset", default="fashion_mnist", choices=["mnist", "fashion_mnist"])
+    parser.add_argument("--hidden", type=positive_int, default=400)
+    parser.add_argument("--epochs", type=positive_int, default=5)
+    parser.add_argument("--patches", type=positive_int, default=20000)
+    parser.add_argument("--atoms", type=positive_int, default=128)
+    parser.add_argument("--lam", type=real(0.0, low_open=True), default=0.3)
+    parser.add_argument("--lca-epochs", type=positive_int, default=3)
+    parser.add_argument("--lca-lr", type=real(0.0, low_open=True), default=0.05)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--run-dir", type=dynlearn.writable_folder, default=None)
+    parser.add_argument("--quick", action="store_true", help="smoke run (see above)")
+    opts = parser.parse_args(argv)
+    dynlearn.check_writable(opts.run_dir or "runs", "--run-dir")
+    if opts.quick:
+        opts.dataset, opts.hidden, opts.epochs = "digits", 16, 1
+        opts.patches, opts.atoms, opts.lca_epochs = 400, 16, 1
+    data = dynlearn.data.load(opts.dataset)
+    accuracy, ide_seconds = train_ide(data, opts.hidden, opts.epochs, opts.seed)
+    network = f"{data.n_features}-{opts.hidden}"
+    print(f"IDE {opts.dataset} {network}: {100 * accuracy[-1]:.2f}% ({ide_seconds:.0f} s)")
+
+    images = dynlearn.data.load("mnist5k" if opts.quick else "mnist", flatten=False)
+    rng = np.random.default_rng(opts.seed)
+    train = patches(images.x_train, opts.patches, rng)
+    test = patches(images.x_test, max(opts.patches // 10, 100), rng)
+    start = time.perf_counter()
+    coder, errors, sparsities = learn_dictionary(
+        train, test, opts.atoms, opts.lam, opts.lca_epochs, opts.lca_lr, opts.seed
+    )
+    lca_seconds = time.perf_counter() - start
+    print(
+        f"LCA dictionary: error {errors[0]:.3f} -> {errors[-1]:.3f}, non-zero "
+        f"{sparsities[0]:.3f} -> {sparsities[-1]:.3f} ({lca_seconds:.0f} s)"
+    )
+    ds = xr.Dataset(
+        {
+            "ide_test_accuracy": ("epoch", accuracy),
+            "lca_error": ("lca_epoch", errors),
+            "lca_nonzero": ("lca_epoch", sparsities),
+            "dictionary": (("pixel", "atom"), np.asarray(coder.phi)),
+        },
+        coords={
+            "epoch": np.arange(1, opts.epochs + 1),
+            "lca_epoch": np.arange(opts.lca_epochs + 1),
+            "pixel": np.arange(PATCH * PATCH),
+            "atom": np.arange(opts.atoms),
+        },
+        attrs={
+            "dataset": opts.dataset,
+            "hidden": opts.hidden,
+            "paper_accuracy": PAPER.get(opts.dataset, np.nan),
+            "ide_seconds": ide_seconds,
+            "lca_seconds": lca_seconds,
+            "lam": opts.lam,
+            "patches": opts.patches,
+            "seed": opts.seed,
+        },
+    )
+    ds = dynlearn.describe(
+        ds,
+        ide_test_accuracy=("test accuracy of the IDE feedback SNN (spiking rates)", "1"),
+        lca_error=("held-out relative reconstruction error |x - Phi a|^2 / |x|^2", "1"),
+        lca_nonzero=("fraction of non-zero LCA coefficients", "1"),
+        dictionary=("dictionary atoms (unit-norm columns)", "1"),
+        epoch=("training epoch", "1"),
+        lca_epoch=("dictionary-learning epoch (0: random dictionary)", "1"),
+        pixel=("pixel of the 8x8 patch", "1"),
+        atom=("dictionary atom", "1"),
+    )
+    paper = PAPER.get(opts.dataset)
+    rows = [
+        [
+            f"IDE feedback SNN {network}-10 ({opts.dataset}, {opts.epochs} epochs)",
+            f"{100 * accuracy[-1]:.2f}%",
+            f"{paper}% (100 epochs)" if paper else "—",
+            f"{ide_seconds:.0f}",
+        ],
+        [
+            f"LCA dictionary, {opts.atoms} atoms, lambda {opts.lam} (MNIST 8x8 patches)",
+            f"error {errors[0]:.3f} -> {errors[-1]:.3f}, non-zero {sparsities[0]:.3f} -> "
+            f"{sparsities[-1]:.3f}",
+            "—",
+            f"{lca_seconds:.0f}",
+        ],
+    ]
+    text = "\n".join(markdown_table(["model", "measured", "paper", "seconds"], rows))
+    run_dir = write_results(ds, text, opts.run_dir, "spiking")
+    plot(ds, run_dir)
+    print(text)
+    print(f"written to {run_dir}")
+    return 0
+
+
+def plot(ds: xr.Dataset, run_dir) -> None:
+    title = "Spiking: IDE learning curve and LCA dictionary learning"
+    with dynlearn.plot.figure(
+        run_dir / "spiking.png", figsize=(9.6, 3.4), title=title, ncols=2
+    ) as (left, right):
+        left.plot(ds.epoch, 100 * ds.ide_test_accuracy, "o-", label="IDE (spiking rates)")
+        if np.isfinite(ds.attrs["paper_accuracy"]):
+            left.axhline(ds.attrs["paper_accuracy"], color="grey", ls=":", label="paper, 100 ep.")
+        left.set(xlabel="epoch", ylabel="test accuracy (%)")
+        left.legend(fontsize="small")
+        right.plot(ds.lca_epoch, ds.lca_error, "o-", label="reconstruction error")
+        right.plot(ds.lca_epoch, ds.lca_nonzero, "s--", label="fraction non-zero")
+        right.set(xlabel=dynlearn.plot.axis_label(ds.lca_epoch), ylabel="fraction")
+        right.legend(fontsize="small")
+    atoms = ds.dictionary.values.T.reshape(-1, PATCH, PATCH)
+    shown = min(len(atoms), 64)
+    cols = 8
+    rows = -(-shown // cols)
+    with dynlearn.plot.figure(
+        run_dir / "spiking-dictionary.png", figsize=(6.4, 0.8 * rows + 0.6),
+        title=f"LCA dictionary ({shown} of {len(atoms)} atoms)",
+    ) as ax:  # fmt: skip
+        grid = np.full((rows * (PATCH + 1), cols * (PATCH + 1)), np.nan)
+        for k in range(shown):
+            r, c = divmod(k, cols)
+            atom = atoms[k] / np.abs(atoms[k]).max()
+            grid[
+                r * (PATCH + 1) : r * (PATCH + 1) + PATCH, c * (PATCH + 1) : c * (PATCH + 1) + PATCH
+            ] = atom
+        ax.imshow(grid, cmap="RdBu_r", vmin=-1, vmax=1)
+        ax.set(xticks=[], yticks=[], xlabel=f"atoms, {cols} per row", ylabel="row of atoms")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
