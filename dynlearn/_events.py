@@ -44,10 +44,13 @@ class AbstractEvent(eqx.Module):
 
 
 def _fire(event, t, y, args):
-    """Jump the units whose condition is >= 0 (after a fixed step)."""
-    condition = event.condition(t, y, args)
-    fired = condition >= 0
-    return jax.lax.cond(jnp.any(fired), lambda: event.jump(t, y, args, fired), lambda: y)
+    """Jump the units whose condition is >= 0 (after a fixed step). The masked jump is
+    applied unconditionally (it leaves the other units unchanged): a `lax.cond` on "any
+    unit fired" would keep XLA from fusing the reset into the step and copy the state
+    through the branch, which made a 784-400-10 LIF network 2x slower than a hand-written
+    scan (`dynlearn bench spiking`)."""
+    fired = event.condition(t, y, args) >= 0
+    return event.jump(t, y, args, fired)
 
 
 def fixed_steps_with_event(terms, solver, event, t0, t1, n_steps, y0, args, ts, selector):

@@ -65,6 +65,7 @@ BENCHMARKS = {
     "bench_microcircuit": "max rel diff",
     "bench_seeds": "vmapped s",
     "bench_steady_state": "settled",
+    "bench_spiking": "identical counts: True",
 }
 
 
