@@ -14,7 +14,10 @@
    training (`dynlearn.GradualPruning`, Zhu & Gupta's cubic schedule to 75% of the
    updates), each without and with a minimum of `--min-per-layer` weights kept per matrix
    (Gupta et al.); accuracy and the weights left in the smallest matrix.
-4. cost: `dynlearn.hardware.training_cost` of one update for each way of assigning credit,
+4. ablation (`--ablation-rules`, default le): the RRAM device with one non-ideality removed
+   at a time (no c2c noise; the LTD nonlinearity made equal to the LTP one; linear
+   curves; linear without c2c): which of them costs what.
+5. cost: `dynlearn.hardware.training_cost` of one update for each way of assigning credit,
    784-100-...-10 with 2 to 6 weight layers: is DFA's update ~N times faster than
    backprop's for N layers?
 
@@ -49,6 +52,14 @@ LEVELS = (8, 16, 32, 64, 128)
 C2C = (0.0, 0.01, 0.035, 0.1)
 METHODS = ("one-shot", "one-shot + minimum", "gradual", "gradual + minimum")
 DEPTHS = (2, 3, 4, 5, 6)
+# which of the RRAM device's non-idealities costs what (`--ablation-rules`)
+ABLATION = {
+    "rram-ag-a-si": {},
+    "c2c 0": {"c2c": 0.0},
+    "symmetric nl": {"nl_ltd": hardware.RRAM_AG_A_SI.nl_ltp},
+    "linear": {"nl_ltp": 0.0, "nl_ltd": 0.0},
+    "linear, c2c 0": {"nl_ltp": 0.0, "nl_ltd": 0.0, "c2c": 0.0},
+}
 # how each registered rule assigns credit (for the cost model; see hardware.training_cost)
 CREDIT = {
     "bp": "sequential",
@@ -81,7 +92,12 @@ CREDIT = {
     "positive-pc": "settling",
     "ide": "settling",
 }
-QUICK = {"rules": ["bp", "sh-always-on"], "sweep_rules": ["bp"], "prune_rules": ["bp"]}
+QUICK = {
+    "rules": ["bp", "sh-always-on"],
+    "sweep_rules": ["bp"],
+    "prune_rules": ["bp"],
+    "ablation_rules": ["bp"],
+}
 
 
 class HardwareStudy(Study):
@@ -111,6 +127,23 @@ class HardwareStudy(Study):
             return _described(ds)
 
         return self._cached(rule, f"sweep-{axis}", compute)
+
+    def ablation(self, rule: str) -> xr.Dataset:
+        """Cell: the RRAM device with one non-ideality removed at a time (`ABLATION`);
+        final accuracy."""
+
+        def compute():
+            final = []
+            for change in ABLATION.values():
+                device = dataclasses.replace(hardware.RRAM_AG_A_SI, **change)
+                final.append(self._on_device(rule, device, self.config["epochs"])[:, -1])
+            ds = xr.Dataset(
+                {"accuracy": (("ablation", "seed"), np.array(final))},
+                coords={"ablation": list(ABLATION), "seed": self.seeds},
+            )
+            return _described(ds)
+
+        return self._cached(rule, "ablation", compute)
 
     def pruning(self, rule: str) -> xr.Dataset:
         """Cell: one-shot (re-trained) vs gradual pruning, without and with a minimum."""
@@ -167,6 +200,7 @@ _DESCRIBE = {
     "c2c": ("cycle-to-cycle noise per write, fraction of the conductance range", "1"),
     "smallest_layer_weights": ("non-zero weights left in the smallest weight matrix", "1"),
     "pruning": ("pruning method", "1"),
+    "ablation": ("RRAM device with one non-ideality removed", "1"),
 }
 
 
@@ -236,6 +270,13 @@ def assemble(study: HardwareStudy, opts) -> xr.Dataset:
             np.stack([c.smallest_layer_weights.values for c in cells]),
         )
         coords |= {"prune_rule": opts.prune_rules, "pruning": list(METHODS)}
+    if opts.ablation_rules:
+        cells = [study.ablation(r) for r in opts.ablation_rules]
+        variables["ablation_accuracy"] = (
+            ("ablation_rule", "ablation", "seed"),
+            np.stack([c.accuracy.values for c in cells]),
+        )
+        coords |= {"ablation_rule": opts.ablation_rules, "ablation": list(ABLATION)}
     ds = xr.Dataset(variables, coords=coords)
     ds.attrs |= {
         "dataset": opts.dataset,
@@ -252,6 +293,8 @@ def assemble(study: HardwareStudy, opts) -> xr.Dataset:
         "preset": ("device (dynlearn.hardware.PRESETS; none: no device)", "1"),
         "sweep_rule": ("rule of the device sweeps", "1"),
         "prune_rule": ("rule of the pruning comparison", "1"),
+        "ablation_accuracy": ("final test accuracy, RRAM device with one change", "1"),
+        "ablation_rule": ("rule of the non-ideality ablation", "1"),
     }
     return dynlearn.describe(ds, **{k: v for k, v in described.items() if k in ds.variables})
 
@@ -284,6 +327,16 @@ def table(ds: xr.Dataset, cost: xr.Dataset) -> str:
             for rule in ds.sweep_rule.values:
                 row = [pct(ds[name].sel(sweep_rule=rule).sel({axis: v})) for v in ds[axis].values]
                 lines.append(f"| {rule} | " + " | ".join(row) + " |")
+    if "ablation_accuracy" in ds:
+        lines += ["", "RRAM device, one non-ideality removed (final accuracy %)", ""]
+        lines.append("| rule | " + " | ".join(ds.ablation.values) + " |")
+        lines.append("| --- | " + " | ".join("---" for _ in ds.ablation.values) + " |")
+        for rule in ds.ablation_rule.values:
+            row = [
+                pct(ds.ablation_accuracy.sel(ablation_rule=rule, ablation=a))
+                for a in ds.ablation.values
+            ]
+            lines.append(f"| {rule} | " + " | ".join(row) + " |")
     if "pruned_accuracy" in ds:
         lines += [
             "",
@@ -357,6 +410,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rules", nargs="+", default=known, help=f"registered: {known}")
     parser.add_argument("--sweep-rules", nargs="*", default=["bp", "fa", "dfa"])
     parser.add_argument("--prune-rules", nargs="*", default=["fa", "dfa", "sign"])
+    parser.add_argument(
+        "--ablation-rules",
+        nargs="*",
+        default=["le"],
+        help="rules trained on the RRAM device with one non-ideality removed at a time",
+    )
     parser.add_argument("--levels", type=positive_int, nargs="+", default=list(LEVELS))
     parser.add_argument("--c2c", type=real(0.0), nargs="+", default=list(C2C))
     parser.add_argument("--epochs", type=positive_int, default=5)
@@ -368,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-dir", type=dynlearn.writable_folder, default=None)
     parser.add_argument("--quick", action="store_true", help="smoke run (see the docstring)")
     opts = parser.parse_args(argv)
-    for name in ("rules", "sweep_rules", "prune_rules"):
+    for name in ("rules", "sweep_rules", "prune_rules", "ablation_rules"):
         unknown = sorted(set(getattr(opts, name)) - set(known))
         if unknown:
             parser.error(f"--{name.replace('_', '-')}: unknown {unknown}; registered: {known}")
