@@ -52,6 +52,7 @@ def fixed_point(net: FeedbackSNN, x: jax.Array) -> jax.Array:
     return dynlearn.equilibrate(rate_map, start, x, rtol=1e-12, atol=1e-12).y
 
 
+@eqx.filter_jit
 def loss(net: FeedbackSNN, x, y) -> jax.Array:
     scores = fixed_point(net, x) @ net.readout.T + net.readout_bias
     return optax.softmax_cross_entropy(scores, y).mean()
@@ -80,7 +81,7 @@ def gradient_error(net, x, y, key, eps: float = 1e-3) -> float:
 
 
 def run(fast: bool) -> tuple[xr.Dataset, bool]:
-    seeds = [0, 1] if fast else [0, 1, 2, 3, 4]
+    seeds = [0] if fast else [0, 1, 2, 3, 4]
     horizons = [25, 50, 100, 200] if fast else [25, 50, 100, 200, 400, 800]
     rate_error, grad_error, contraction = [], [], []
     with jax.enable_x64(True):
