@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -91,6 +92,20 @@ def interleaved_curves(
 def ratio_of(ours, hand) -> float:
     """`fastest_ratio` of the epoch times, the first (compiling) pair left out."""
     return fastest_ratio([s for s, _ in ours[1:]], [s for s, _ in hand[1:]])
+
+
+def interleaved_runs(ours, ref, repeats: int) -> tuple[list[float], list[float]]:
+    """Seconds of `repeats` calls of each of two functions, interleaved (after a compiling
+    call of each); the results are blocked on, so the times are the computations'."""
+    times = ([], [])
+    for fn in (ours, ref):
+        jax.block_until_ready(fn())
+    for _ in range(repeats):
+        for fn, out in zip((ours, ref), times):
+            start = time.perf_counter()
+            jax.block_until_ready(fn())
+            out.append(time.perf_counter() - start)
+    return times
 
 
 def fastest_ratio(ours: list[float], hand: list[float]) -> float:

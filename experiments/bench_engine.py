@@ -25,7 +25,7 @@ import jax.numpy as jnp
 
 import dynlearn
 from circuits import LeakyNetwork
-from experiments._timing import fastest_ratio, verdict
+from experiments._timing import fastest_ratio, interleaved_runs, verdict
 
 DT = 0.1
 TAU = 10.0
@@ -74,19 +74,6 @@ def scan_run(n_steps: int):
     return run
 
 
-def _time_pair(ours, ref, repeats: int) -> tuple[list[float], list[float]]:
-    """`repeats` runs of each, interleaved (after a compile run of each)."""
-    times = ([], [])
-    for fn in (ours, ref):
-        jax.block_until_ready(fn())
-    for _ in range(repeats):
-        for fn, out in zip((ours, ref), times):
-            start = time.perf_counter()
-            jax.block_until_ready(fn())
-            out.append(time.perf_counter() - start)
-    return times
-
-
 def peak_bytes(n_steps: int) -> int:
     # The same 100 input samples for both lengths (the last stays on), so that only the
     # simulation's own memory can differ.
@@ -111,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     net, x, y0 = make_problem(n_steps // STEPS_PER_SAMPLE)
     ours = dynlearn_run(n_steps)
     ref = scan_run(n_steps)
-    runs_ours, runs_ref = _time_pair(
+    runs_ours, runs_ref = interleaved_runs(
         lambda: ours(net, y0, x), lambda: ref(net.weights, net.biases, y0, x), repeats
     )
     t_ours, t_ref = min(runs_ours), min(runs_ref)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 
 import equinox as eqx
 import jax
@@ -26,7 +25,7 @@ import numpy as np
 
 import dynlearn
 from dynlearn.spiking import LIF, SpikeEvent, SpikeTrain, poisson_spikes
-from experiments._timing import fastest_ratio, verdict
+from experiments._timing import fastest_ratio, interleaved_runs, verdict
 
 DT, STEPS, BATCH, SIZES = 0.5, 200, 64, (784, 400, 10)
 NEURONS = LIF(tau_m=10.0, t_ref=2.0, tau_trace=5.0)
@@ -115,14 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     net, spikes, y0 = problem()
     ours = lambda: engine_run(net, spikes, y0)  # noqa: E731
     hand = lambda: scan_run(net.w1, net.w2, spikes, y0)  # noqa: E731
-    times = ([], [])
-    for fn in (ours, hand):
-        jax.block_until_ready(fn())
-    for _ in range(repeats):
-        for fn, out in zip((ours, hand), times):
-            start = time.perf_counter()
-            jax.block_until_ready(fn())
-            out.append(time.perf_counter() - start)
+    times = interleaved_runs(ours, hand, repeats)
     end, (hidden_count, output_count) = ours(), hand()
     same = bool(
         np.array_equal(end["hidden"]["count"], hidden_count)
