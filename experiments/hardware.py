@@ -300,10 +300,13 @@ def assemble(study: HardwareStudy, opts) -> xr.Dataset:
 
 
 def pct(values) -> str:
+    """Mean ± std in percent over the seeds that finished; says how many diverged (NaN)."""
     values = 100 * np.asarray(values, float)
-    if np.all(np.isnan(values)):
+    lost = int(np.sum(np.isnan(values)))
+    if lost == values.size:
         return "diverged"
-    return f"{np.nanmean(values):.1f} ± {np.nanstd(values):.1f}"
+    text = f"{np.nanmean(values):.1f} ± {np.nanstd(values):.1f}"
+    return text + (f" ({lost} of {values.size} diverged)" if lost else "")
 
 
 def table(ds: xr.Dataset, cost: xr.Dataset) -> str:
