@@ -96,7 +96,7 @@ QUICK = {
     "rules": ["bp", "sh-always-on"],
     "sweep_rules": ["bp"],
     "prune_rules": ["bp"],
-    "ablation_rules": ["bp"],
+    "ablation_rules": [],  # 5 more compiled trainings; tests/test_hardware.py covers the cell
 }
 
 

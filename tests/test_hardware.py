@@ -304,3 +304,19 @@ def test_pruning_a_learner_on_a_device_keeps_the_device_and_the_minimum():
     pruned = dynlearn.prune(hardware.on_device(small, hardware.IDEAL), 0.9, min_per_layer=30)
     assert isinstance(pruned, hardware.OnDevice) and isinstance(pruned.learner, dynlearn.Pruned)
     assert int(jnp.sum(device_weights(pruned)[1] != 0)) == 30
+
+
+def test_ablation_cell_trains_each_device_variant(tmp_path):
+    """`dynlearn run hardware --ablation-rules`: one final accuracy per RRAM variant and
+    seed, cached as a cell."""
+    from experiments.hardware import ABLATION, HardwareStudy
+
+    config = {
+        "dataset": "digits", "quick": False, "hidden": [8], "seeds": [0], "epochs": 1,
+        "retrain_epochs": 1, "levels": [8], "c2c": [0.0], "sparsity": 0.5, "min_per_layer": 0,
+    }  # fmt: skip
+    study = HardwareStudy(tmp_path, config)
+    cell = study.ablation("bp")
+    assert cell.accuracy.shape == (len(ABLATION), 1)
+    assert np.all((cell.accuracy.values >= 0) & (cell.accuracy.values <= 1))
+    assert (tmp_path / "cells" / "bp" / "ablation.nc").exists()
