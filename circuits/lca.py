@@ -95,7 +95,7 @@ class SpikingLCA(dynlearn.AbstractDynamics):
 
     phi: Array
     lam: float
-    tau_s: float = 1.0
+    tau_s: float = eqx.field(static=True, default=1.0)  # builds the neurons: kept static
 
     def __check_init__(self):
         _check(self.phi, self.lam)
