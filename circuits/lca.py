@@ -80,8 +80,7 @@ class RateLCA(dynlearn.AbstractDynamics):
 
     def vector_field(self, t, u, x):
         a = self.code(u)
-        gram = self.phi.T @ self.phi
-        inhibition = gram @ a - a  # (G - I) a
+        inhibition = self.phi.T @ (self.phi @ a) - a  # (G - I) a, without forming G
         return (self.phi.T @ x - u - inhibition) / self.tau
 
     def time_constants(self) -> dict[str, float]:
@@ -110,8 +109,8 @@ class SpikingLCA(dynlearn.AbstractDynamics):
     def current(self, y: dict[str, Array], x: Array) -> Array:
         """Soma currents `mu = b - (G - I) sigma`, `sigma = trace / tau_s`."""
         sigma = y["trace"] / self.tau_s
-        gram = self.phi.T @ self.phi
-        return self.phi.T @ x - (gram @ sigma - jnp.diag(gram) * sigma)
+        self_weight = jnp.sum(self.phi**2, axis=0)  # diag(G), without forming G
+        return self.phi.T @ (x - self.phi @ sigma) + self_weight * sigma
 
     def vector_field(self, t, y, x):
         return self.neurons.drift(y, self.current(y, x) - self.lam)
