@@ -38,7 +38,7 @@ def train_rules(
     """
     from . import plot
 
-    names = sorted(rules if rules is not None else registry.entries("rules"))
+    names = sorted(set(rules if rules is not None else registry.entries("rules")))
     sizes = [data.n_features, hidden, data.n_classes]
     rows, curves = [], {}
     for name in names:

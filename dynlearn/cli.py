@@ -77,6 +77,9 @@ def _listing(group: str, title: str) -> None:
 @app.command()
 def demo(
     quick: bool = typer.Option(False, help="Tiny networks and one check: seconds, not minutes."),
+    rules: list[str] = typer.Option(
+        None, help="Learning rules to train (repeat the option); default: every registered one."
+    ),
     checks: list[str] = typer.Option(
         None,
         help="Theory checks to run fast ('all' for every one); default: those registered "
@@ -96,6 +99,12 @@ def demo(
     if not registry.entries("rules"):
         console.print("[red]No rules registered: install the package with `pip install .`.")
         raise typer.Exit(1)
+    unknown = sorted(set(rules or ()) - set(registry.entries("rules")))
+    if unknown:
+        console.print(
+            f"[red]--rules: unknown {unknown}; registered: {sorted(registry.entries('rules'))}."
+        )
+        raise typer.Exit(2)
     known_checks = registry.entries("checks")
     chosen = checks or (demo_checks()[:1] if quick else demo_checks())
     chosen = sorted(known_checks) if chosen == ["all"] else chosen
@@ -109,23 +118,24 @@ def demo(
         console.print(f"[red]--figure-formats: {err}")
         raise typer.Exit(2) from None
     with plot.using_formats(*formats):
-        _demo(quick, chosen, runs)
+        _demo(quick, rules or None, chosen, runs)
 
 
-def _demo(quick: bool, chosen: list[str], runs: Path) -> None:
+def _demo(quick: bool, rules: list[str] | None, chosen: list[str], runs: Path) -> None:
     from . import data as datasets
 
     run_dir = run_folder(runs, "demo")
     start = time.perf_counter()
     digits = datasets.load("digits", fraction=0.3 if quick else 1.0)
     epochs, hidden = (1, 16) if quick else (3, 64)
-    with console.status("training every registered rule on digits ..."):
-        rules = train_rules(digits, run_dir, hidden=hidden, epochs=epochs)
+    which = "every registered rule" if rules is None else f"{len(rules)} rule(s)"
+    with console.status(f"training {which} on digits ..."):
+        rows = train_rules(digits, run_dir, hidden=hidden, epochs=epochs, rules=rules)
     table = Table(title=f"learning rules: digits, 64-{hidden}-10, {epochs} epoch(s)")
     table.add_column("rule", no_wrap=True)  # names stay whole (and searchable)
     for column in ("learner", "mode", "test accuracy", "seconds"):
         table.add_column(column)
-    for row in rules:
+    for row in rows:
         table.add_row(
             row["rule"],
             row["learner"],

@@ -8,7 +8,6 @@ import pytest
 from typer.testing import CliRunner
 
 import dynlearn
-from dynlearn import registry
 from dynlearn.cli import app
 
 runner = CliRunner()
@@ -19,18 +18,24 @@ def test_help():
     assert result.exit_code == 0 and "demo" in result.output
 
 
-def test_demo_quick_trains_every_rule_runs_a_check_and_writes_its_results(tmp_path):
+DEMO_RULES = ["bp", "le", "pc"]  # one per mode; tests/test_rules.py trains every rule
+
+
+def test_demo_quick_trains_rules_runs_a_check_and_writes_its_results(tmp_path):
     """Also: every file it writes describes its variables in CF terms (units UDUNITS can
     read, long names) and says where it comes from; every figure passed the house-style
     lint (pyproject turns `FigureWarning` into an error) and has a vector copy on request."""
     cf_units = pytest.importorskip("cf_xarray.units").units
     result = runner.invoke(
-        app, ["demo", "--quick", "--runs", str(tmp_path), "--figure-formats", "png,svg"]
+        app,
+        ["demo", "--quick", "--runs", str(tmp_path), "--figure-formats", "png,svg"]
+        + [arg for rule in DEMO_RULES for arg in ("--rules", rule)],
     )
     assert result.exit_code == 0, result.output
     (run_dir,) = tmp_path.iterdir()
     assert str(run_dir.name) in result.output.replace("\n", "")
-    for rule in registry.entries("rules"):
+    assert sorted(p.name for p in run_dir.glob("rule-*.nc")) == [f"rule-{r}.nc" for r in DEMO_RULES]
+    for rule in DEMO_RULES:
         assert f"{rule} " in result.output, rule
         metrics = dynlearn.load_netcdf(run_dir / f"rule-{rule}.nc")
         assert metrics.sizes["epoch"] == 1 and 0 <= float(metrics.test_accuracy[0]) <= 1
@@ -62,6 +67,11 @@ def test_demo_rejects_an_unknown_check_before_training(tmp_path):
     assert not list(tmp_path.iterdir())
     result = runner.invoke(app, ["demo", "--figure-formats", "gif", "--runs", str(tmp_path)])
     assert result.exit_code == 2 and "--figure-formats: unknown figure formats" in result.output
+    result = runner.invoke(
+        app, ["demo", "--rules", "bp", "--rules", "nope", "--runs", str(tmp_path)]
+    )
+    assert result.exit_code == 2 and "--rules: unknown ['nope']" in result.output
+    assert not list(tmp_path.iterdir())
 
 
 def test_demo_exits_non_zero_when_a_check_fails(tmp_path, monkeypatch):
