@@ -27,7 +27,8 @@ Resumable: each finished cell (rule x part) is written atomically to
 (accuracy vs levels and vs c2c noise per rule) and `hardware-cost.png`.
 
 Run: `python -m experiments.hardware --dataset mnist` or `dynlearn run hardware --dataset
-mnist`; `--quick` for a smoke run (digits, 1 epoch, 1 seed, rules bp and sh-always-on).
+mnist`; `--quick` for a smoke run (digits, 1 epoch, 1 seed, device presets for sh-always-on, the
+sweep and the pruning for bp).
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ CREDIT = {
     "ide": "settling",
 }
 QUICK = {
-    "rules": ["bp", "sh-always-on"],
+    "rules": ["sh-always-on"],  # bp trains in the sweep and the pruning
     "sweep_rules": ["bp"],
     "prune_rules": ["bp"],
     "ablation_rules": [],  # 5 more compiled trainings; tests/test_hardware.py covers the cell
