@@ -224,6 +224,8 @@ def _check_rates(rates, dt, steps):
         raise ValueError(f"steps: expected a positive number of time bins; got {steps!r}.")
     if not dt > 0:
         raise ValueError(f"dt: expected a bin width > 0; got {dt}.")
+    if isinstance(rates, jax.core.Tracer):  # under jit: no values to check
+        return rates
     if bool(jnp.any(rates < 0)) or bool(jnp.any(rates * dt > 1)):
         raise ValueError(
             f"rates: expected rates in [0, 1/dt] = [0, {1 / dt:.4g}] (at most one spike per "
@@ -242,7 +244,8 @@ def poisson_spikes(key: PRNGKeyArray, rates: ArrayLike, dt: float, steps: int) -
 
 def regular_spikes(rates: ArrayLike, dt: float, steps: int) -> Array:
     """Deterministic rate coding: a phase `rate t` accumulates and a spike is emitted in the
-    bin where it passes a whole number (`floor(rate t)` spikes by time t, exactly)."""
+    bin where it passes a whole number (`floor(rate t)` spikes by time t, exactly). Both
+    coders run under `jax.jit`; the range of `rates` is checked where its values are known."""
     rates = _check_rates(rates, dt, steps)
     times = jnp.arange(steps + 1).reshape(-1, *([1] * rates.ndim))
     edges = jnp.floor(rates * dt * times + 1e-6)

@@ -64,6 +64,7 @@ ABLATION = {
 # how each registered rule assigns credit (for the cost model; see hardware.training_cost)
 CREDIT = {
     "bp": "sequential",
+    "desire": "sequential",  # ternary desires pass down through W^T, layer by layer
     "fa": "sequential-separate",
     "sign": "sequential-separate",
     "kp": "sequential-separate",

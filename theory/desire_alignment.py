@@ -1,0 +1,141 @@
+"""Claim: desire backpropagation's spike-based update descends the rate loss, and it learns.
+
+Desire backprop (`circuits.desire`, Gerlinghoff et al. 2023) replaces backprop's errors by
+ternary desires and its products of rates by STDP pairings of pre and post spikes. Its
+reference here is the straight-through rate gradient of the same spiking network: the loss
+L = 1/2 |y - r_L|^2 on the output rates, backpropagated through the rates r_l (spikes per
+step) with derivative 1 where 0 < r < 1 and 0 where a neuron is silent or saturated,
+
+    delta_L = -(y - r_L) * 1[0 < r_L < 1],  delta_l = (W_{l+1}^T delta_{l+1}) * 1[0 < r_l < 1],
+    grad W_l = delta_l r_{l-1}^T (batch mean; r_0 the input's spike rates).
+
+On sklearn digits (64-100-10, batches of 32, seed 0; the registered rule: 20 steps, SGD
+3e-3): (1) in every layer the cosine similarity between desire backprop's update and -grad
+averages above 0.2 over the batches measured (20; fast: 4), at initialisation and after
+each epoch of training: a descent direction throughout, clearly aligned; (2) test accuracy
+rises from near chance (below 30% untrained) to above 70% in 3 epochs. Measured (full run):
+mean cosine hidden 0.49 / 0.34 / 0.34 / 0.52, output 0.89 / 0.46 / 0.41 / 0.69 after 0-3
+epochs; accuracy 11.7 -> 56.1 -> 74.4 -> 76.7%. Paper (MNIST, 784-1600-800-10, 150
+epochs): 98.41%.
+
+Run: `python -m theory.desire_alignment [--fast]` or `dynlearn check desire_alignment`.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import equinox as eqx
+import jax
+import numpy as np
+import xarray as xr
+
+import dynlearn
+from circuits.desire import rule
+
+CLAIM = "desire backprop: update aligned with the straight-through rate gradient; learns digits"
+HIDDEN, EPOCHS, BATCH = 100, 3, 32
+MIN_COSINE = {"hidden": 0.2, "output": 0.2}
+MIN_ACCURACY = 0.7
+MAX_START_ACCURACY = 0.3  # ten classes: chance is 0.1
+
+
+def test_accuracy(net, data) -> float:
+    return float(np.mean(np.argmax(np.asarray(net.predict(data.x_test)), -1) == data.y_test))
+
+
+def straight_through_gradient(net, x, y) -> list[jax.Array]:
+    """grad W_l of 1/2 |y - r_L|^2 through the spike rates (module docstring)."""
+    _, _, final = net.run(x)
+    rates = [net.input_spikes(x).mean(0)]
+    rates += [final[f"layer{i + 1}"]["count"] / net.steps for i in range(len(net.weights))]
+    delta = -(y - rates[-1]) * ((rates[-1] > 0) & (rates[-1] < 1))
+    grads = [None] * len(net.weights)
+    for layer in range(len(net.weights) - 1, -1, -1):
+        grads[layer] = delta.T @ rates[layer] / x.shape[0]
+        if layer:
+            delta = (delta @ net.weights[layer]) * ((rates[layer] > 0) & (rates[layer] < 1))
+    return grads
+
+
+@eqx.filter_jit
+def update_and_reference(net, x, y):
+    """Desire backprop's update (-dW) and the straight-through gradient, one batch."""
+    update, _ = net.updates(x, y, jax.random.key(0))  # the rule draws no random numbers
+    return update.weights, straight_through_gradient(net, x, y)
+
+
+def cosines(net, data, batches: int) -> np.ndarray:
+    """(batch, layer) cosine between the desire update and -grad on training batches."""
+    out = []
+    for k in range(batches):
+        x = data.x_train[k * BATCH : (k + 1) * BATCH]
+        y = jax.nn.one_hot(data.y_train[k * BATCH : (k + 1) * BATCH], data.n_classes)
+        update, reference = update_and_reference(net, x, y)  # -dW: compare with grad
+        out.append(
+            [float(dynlearn.analysis.cosine_similarity(u, r)) for u, r in zip(update, reference)]
+        )
+    return np.array(out)
+
+
+def run(fast: bool) -> tuple[xr.Dataset, bool]:
+    data = dynlearn.data.load("digits")
+    batches = 4 if fast else 20
+    net, mode, batch = rule([data.n_features, HIDDEN, data.n_classes], jax.random.key(0))
+    measured, accuracy = [cosines(net, data, batches)], [test_accuracy(net, data)]
+    for epoch in range(EPOCHS):
+        result = dynlearn.fit(
+            net, data, mode, epochs=1, batch_size=batch, seed=epoch, progress=False
+        )
+        net = result.learner
+        accuracy.append(float(result.metrics.test_accuracy[-1]))
+        measured.append(cosines(net, data, batches))
+    ds = xr.Dataset(
+        {
+            "cosine": (("epoch", "batch", "layer"), np.stack(measured)),
+            "test_accuracy": ("epoch", accuracy),
+        },
+        coords={
+            "epoch": np.arange(EPOCHS + 1),
+            "batch": np.arange(batches),
+            "layer": ["hidden", "output"],
+        },
+    )
+    ds = dynlearn.describe(
+        ds,
+        cosine=(
+            "cosine similarity of the desire update and minus the straight-through rate gradient",
+            "1",
+        ),
+        test_accuracy=("test accuracy, fraction in [0, 1]", "1"),
+        epoch=("epochs trained before the measurement", "1"),
+    )
+    ds.batch.attrs["long_name"] = "training batch"
+    ds.layer.attrs["long_name"] = "weight layer (into)"
+    mean = ds.cosine.mean("batch")
+    passed = all(bool((mean.sel(layer=k) > v).all()) for k, v in MIN_COSINE.items())
+    passed &= accuracy[0] < MAX_START_ACCURACY and accuracy[-1] > MIN_ACCURACY
+    print(mean.to_pandas().round(3).to_string())
+    print("test accuracy per epoch:", np.round(accuracy, 3).tolist())
+    return ds, bool(passed)
+
+
+def plot(ds: xr.Dataset, path) -> None:
+    title = "desire backprop vs the straight-through rate gradient (digits)"
+    with dynlearn.plot.figure(path, figsize=(9.6, 3.4), title=title, ncols=2) as (left, right):
+        for layer, marker in zip(ds.layer.values, "os"):
+            mean = ds.cosine.sel(layer=layer).mean("batch")
+            left.plot(ds.epoch, mean, marker + "-", label=str(layer))
+            left.axhline(MIN_COSINE[str(layer)], color="grey", ls=":")
+        left.set(xlabel="epochs trained", ylabel="cosine (mean over batches)", ylim=(0, 1))
+        left.legend(fontsize="small")
+        right.plot(ds.epoch, 100 * ds.test_accuracy, "o-")
+        right.axhline(100 * MIN_ACCURACY, color="grey", ls=":", label="claim")
+        right.set(xlabel="epochs trained", ylabel="test accuracy (%)")
+        right.legend(fontsize="small")
+
+
+main = dynlearn.validation.script_main("desire_alignment", CLAIM, run, plot)
+
+if __name__ == "__main__":
+    sys.exit(main())
