@@ -226,10 +226,11 @@ def _check_rates(rates, dt, steps):
         raise ValueError(f"dt: expected a bin width > 0; got {dt}.")
     if isinstance(rates, jax.core.Tracer):  # under jit: no values to check
         return rates
-    if bool(jnp.any(rates < 0)) or bool(jnp.any(rates * dt > 1)):
+    values = np.asarray(rates)  # numpy: no traced comparisons inside a jit of the caller
+    if np.any(values < 0) or np.any(values * dt > 1):
         raise ValueError(
             f"rates: expected rates in [0, 1/dt] = [0, {1 / dt:.4g}] (at most one spike per "
-            f"bin); got values in [{float(rates.min()):.4g}, {float(rates.max()):.4g}]."
+            f"bin); got values in [{values.min():.4g}, {values.max():.4g}]."
         )
     return rates
 

@@ -111,6 +111,18 @@ def test_bad_steps_rates_and_presentations_are_named():
         dynlearn.spiking.poisson_spikes(jax.random.key(0), jnp.array([20.0]), 0.1, 10)
 
 
+def test_rate_codes_run_under_jit_and_check_known_rates():
+    rates = jnp.array([0.0, 0.3, 1.0])
+    eager = dynlearn.spiking.regular_spikes(rates, 1.0, 10)
+    traced = jax.jit(lambda r: dynlearn.spiking.regular_spikes(r, 1.0, 10))(rates)
+    np.testing.assert_array_equal(traced, eager)
+    np.testing.assert_array_equal(eager.sum(0), [0, 3, 10])
+    draws = jax.jit(lambda k: dynlearn.spiking.poisson_spikes(k, rates, 1.0, 10))
+    assert draws(jax.random.key(0)).shape == (10, 3)
+    with pytest.raises(ValueError, match="rates"):
+        dynlearn.spiking.regular_spikes(jnp.array([1.5]), 1.0, 10)
+
+
 def test_lca_codes_match_lasso_and_dictionary_learning_reduces_the_error():
     from sklearn.linear_model import Lasso
 
