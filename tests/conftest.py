@@ -8,6 +8,12 @@ import tempfile
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="dynlearn-xla-cache-"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+# The tests compile far more than they run (thousands of small programs, most run a few
+# times), so XLA's CPU backend skips LLVM's optimisation passes here: three compile-bound
+# tests took 97 s instead of 113 s (one run each, the CPU shared with another job). The
+# programs compute the same operations, in machine code that is less optimised (and may
+# round differently in the last bits, as another machine would).
+os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
 
 import jax  # noqa: E402
 import pytest  # noqa: E402
