@@ -4,7 +4,7 @@ Gerlinghoff, Luo, Goh & Wong (2023), "Desire backpropagation: a lightweight trai
 algorithm for multi-layer spiking neural networks based on spike-timing-dependent
 plasticity", Neurocomputing 560. A layered network of leaky integrate-and-fire neurons
 (`dynlearn.spiking.LIF`, time constant tau_m = 1 / (1 - decay) so that one Euler step of
-dt = 1 is the paper's discrete neuron)
+dt = 1 is a discrete neuron with the paper's decay and threshold; reset to 0 is our choice)
 
     v_l[t+1] = decay v_l[t] + W_l s_{l-1}[t],   s_l[t+1] = 1 if v_l[t+1] >= v_th (v -> 0),
 
@@ -23,6 +23,8 @@ presentation, with output rates r_i = count_i / steps and one-hot targets y:
 The rule is local in space (pre and post activity, the post neuron's desire) and its
 backward pass carries only ternary signs. Here the step is `optax.sgd` on -dW averaged over
 the batch (the paper: one sample per update, eta = 1e-5 decayed by e^{-0.04 epoch}).
+Known gap: with two hidden layers (the paper's networks) this implementation does not learn
+yet (README, "Spiking networks").
 """
 
 from __future__ import annotations

@@ -109,7 +109,8 @@ def adaptive_with_event(
     of `max(condition)` (located by Newton's method on the dense output), the jump resets
     the units at the maximum, and the next solve starts there. Returns `(y_end, saved,
     num_steps, result)`; `result` is diffrax's code of the last segment, or
-    `max_steps_reached` when `max_events` segments did not reach `t1`."""
+    `max_steps_reached` when `max_events` segments did not reach `t1` or a jump left a fired
+    unit's condition undiminished."""
     system, drive = args
     rtol, atol = tols
     root_finder = optx.Newton(rtol=rtol, atol=atol * 1e-2)
@@ -157,7 +158,12 @@ def adaptive_with_event(
         condition = event.condition(t_end, y_end, drive)
         fired = hit & (condition >= jnp.max(condition))
         y_next = jax.lax.cond(hit, lambda: event.jump(t_end, y_end, drive, fired), lambda: y_end)
-        return t_end, y_next, saved, n_events + 1, steps + sol.stats["num_steps"], sol.result
+        # A jump that leaves a fired unit's condition where it was (or higher) would fire
+        # again at once, or not, by the last bit of the root's location: end the solve as
+        # out of events either way (the caller's error says to check the jump).
+        stuck = hit & jnp.any(fired & (event.condition(t_end, y_next, drive) >= condition))
+        result = diffrax.RESULTS.where(stuck, diffrax.RESULTS.max_steps_reached, sol.result)
+        return t_end, y_next, saved, n_events + 1, steps + sol.stats["num_steps"], result
 
     def more(carry):
         t_start, _, _, n_events, _, result = carry
