@@ -137,6 +137,11 @@ class DesireSNN(dynlearn.AbstractBatchLearner):
         return [self.weights[0].shape[1], *(w.shape[0] for w in self.weights)]
 
     @property
+    def layer_names(self) -> list[str]:
+        """The populations' names in the state, input side first: layer1, layer2, ..."""
+        return [_layer(i) for i in range(len(self.weights))]
+
+    @property
     def tau_m(self) -> float:
         return 1.0 / (1.0 - self.decay)
 
@@ -153,7 +158,7 @@ class DesireSNN(dynlearn.AbstractBatchLearner):
         (steps + 1, batch, n) at t = 0 .. steps, final state)`."""
         spikes_in = self.input_spikes(x)
         system = _Layers(self.weights, self.neurons)
-        names = [_layer(i) for i in range(len(self.weights))]
+        names = self.layer_names
         y0 = {
             name: self.neurons.init((x.shape[0], w.shape[0]))
             for name, w in zip(names, self.weights)
@@ -173,7 +178,7 @@ class DesireSNN(dynlearn.AbstractBatchLearner):
 
     def scores(self, final: dict[str, Array]) -> Array:
         """Output rates (spikes per step), ties broken by the final membrane potential."""
-        out = final[_layer(len(self.weights) - 1)]
+        out = final[self.layer_names[-1]]
         return out["count"] / self.steps + 1e-3 * out["v"] / self.v_th
 
     def predict(self, x: Array) -> Array:
@@ -184,14 +189,14 @@ class DesireSNN(dynlearn.AbstractBatchLearner):
         """`-dW` (batch mean) for a descent step, with the loss 1/2 |y - r|^2."""
         dynlearn.check_batch(x, y, self.sizes[0], self.sizes[-1])
         spikes_in, spikes, final = self.run(x)
-        names = [_layer(i) for i in range(len(self.weights))]
+        names = self.layer_names
         rates = final[names[-1]]["count"] / self.steps
         wanted = desires(self.weights, rates, y, self.theta_out, self.theta_hidden)
         pre = [spikes_in, *(spikes[name][:-1] for name in names[:-1])]  # s_{l-1}[t], t < T
         grads = []
         for desire, name, before in zip(wanted, names, pre):
             after = spikes[name][1:] * desire  # m_i s_i[t+1]
-            grads.append(-jnp.einsum("tbi,tbj->ij", after, before[: self.steps]) / x.shape[0])
+            grads.append(-jnp.einsum("tbi,tbj->ij", after, before) / x.shape[0])
         loss = 0.5 * jnp.mean(jnp.sum((y - rates) ** 2, axis=-1))
         updates = eqx.tree_at(lambda m: m.weights, self, tuple(grads))
         return updates, {"loss": loss, "output": self.scores(final)}

@@ -48,7 +48,7 @@ def straight_through_gradient(net, x, y) -> list[jax.Array]:
     """grad W_l of 1/2 |y - r_L|^2 through the spike rates (module docstring)."""
     _, _, final = net.run(x)
     rates = [net.input_spikes(x).mean(0)]
-    rates += [final[f"layer{i + 1}"]["count"] / net.steps for i in range(len(net.weights))]
+    rates += [final[name]["count"] / net.steps for name in net.layer_names]
     delta = -(y - rates[-1]) * ((rates[-1] > 0) & (rates[-1] < 1))
     grads = [None] * len(net.weights)
     for layer in range(len(net.weights) - 1, -1, -1):
