@@ -65,6 +65,9 @@ from ._seeds import evaluate_seeds as evaluate_seeds
 from ._seeds import fit_seeds as fit_seeds
 from ._seeds import stack as stack
 from ._seeds import unstack as unstack
+from ._sharding import data_mesh as data_mesh
+from ._sharding import initialize_distributed as initialize_distributed
+from ._sharding import to_host as to_host
 from ._simulate import Trajectory as Trajectory
 from ._simulate import select as select
 from ._simulate import simulate as simulate

@@ -44,12 +44,14 @@ def _epoch_keys(seed, epoch, n_batches):
     return jax.random.split(jax.random.fold_in(jax.random.key(seed), epoch), n_batches)
 
 
-def padded_chunks(x, batch_size: int):
+def padded_chunks(x, batch_size: int, multiple: int = 1):
     """`x` as equal chunks `(n_chunks, size, ...)`, zero-padded at the end (one compiled
-    shape for every chunk; drop the padding's outputs with `[:len(x)]`)."""
+    shape for every chunk; drop the padding's outputs with `[:len(x)]`); `size` is
+    `min(batch_size, len(x))` rounded up to a multiple of `multiple` (e.g. the number of
+    devices the chunks are split over)."""
     x = np.asarray(x)
     n = len(x)
-    size = min(batch_size, n)
+    size = -(-min(batch_size, n) // multiple) * multiple
     n_chunks = math.ceil(n / size)
     padded = np.concatenate([x, np.zeros((n_chunks * size - n, *x.shape[1:]), x.dtype)])
     return jnp.asarray(padded.reshape(n_chunks, size, *x.shape[1:]))

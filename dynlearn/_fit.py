@@ -30,6 +30,7 @@ from ._learner import AbstractLearner
 from ._metadata import fill_known, native_attrs
 from ._modes import AbstractMode
 from ._runs import check_writable
+from ._sharding import Devices, data_mesh, is_main_process, replicate, split, to_host
 
 __all__ = ["FitResult", "fit", "evaluate", "accuracy_curve"]
 
@@ -59,6 +60,7 @@ def fit(
     progress: bool = True,
     updates_per_dispatch: int = 50,
     on_epoch: Callable[[int, AbstractLearner, dict], Any] | None = None,
+    devices: Devices = None,
 ) -> FitResult:
     """Train `learner` on `data` for `epochs`, one `mode` step per batch.
 
@@ -82,11 +84,20 @@ def fit(
     - `progress`: show a rich progress bar with live loss and accuracy.
     - `on_epoch`: called as `on_epoch(epoch, learner, row)` after every epoch (`row`: that
       epoch's metrics), e.g. to log quantities of the learner itself.
+    - `devices`: the devices each batch is split over (data parallel, `jax.sharding`): its
+      samples, or with `AlwaysOn` its parallel streams; the learner and the mode's state
+      are replicated and the results equal one device's to float32 round-off. None (the
+      default): every device (`jax.devices()`, in one process as many as divide the
+      split axis); an int (the first that many), a list of devices or a one-axis
+      `jax.sharding.Mesh`. In a distributed run (`jax.distributed.initialize`) every
+      process calls `fit` alike, sends only its own shards, and process 0 alone writes
+      `run_dir` and shows progress.
 
     **Returns:** a `FitResult`; `metrics` has dim `epoch` and variables `train_loss`,
     `train_accuracy`, `test_accuracy`, `wall_time` (seconds per epoch).
     """
     check_fit_args(learner, data, mode, epochs, batch_size, seed)
+    mesh = data_mesh(devices, mode.split_size(batch_size), _split_name(mode, batch_size))
     if run_dir is not None:
         check_writable(run_dir, "run_dir")
     x_train, x_test = np.asarray(data.x_train), np.asarray(data.x_test)
@@ -107,12 +118,14 @@ def fit(
     start_epoch, history = 0, []
     if run_dir is not None:
         learner, state, start_epoch, history = _restore(run_dir, resume, learner, state, config)
+    learner, state = replicate((learner, state), mesh)
+    writes = run_dir is not None and is_main_process()
 
     train = (x_train, targets_train, labels_train)
     n_batches = len(x_train) // batch_size
     saved_epoch = start_epoch
     try:
-        with _progress(progress) as bar:
+        with _progress(progress and is_main_process()) as bar:
             task = bar.add_task("fit", total=epochs * n_batches, completed=saved_epoch * n_batches)
             for epoch in range(start_epoch, epochs):
                 tic = time.perf_counter()
@@ -122,18 +135,27 @@ def fit(
                     bar.update(task, advance=advance, description=text)
 
                 learner, state, loss, accuracy = _train_epoch(
-                    mode, learner, state, train, batch_size, seed, epoch, updates_per_dispatch, show
+                    mode,
+                    learner,
+                    state,
+                    train,
+                    batch_size,
+                    seed,
+                    epoch,
+                    updates_per_dispatch,
+                    show,
+                    mesh,
                 )
                 history.append(
                     {
                         "epoch": epoch + 1,
                         "train_loss": loss,
                         "train_accuracy": accuracy,
-                        "test_accuracy": evaluate(learner, x_test, labels_test),
+                        "test_accuracy": _accuracy(learner, x_test, labels_test, 1000, mesh),
                         "wall_time": time.perf_counter() - tic,
                     }
                 )
-                if run_dir is not None:
+                if writes:
                     save_netcdf(_metrics_dataset(history, config), run_dir / METRICS)
                     checkpoint = (learner, state, jnp.asarray(epoch + 1))
                     save_checkpoint(run_dir, checkpoint, {"epoch": epoch + 1, "config": config})
@@ -150,8 +172,15 @@ def fit(
     return FitResult(learner, state, _metrics_dataset(history, config), run_dir)
 
 
-def _train_epoch(mode, learner, state, train, batch_size, seed, epoch, per_call, show):
-    """One epoch: a seeded shuffle, then compiled scans over `per_call` batches at a time.
+def _split_name(mode: AbstractMode, batch_size: int) -> str:
+    if mode.split_size(batch_size) == batch_size:
+        return "batch_size"
+    return "the batch's parallel streams (presentation.streams)"
+
+
+def _train_epoch(mode, learner, state, train, batch_size, seed, epoch, per_call, show, mesh):
+    """One epoch: a seeded shuffle, then compiled scans over `per_call` batches at a time
+    (each batch split over `mesh` along its samples, if one is given).
 
     Returns `(learner, state, mean loss, training accuracy)`; the accuracy counts the
     circuit's outputs on each batch as it is learned.
@@ -167,13 +196,11 @@ def _train_epoch(mode, learner, state, train, batch_size, seed, epoch, per_call,
             mode,
             learner,
             state,
-            jnp.asarray(x[idx]),
-            jnp.asarray(targets[idx]),
-            jnp.asarray(labels[idx]),
-            keys[lo : lo + len(idx)],
+            *(split(jnp.asarray(a[idx]), mesh, 1) for a in (x, targets, labels)),
+            replicate(keys[lo : lo + len(idx)], mesh),
         )
-        losses.append(np.asarray(loss))
-        correct += int(n_ok)
+        losses.append(to_host(loss))
+        correct += int(to_host(n_ok))
         show(float(loss.mean()), correct / ((lo + len(idx)) * batch_size), len(idx))
     return learner, state, float(np.concatenate(losses).mean()), correct / order.size
 
@@ -199,11 +226,20 @@ def accuracy_curve(
     return accuracy
 
 
-def evaluate(learner: AbstractLearner, x, labels, *, batch_size: int = 1000) -> float:
-    """Classification accuracy of `learner.predict` (batches padded to one compiled shape)."""
-    chunks = padded_chunks(x, batch_size)
-    predicted = np.asarray(predict_classes(learner, chunks)).reshape(-1)[: len(labels)]
-    return float(np.mean(predicted == np.asarray(labels)))
+def evaluate(
+    learner: AbstractLearner, x, labels, *, batch_size: int = 1000, devices: Devices = None
+) -> float:
+    """Classification accuracy of `learner.predict` (batches padded to one compiled shape,
+    each split over `devices` as in `fit`)."""
+    size = min(batch_size, len(x))
+    return _accuracy(learner, x, labels, batch_size, data_mesh(devices, size, "batch_size"))
+
+
+def _accuracy(learner, x, labels, batch_size, mesh) -> float:
+    multiple = 1 if mesh is None else mesh.size  # chunks that split evenly over the devices
+    chunks = split(padded_chunks(x, batch_size, multiple), mesh, 1)
+    predicted = to_host(predict_classes(replicate(learner, mesh), chunks))
+    return float(np.mean(predicted.reshape(-1)[: len(labels)] == np.asarray(labels)))
 
 
 def _restore(run_dir: Path, resume: bool, learner, state, config):

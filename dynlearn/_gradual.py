@@ -83,6 +83,9 @@ class GradualPruning(AbstractMode):
             )
         self.mode.check(learner, batch_size)
 
+    def split_size(self, batch_size):
+        return self.mode.split_size(batch_size)
+
     def init(self, learner):
         return {"mode": self.mode.init(learner), "updates": jnp.zeros((), jnp.int32)}
 

@@ -56,6 +56,11 @@ class AbstractMode(eqx.Module):
         """The settings for `learner`, as JSON-ready values (recorded with metrics and
         checkpoints, and compared when a run resumes)."""
 
+    def split_size(self, batch_size: int) -> int:
+        """The length of the batch's axis that `fit(devices=...)` splits over devices: its
+        samples (this default), or what else its step treats independently."""
+        return batch_size
+
 
 PROBE_STEPS = 8  # how many updates SettleThenUpdate.probe waits for the optimizer to move
 
@@ -247,6 +252,10 @@ class AlwaysOn(AbstractMode):
                 f"choose a multiple of presentation.streams={streams}."
             )
         check_step(self.presentation.dt, all_time_constants(circuit), type(circuit).__name__)
+
+    def split_size(self, batch_size):
+        """Its parallel streams: split over devices, each device streams whole streams."""
+        return self.presentation.streams
 
     def init(self, learner):
         """No state, or with a `gain` the number of samples presented so far; with `rms`,

@@ -17,6 +17,7 @@ import numpy as np
 from . import _batches as batches
 from ._learner import AbstractLearner
 from ._modes import AbstractMode
+from ._sharding import Devices, data_mesh, mesh_of, replicate, split, to_host
 from .data import check_seed
 
 __all__ = ["stack", "unstack", "fit_seeds", "evaluate_seeds"]
@@ -62,12 +63,16 @@ def fit_seeds(
     epochs: int = 1,
     batch_size: int = 64,
     updates_per_dispatch: int = 50,
+    devices: Devices = None,
 ) -> tuple[AbstractLearner, np.ndarray]:
     """Train a stack of learners (one per seed, see `stack`) at once, vmapped over seeds.
 
     Seed `s` sees exactly the batches and per-batch keys of `fit(..., seed=s)`; only the
     execution is shared. If one seed's dynamics diverge the whole call raises (vmap runs
     the seeds as one program): fall back to `fit` per seed to keep the others.
+
+    `devices` split the seeds (the stack, its batches and keys) over devices (see `fit`;
+    None: every device, as many as divide `len(seeds)`); each device trains whole seeds.
 
     **Returns:** `(trained stack, test accuracy of shape (len(seeds), epochs))`.
     """
@@ -81,6 +86,8 @@ def fit_seeds(
             f"every array (see dynlearn.stack); found leading sizes {sorted(sizes)}."
         )
     batches.check_fit_args(unstack(learners, 0), data, mode, epochs, batch_size)
+    mesh = data_mesh(devices, len(seeds), "len(seeds)")
+    learners = split(learners, mesh, 0)
     x, x_test = np.asarray(data.x_train), np.asarray(data.x_test)
     labels, labels_test = np.asarray(data.y_train), np.asarray(data.y_test)
     targets = np.eye(data.n_classes, dtype=x.dtype)[labels]
@@ -96,18 +103,18 @@ def fit_seeds(
                 mode,
                 learners,
                 states,
-                jnp.asarray(x[idx]),
-                jnp.asarray(targets[idx]),
-                jnp.asarray(labels[idx]),
-                keys[:, lo : lo + updates_per_dispatch],
+                *(split(jnp.asarray(a[idx]), mesh, 0) for a in (x, targets, labels)),
+                split(keys[:, lo : lo + updates_per_dispatch], mesh, 0),
             )
         accuracy[:, epoch] = evaluate_seeds(learners, x_test, labels_test)
     return learners, accuracy
 
 
 def evaluate_seeds(learners: AbstractLearner, x, labels, *, batch_size: int = 1000) -> np.ndarray:
-    """Classification accuracy of each learner in a stack, shape `(n_seeds,)`."""
-    predicted = np.asarray(_predict_classes_seeds(learners, batches.padded_chunks(x, batch_size)))
+    """Classification accuracy of each learner in a stack, shape `(n_seeds,)` (the stack
+    may be split over devices, see `fit_seeds`)."""
+    chunks = replicate(batches.padded_chunks(x, batch_size), mesh_of(learners))
+    predicted = to_host(_predict_classes_seeds(learners, chunks))
     predicted = predicted.reshape(len(predicted), -1)[:, : len(labels)]
     return np.mean(predicted == np.asarray(labels), axis=1)
 

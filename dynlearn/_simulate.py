@@ -394,12 +394,18 @@ def _scan_fixed_steps(terms, solver, t0, t1, n_steps, y0, args):
 def _raise_if_diverged(y):
     """`y` with each floating leaf checked for NaN/inf on its own, so that a leaf the caller
     never reads (e.g. neuron state when only the learned weights are used) is not kept alive
-    by the check and XLA can drop its computation."""
+    by the check and XLA can drop its computation.
+
+    Only a scalar flag passes through the check (a host callback, which runs on one
+    device); the leaf then depends on the flag by a select. Passing the leaf itself would
+    gather a leaf split over devices (`fit(devices=...)`) onto one device and back."""
 
     def check(x):
         if not jnp.issubdtype(x.dtype, jnp.inexact):
             return x
-        return raise_if(x, ~jnp.all(jnp.isfinite(x)), _DIVERGED)
+        diverged = ~jnp.all(jnp.isfinite(x))
+        diverged = raise_if(diverged, diverged, _DIVERGED)
+        return jnp.where(diverged, jnp.nan, x)
 
     return jax.tree.map(check, y)
 

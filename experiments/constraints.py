@@ -33,15 +33,23 @@ Run: `python -m experiments.constraints --dataset mnist5k` or `dynlearn run cons
 --dataset mnist5k` (add `--run-dir DIR` to resume); `--quick` for a smoke run (Yin-Yang
 with 960 training samples unless `--dataset`, then 20% of its training set; 2 epochs, 1 seed
 and, unless given, rules bp and le, fractions 1 and 0.1, sparsities 0.5 and 0.9, noise 0 and
-0.3).
+0.3). On a dask.distributed cluster, one task per cell (`experiments._cluster`):
+`--cluster local` (a `LocalCluster` on this machine, one process per core; `local:4`: four)
+or `--cluster tcp://HOST:8786` (a running scheduler: `dask scheduler`, then
+`dask worker tcp://HOST:8786` on each machine, or dask-jobqueue's `SLURMCluster`). Every
+worker must see `--run-dir` at the same path (a shared file system); resume works as above,
+and a cell is computed once even when workers die or race for it. The results equal the
+serial run's, cell for cell.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import equinox as eqx
@@ -51,6 +59,8 @@ import xarray as xr
 
 import dynlearn
 from dynlearn import registry
+from experiments import _cluster
+from experiments._cluster import Cell
 from experiments._options import fraction, non_negative, non_negative_int, positive_int, real
 from experiments._timing import quick_subset, quiet_fit
 
@@ -205,11 +215,39 @@ def described(ds: xr.Dataset, **variables: tuple[str, str]) -> xr.Dataset:
 # -- the cells -----------------------------------------------------------------------------
 
 
-class Study:
-    """The cells of one study in `run_dir`, each computed once and saved atomically."""
+def cells(config: dict, rules: list[str]) -> list[Cell]:
+    """The cells `run_study` reads, in its order; the pruning and noise cells of a rule use
+    the learners its 100% cell trains."""
+    config = LATER_SETTINGS | config
+    out = []
+    for rule in rules:
+        trained = Cell("fraction", (rule, 1.0))
+        out += [Cell("fraction", (rule, f)) for f in config["fractions"]]
+        out += [Cell("sparsity", (rule,), (trained,)), Cell("noise", (rule,), (trained,))]
+        out += [Cell("gradual", (rule,))] if config["gradual"] else []
+        out += [Cell("device", (rule, preset)) for preset in config["presets"]]
+    return out
 
-    def __init__(self, run_dir: Path, config: dict, log=print):
-        self.run_dir, self.config, self.log = Path(run_dir), config, log
+
+def _unlocked(path: Path) -> contextlib.nullcontext:
+    return contextlib.nullcontext()
+
+
+class Study:
+    """The cells of one study in `run_dir`, each computed once and saved atomically.
+
+    `lock(path)` is held while the cell file `path` is checked and, if absent, computed and
+    written: a re-entrant lock shared by the processes that compute cells of this study at
+    once (a cluster's workers, `experiments._cluster`); none is needed by one process."""
+
+    def __init__(
+        self,
+        run_dir: Path,
+        config: dict,
+        log=print,
+        lock: Callable[[Path], contextlib.AbstractContextManager] = _unlocked,
+    ):
+        self.run_dir, self.config, self.log, self.lock = Path(run_dir), config, log, lock
         self.data = load_fraction(config, 1.0)
         self.sizes = [self.data.n_features, *config["hidden"], self.data.n_classes]
         self.seeds = list(config["seeds"])
@@ -251,18 +289,21 @@ class Study:
         """Cell `name` of `rule`: loaded if finished, else `compute()`d, timed (attr
         `seconds`) and written atomically before anything else runs."""
         path = self.cell(rule, name)
-        if path.exists():
-            try:
-                return dynlearn.load_netcdf(path)
-            except ValueError as err:
-                raise ValueError(f"{err} (delete the cell file to compute it again)") from None
-        tic = time.perf_counter()
-        ds = compute()
-        ds.attrs["seconds"] = time.perf_counter() - tic
-        dynlearn.save_netcdf(ds, path)
-        self.computed.append(f"{rule} {name}")
-        self.log(f"  {rule} {name}: done in {ds.attrs['seconds']:.1f} s")
-        return ds
+        if not path.exists():
+            with self.lock(path):
+                # another worker may have finished the cell while this one waited for it
+                if not path.exists():
+                    tic = time.perf_counter()
+                    ds = compute()
+                    ds.attrs["seconds"] = time.perf_counter() - tic
+                    dynlearn.save_netcdf(ds, path)
+                    self.computed.append(f"{rule} {name}")
+                    self.log(f"  {rule} {name}: done in {ds.attrs['seconds']:.1f} s")
+                    return ds
+        try:
+            return dynlearn.load_netcdf(path)
+        except ValueError as err:
+            raise ValueError(f"{err} (delete the cell file to compute it again)") from None
 
     def fraction(self, rule: str, fraction: float) -> xr.Dataset:
         """Cell: train on `fraction` of the training set; accuracy per epoch. The 100% cell
@@ -418,12 +459,16 @@ class Study:
         rule's recipe."""
         learners, recipe = build(rule, self.sizes, self.seeds)
         like = (learners, np.ones(len(learners), bool))
-        found = dynlearn.load_checkpoint(self.run_dir / "cells" / rule, like)
-        if found is None or not self.cell(rule, "fraction-1").exists():
-            # interrupted between the checkpoint and its cell file: train the cell again
-            self.cell(rule, "fraction-1").unlink(missing_ok=True)
-            self.fraction(rule, 1.0)
-            found = dynlearn.load_checkpoint(self.run_dir / "cells" / rule, like)
+        folder, cell = self.run_dir / "cells" / rule, self.cell(rule, "fraction-1")
+        found = dynlearn.load_checkpoint(folder, like)
+        if found is None or not cell.exists():
+            with self.lock(cell):  # another worker may be training it: wait, look again
+                found = dynlearn.load_checkpoint(folder, like)
+                if found is None or not cell.exists():
+                    # interrupted between the checkpoint and its cell file: train it again
+                    cell.unlink(missing_ok=True)
+                    self.fraction(rule, 1.0)
+                    found = dynlearn.load_checkpoint(folder, like)
         (kept, alive), _ = found
         return [t if ok else None for t, ok in zip(kept, alive)], recipe
 
@@ -758,6 +803,14 @@ def main(argv: list[str] | None = None) -> int:
         "20%% of its training set), 2 epochs, 1 seed; unless given, rules bp and le, "
         "fractions 1 and 0.1, sparsities 0.5 and 0.9, noise 0 and 0.3",
     )
+    parser.add_argument(
+        "--cluster",
+        type=_cluster.option,
+        default=None,
+        help="compute the cells on a dask.distributed cluster, one task each: local (a "
+        "LocalCluster, one worker per core), local:N (N workers) or a scheduler's address "
+        "(tcp://HOST:8786); every worker must see --run-dir at the same path",
+    )
     opts = parser.parse_args(argv)
     opts.dataset = opts.dataset or ("yinyang" if opts.quick else "mnist5k")
     full = {
@@ -795,7 +848,9 @@ def main(argv: list[str] | None = None) -> int:
     tic = time.perf_counter()
     study = Study(run_dir, config)
     try:
-        ds = run_study(study, opts.rules)
+        if opts.cluster:
+            study.computed += _cluster.run(opts.cluster, study, cells(config, opts.rules))
+        ds = run_study(study, opts.rules)  # on a cluster: only loads the cells
     except KeyboardInterrupt:
         print(
             f"interrupted: the finished cells are kept in {run_dir}; run again with "

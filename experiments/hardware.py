@@ -28,7 +28,9 @@ Resumable: each finished cell (rule x part) is written atomically to
 
 Run: `python -m experiments.hardware --dataset mnist` or `dynlearn run hardware --dataset
 mnist`; `--quick` for a smoke run (digits, 1 epoch, 1 seed, device presets for sh-always-on, the
-sweep and the pruning for bp).
+sweep and the pruning for bp). `--cluster local`, `local:N` or `tcp://HOST:8786` computes the
+cells on a dask.distributed cluster, one task each, as `dynlearn run constraints --cluster`
+(`experiments._cluster`: a shared `--run-dir`, each cell computed once).
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ import xarray as xr
 
 import dynlearn
 from dynlearn import hardware, registry
+from experiments import _cluster
+from experiments._cluster import Cell
 from experiments._options import non_negative_int, positive_int, real
 from experiments._timing import write_results
 from experiments.constraints import Study, build, continued, evaluate, gradual_recipe, train
@@ -244,6 +248,17 @@ def costs() -> xr.Dataset:
     )
 
 
+def cells(opts) -> list[Cell]:
+    """The cells `assemble` reads (none needs another)."""
+    presets = ["none", *hardware.PRESETS]
+    return (
+        [Cell("preset", (rule, preset)) for rule in opts.rules for preset in presets]
+        + [Cell("sweep", (rule, axis)) for axis in ("levels", "c2c") for rule in opts.sweep_rules]
+        + [Cell("pruning", (rule,)) for rule in opts.prune_rules]
+        + [Cell("ablation", (rule,)) for rule in opts.ablation_rules]
+    )
+
+
 def assemble(study: HardwareStudy, opts) -> xr.Dataset:
     presets = ["none", *hardware.PRESETS]
     curves = np.stack(
@@ -431,6 +446,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-per-layer", type=non_negative_int, default=100)
     parser.add_argument("--run-dir", type=dynlearn.writable_folder, default=None)
     parser.add_argument("--quick", action="store_true", help="smoke run (see the docstring)")
+    parser.add_argument(
+        "--cluster",
+        type=_cluster.option,
+        default=None,
+        help="compute the cells on a dask.distributed cluster: local, local:N (N workers) or "
+        "a scheduler's address (tcp://HOST:8786); workers must see --run-dir at the same path",
+    )
     opts = parser.parse_args(argv)
     for name in ("rules", "sweep_rules", "prune_rules", "ablation_rules"):
         unknown = sorted(set(getattr(opts, name)) - set(known))
@@ -456,7 +478,9 @@ def main(argv: list[str] | None = None) -> int:
         "min_per_layer": opts.min_per_layer,
     }
     study = HardwareStudy(run_dir, config)
-    ds = assemble(study, opts)
+    if opts.cluster:
+        _cluster.run(opts.cluster, study, cells(opts))
+    ds = assemble(study, opts)  # on a cluster: only loads the cells
     cost = costs()
     text = table(ds, cost)
     write_results(xr.merge([ds, cost], combine_attrs="no_conflicts"), text, run_dir, "hardware")

@@ -46,6 +46,7 @@ EXPERIMENTS = {
         "feedback_comparison.png",
     ],
     "spiking": ["spiking.nc", "spiking.md", "spiking.png", "spiking-dictionary.png"],
+    "data_parallel": ["metrics.nc", "checkpoint.eqx"],
     "hardware": ["study.json", "hardware.nc", "hardware.md", "hardware.png", "hardware-cost.png"],
     "constraints": [
         "study.json",
@@ -66,6 +67,7 @@ BENCHMARKS = {
     "bench_seeds": "vmapped s",
     "bench_steady_state": "settled",
     "bench_spiking": "identical counts: True",
+    "bench_scale": "of the matmul peak",
 }
 
 
