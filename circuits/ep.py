@@ -349,6 +349,9 @@ class EPNetwork(dynlearn.AbstractPlastic, dynlearn.AbstractBatchLearner):
       leg starts within each presentation: the nudge (`OneSided()`), or the switch from
       -beta to +beta (`Symmetric()`, see `plasticity`).
     - `tau`: time constant of the neurons.
+    - `homeostasis`: continual EP: the rate (per unit time) of the output units' intrinsic
+      plasticity, db_L/dt = homeostasis (1/n_L - rho(u_L)) (see `plasticity`; default 0,
+      none).
     """
 
     weights: list[Array]
@@ -361,6 +364,7 @@ class EPNetwork(dynlearn.AbstractPlastic, dynlearn.AbstractBatchLearner):
     eta: float = eqx.field(static=True)  # continual EP
     t_free: float = eqx.field(static=True)
     tau: float = eqx.field(static=True, default=1.0)
+    homeostasis: float = eqx.field(static=True, default=0.0)
 
     def __init__(
         self,
@@ -375,10 +379,18 @@ class EPNetwork(dynlearn.AbstractPlastic, dynlearn.AbstractBatchLearner):
         eta: float = 0.002,
         t_free: float = 15.0,
         tau: float = 1.0,
+        homeostasis: float = 0.0,
     ):
         if not (eta >= 0 and t_free >= 0 and tau > 0):
             raise ValueError(
                 f"need eta >= 0, t_free >= 0, tau > 0; got eta={eta}, t_free={t_free}, tau={tau}."
+            )
+        if not homeostasis >= 0:
+            raise ValueError(f"homeostasis: expected a rate >= 0; got {homeostasis}.")
+        if homeostasis and not isinstance(readout, RateReadout):
+            raise ValueError(
+                "homeostasis: the intrinsic plasticity acts on the output units' rates inside "
+                f"the energy; it needs RateReadout(), got {type(readout).__name__}()."
             )
         phi_of(activation, "activation")
         check_options("circuits.ep", OPTIONS, readout=readout, estimator=estimator, phases=phases)
@@ -402,6 +414,7 @@ class EPNetwork(dynlearn.AbstractPlastic, dynlearn.AbstractBatchLearner):
         self.estimator, self.phases = estimator, phases
         self.activation = activation
         self.beta, self.eta, self.t_free, self.tau = float(beta), float(eta), float(t_free), tau
+        self.homeostasis = float(homeostasis)
         phases.check(self)
 
     # ----------------------------------------------------------------- structure
@@ -538,7 +551,12 @@ class EPNetwork(dynlearn.AbstractPlastic, dynlearn.AbstractBatchLearner):
         _, c = self.estimator.continual_legs(self.beta)  # 1/beta or 1/(2 beta)
         coefficient = jnp.where(evaluated.beta > 0, -c * self.eta, 0.0)
         coefficient = coefficient.astype(du[self.layer_names[0]]["u"].dtype) / streams
-        return jax.tree.map(lambda g: coefficient * g, d_grad)
+        rates = jax.tree.map(lambda g: coefficient * g, d_grad)
+        if not self.homeostasis:
+            return rates
+        rho_out = self.rho(state[self.layer_names[-1]]["u"])
+        drift = self.homeostasis * (1.0 / rho_out.shape[-1] - rho_out.mean(axis=0))
+        return eqx.tree_at(lambda net: net.biases[-1], rates, rates.biases[-1] + drift)
 
     # ----------------------------------------------------------------- phases
     def free_phase(self, x, y):
@@ -649,10 +667,21 @@ def rule_continual(sizes, key) -> dynlearn.Recipe:
     92.9 ± 0.5. Without annealing a larger eta destabilises some seeds (eta 0.004: 81.5 ±
     4.8; `dynlearn run always-on`). On the test set (`dynlearn run constraints`) one of
     three seeds dropped to 81% in its first epoch and ended at 84.0 (the others 92.6, 92.5;
-    `ep` 92.8): the first epoch is not yet robust."""
+    `ep` 92.8): the first epoch is not yet robust.
+
+    Why that seed fell behind: one output unit died. Its bias and weights were pushed down
+    until its potential sat below 0 for every input, where the hard sigmoid is flat: the
+    nudge toward the target, beta (y - u), is too weak to lift it into the linear range,
+    so both legs see rate 0 and EP's update for it is 0 forever (after one epoch seed 0
+    predicts no 6 at all: 80.5% on the test set, class 6 at 0%). The fix is intrinsic
+    plasticity of the output units, a slow homeostatic drift of each output bias toward
+    the mean rate the targets have, db/dt = h (1/n_L - rho(u_L)) with h = 1e-4 per ms
+    (`homeostasis`): a silent unit regains its range, and at the fitted solution the
+    drift averages to zero. Seed 0 after two epochs: 80.8% without, 88.3% with it; on
+    mnist5k's validation split it changes nothing (92.3 ± 0.2, h = 3e-4: 92.4 ± 0.6)."""
     presentation = dynlearn.Presentation(t_pres=20.0, dt=1.0)
     mode = dynlearn.AlwaysOn(presentation, gain=dynlearn.inverse_time(10_000))
-    return dynlearn.Recipe(EPNetwork(sizes, key, eta=0.003), mode, 32)
+    return dynlearn.Recipe(EPNetwork(sizes, key, eta=0.003, homeostasis=1e-4), mode, 32)
 
 
 def rule_chl(sizes, key) -> dynlearn.Recipe:

@@ -10,7 +10,8 @@ dynamics (see the circuits' docstrings and `theory/`):
   `theory/pc_prospective.py`), then a faster weight time constant, then an annealed
   plasticity gain (`AlwaysOn(gain=dynlearn.inverse_time(n_0))`, `theory/annealed_gain.py`);
 - `ep-continual`: symmetric nudging (-beta, then a learning +beta leg;
-  `theory/ep_continual.py`), then a larger rate with an annealed gain;
+  `theory/ep_continual.py`), then a larger rate with an annealed gain, then homeostatic
+  output biases (a dead output unit revives);
 - `microcircuit`: tanh instead of the sigmoid, then larger rates with an annealed gain;
 - per-synapse RMS-normalised plasticity (`dynlearn.RMSNormalised`: the phased twins' Adam
   denominator as slow synaptic dynamics): adopted by the microcircuit (it closes most of
@@ -66,11 +67,14 @@ def pc_variant(tau_w: float, prospective: bool, n_0: float | None) -> Factory:
     return factory
 
 
-def ep_variant(estimator, eta: float, n_0: float | None, rms=None) -> Factory:
-    """`ep-continual` with the given estimator (nudging), rate, gain and normalisation."""
+def ep_variant(
+    estimator, eta: float, n_0: float | None, rms=None, homeostasis: float = 0.0
+) -> Factory:
+    """`ep-continual` with the given estimator (nudging), rate, gain, normalisation and
+    output homeostasis."""
 
     def factory(sizes, key):
-        net = EPNetwork(sizes, key, estimator=estimator, eta=eta)
+        net = EPNetwork(sizes, key, estimator=estimator, eta=eta, homeostasis=homeostasis)
         return dynlearn.Recipe(net, always_on(20.0, 1.0, 1, n_0, rms), 32)
 
     return factory
@@ -139,7 +143,8 @@ STUDY: dict[str, tuple[str, list[tuple[str, Factory]]]] = {
             ("symmetric nudging", ep_variant(Symmetric(), 0.002, None)),
             ("symmetric, eta 0.004", ep_variant(Symmetric(), 0.004, None)),
             ("RMS-normalised plasticity (tau 2000 ms, lr 1e-5), annealed", ep_rms),
-            ("rule: symmetric, eta 0.003, annealed", registered("ep-continual")),
+            ("symmetric, eta 0.003, annealed", ep_variant(Symmetric(), 0.003, 10_000.0)),
+            ("rule: ... and output homeostasis (1e-4 per ms)", registered("ep-continual")),
         ],
     ),
     "microcircuit": (

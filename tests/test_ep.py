@@ -170,6 +170,25 @@ def test_continual_ep_learns_digits(digits, estimator):
     assert float(result.metrics.test_accuracy[-1]) > 0.85
 
 
+def test_output_homeostasis_revives_a_silent_output_unit():
+    """With `homeostasis`, an output unit silenced by a large negative bias (rate 0 for every
+    input: no EP update can reach it, the hard sigmoid is flat there) regains its rate while
+    the samples stream by; without it, it stays silent."""
+    x = jax.random.uniform(jax.random.key(1), (64, 5))
+    y = jax.nn.one_hot(jnp.arange(64) % 3, 3)
+    mode = dynlearn.AlwaysOn(dynlearn.Presentation(t_pres=20.0, dt=1.0))
+    rates = {}
+    for h in (0.0, 0.05):
+        net = EPNetwork([5, 6, 3], jax.random.key(0), eta=0.003, homeostasis=h)
+        net = eqx.tree_at(lambda n: n.biases[-1], net, net.biases[-1].at[0].set(-3.0))
+        before = float(net.predict(x)[:, 0].max())
+        for i in range(0, 64, 8):
+            net, _, _ = mode.step(net, None, x[i : i + 8], y[i : i + 8], jax.random.key(i))
+        rates[h] = (before, float(net.predict(x)[:, 0].mean()))
+    assert rates[0.0] == (0.0, 0.0)
+    assert rates[0.05][0] == 0.0 and rates[0.05][1] > 0.05
+
+
 def test_bad_input():
     net = EPNetwork([4, 5, 3], jax.random.key(0))
     with pytest.raises(ValueError, match=r"x: expected a batch \(batch, 4\)"):
@@ -180,6 +199,10 @@ def test_bad_input():
         net.updates(jnp.full((2, 4), jnp.nan), jnp.ones((2, 3)), None)
     with pytest.raises(ValueError, match="beta must be > 0"):
         EPNetwork([4, 5, 3], jax.random.key(0), beta=0.0)
+    with pytest.raises(ValueError, match="homeostasis: expected a rate >= 0"):
+        EPNetwork([4, 5, 3], jax.random.key(0), homeostasis=-1e-4)
+    with pytest.raises(ValueError, match="homeostasis: .* needs RateReadout"):
+        EPNetwork([4, 5, 3], jax.random.key(0), homeostasis=1e-4, readout=SoftmaxReadout())
     with pytest.raises(ValueError, match="holomorphic rho"):
         EPNetwork([4, 5, 3], jax.random.key(0), estimator=Holomorphic(2))
     with pytest.raises(ValueError, match="estimator: expected a circuits.ep estimator option"):
