@@ -144,7 +144,11 @@ STUDY: dict[str, tuple[str, list[tuple[str, Factory]]]] = {
             ("symmetric, eta 0.004", ep_variant(Symmetric(), 0.004, None)),
             ("RMS-normalised plasticity (tau 2000 ms, lr 1e-5), annealed", ep_rms),
             ("symmetric, eta 0.003, annealed", ep_variant(Symmetric(), 0.003, 10_000.0)),
-            ("rule: ... and output homeostasis (1e-4 per ms)", registered("ep-continual")),
+            (
+                "... and output homeostasis (1e-4 per ms)",
+                ep_variant(Symmetric(), 0.003, 10_000.0, homeostasis=1e-4),
+            ),
+            ("rule: ... and the gain's n_0 40,000", registered("ep-continual")),
         ],
     ),
     "microcircuit": (
