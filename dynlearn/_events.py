@@ -53,15 +53,25 @@ def _fire(event, t, y, args):
     return event.jump(t, y, args, fired)
 
 
+def step_times(t0, t1, n_steps: int):
+    """`time(i) = t0 + i h`, h = (t1 - t0) / n_steps computed once: the step times of a
+    fixed-step solve. (Not `t0 + (t1 - t0) i / n_steps`: in float32 XLA may multiply by a
+    rounded 1/n_steps, and step i then starts a rounding error before i h, which for
+    h = 1 put it in the previous bin of a `SpikeTrain`.)"""
+    h = (t1 - t0) / n_steps
+
+    def time(i):
+        return t0 + i * h
+
+    return time
+
+
 def fixed_steps_with_event(terms, solver, event, t0, t1, n_steps, y0, args, ts, selector):
     """`n_steps` equal steps with a masked reset after each; returns `(y_end, saved)` where
     `saved` holds `selector(y)` at `ts` (linear interpolation within a step, the solver's
     order at the step ends; None without `ts`)."""
-    span = t1 - t0
     system, drive = args
-
-    def time(i):
-        return t0 + span * i / n_steps
+    time = step_times(t0, t1, n_steps)
 
     y0 = _fire(event, t0, y0, drive)
     state = solver.init(terms, t0, time(1), y0, args)
@@ -77,7 +87,11 @@ def fixed_steps_with_event(terms, solver, event, t0, t1, n_steps, y0, args, ts, 
         if saved is None:
             return saved
         lo, hi = time(i), time(i + 1)
-        tol = 1e-6 * (hi - lo)
+        # a time "at" the step's end, to round-off: a millionth of a step, or a few units
+        # in the last place of the time itself (float32 times above ~8 are coarser than
+        # 1e-6 of a step of 1)
+        ulps = 8 * jnp.finfo(jnp.result_type(ts, hi)).eps * jnp.abs(hi)
+        tol = jnp.maximum(1e-6 * (hi - lo), ulps)
         old, new = selector(lo, y_old, drive), selector(hi, y_stepped, drive)
         after = selector(hi, y_reset, drive)
         inside = (ts > lo) & (ts < hi - tol)

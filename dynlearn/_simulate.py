@@ -14,7 +14,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, PRNGKeyArray, PyTree
 
 from ._dynamics import AbstractDynamics, all_time_constants, check_step
-from ._events import adaptive_with_event, fixed_steps_with_event
+from ._events import adaptive_with_event, fixed_steps_with_event, step_times
 from ._solvers import (
     DiagonalNoise,
     check_finite,
@@ -373,11 +373,7 @@ def _can_scan(adaptive, ts, adjoint, max_steps, inputs, t0, t1, dt) -> bool:
 def _scan_fixed_steps(terms, solver, t0, t1, n_steps, y0, args):
     """`n_steps` equal steps of `solver` from t0 to t1, keeping only the state (the step
     times are computed in the loop, so nothing grows with the number of steps)."""
-    span = t1 - t0
-
-    def time(i):
-        return t0 + span * i / n_steps
-
+    time = step_times(t0, t1, n_steps)
     state = solver.init(terms, t0, time(1), y0, args)
 
     def step(i, carry):

@@ -43,6 +43,21 @@ def test_spike_train_input_delivers_unit_charge_per_spike():
     np.testing.assert_allclose(end["v"], [2.0, 8.0], rtol=1e-5)
 
 
+@pytest.mark.parametrize("steps", [41, 82])
+def test_each_fixed_step_reads_its_own_bin_and_saves_at_late_times(steps):
+    """Bins valued 0 ... n-1 integrated over n steps of dt = 1 sum to n (n-1) / 2, and a
+    save at t = n holds the end state: float32 step times land on the bins' starts (they
+    used to start a rounding error early for some n, e.g. 41 and 82, reading the previous
+    bin; and a save at t > 8 missed the 1e-6-of-a-step window)."""
+    spikes = jnp.arange(steps, dtype=jnp.float32)[:, None]
+    integrator = LIF(tau_m=1.0, v_th=1e9, leak=False)  # never fires: v = charge received
+    traj = run(integrator, SpikeTrain(spikes, 1.0), t1=float(steps), dt=1.0,
+               ts=jnp.array([2.0, float(steps)]))  # fmt: skip
+    total = steps * (steps - 1) / 2
+    assert float(traj.y1["v"][0]) == total
+    assert traj.ys["v"][:, 0].tolist() == [1.0, total]
+
+
 def test_raster_dataset_and_figure(tmp_path):
     ts = jnp.linspace(0.0, 50.0, 501)
     traj = run(LIF(), jnp.array([1.2, 2.0, 4.0]), ts=ts)
