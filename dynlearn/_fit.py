@@ -196,7 +196,7 @@ def _train_epoch(mode, learner, state, train, batch_size, seed, epoch, per_call,
             mode,
             learner,
             state,
-            *(split(jnp.asarray(a[idx]), mesh, 1) for a in (x, targets, labels)),
+            *(split(a[idx], mesh, 1) for a in (x, targets, labels)),
             replicate(keys[lo : lo + len(idx)], mesh),
         )
         losses.append(to_host(loss))

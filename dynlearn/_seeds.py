@@ -103,7 +103,7 @@ def fit_seeds(
                 mode,
                 learners,
                 states,
-                *(split(jnp.asarray(a[idx]), mesh, 0) for a in (x, targets, labels)),
+                *(split(a[idx], mesh, 0) for a in (x, targets, labels)),
                 split(keys[:, lo : lo + updates_per_dispatch], mesh, 0),
             )
         accuracy[:, epoch] = evaluate_seeds(learners, x_test, labels_test)
