@@ -106,9 +106,9 @@ def data_mesh(devices: Devices, axis_size: int, what: str) -> Mesh | None:
 def split(tree, mesh: Mesh | None, axis: int):
     """Every array of `tree` (host or device arrays, PRNG keys, a stacked learner) as a
     global array split along `axis` over `mesh`; each process transfers only its own
-    shards. Without a mesh: on the default device (`jnp.asarray`)."""
+    shards. Without a mesh: `tree` as is, its numpy arrays on the default device."""
     if mesh is None:
-        return jax.tree.map(lambda x: jnp.asarray(x) if eqx.is_array_like(x) else x, tree)
+        return jax.tree.map(lambda x: jnp.asarray(x) if isinstance(x, np.ndarray) else x, tree)
     sharding = NamedSharding(mesh, PartitionSpec(*([None] * axis), AXIS))
     return jax.tree.map(lambda x: _place(x, sharding) if eqx.is_array(x) else x, tree)
 

@@ -44,10 +44,13 @@ import functools
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-import dask
-import distributed
+if TYPE_CHECKING:
+    import distributed
+
+# dask and distributed are imported where a cluster is used: importing the studies (every
+# test that builds one) does not load them.
 
 __all__ = ["Cell", "option", "connect", "run", "submit", "gather", "compute"]
 
@@ -79,6 +82,8 @@ def option(text: str) -> str:
 @contextlib.contextmanager
 def connect(cluster: str) -> Iterator[distributed.Client]:
     """A client of `cluster` (see `option`); a local cluster is shut down with it."""
+    import distributed
+
     if "://" in cluster:
         try:
             client = distributed.Client(cluster)
@@ -120,6 +125,8 @@ def submit(client: distributed.Client, study, cells: list[Cell]) -> dict[Cell, d
     needs. A task's key names the study and the cell: the same study submitted twice to one
     scheduler is one set of tasks."""
     run_dir = str(Path(study.run_dir).absolute())
+    import dask.base
+
     token = dask.base.tokenize(type(study).__qualname__, run_dir, study.config)
     futures: dict[Cell, distributed.Future] = {}
 
@@ -140,6 +147,8 @@ def gather(futures: dict[Cell, distributed.Future], log=print) -> list[str]:
     """Wait for the tasks (a task's error is raised here), logging the workers' lines as
     each task finishes; the cells computed. (A finished task whose worker died is re-run
     and finds its cell on disk: that cell is not counted.)"""
+    import distributed
+
     computed = []
     for future in distributed.as_completed(list(futures.values())):
         done, lines = future.result()
@@ -184,4 +193,6 @@ class Locks:
 @functools.cache
 def _lock(name: str) -> distributed.Lock:
     # one per file and worker process: a Lock renews its leases with a periodic callback
+    import distributed
+
     return distributed.Lock(name)
