@@ -392,16 +392,15 @@ def _raise_if_diverged(y):
     never reads (e.g. neuron state when only the learned weights are used) is not kept alive
     by the check and XLA can drop its computation.
 
-    Only a scalar flag passes through the check (a host callback, which runs on one
-    device); the leaf then depends on the flag by a select. Passing the leaf itself would
-    gather a leaf split over devices (`fit(devices=...)`) onto one device and back."""
+    (Split over devices, `fit(devices=...)`, the check's host callback gathers the leaf to
+    one device and back once per simulation. Passing only a scalar flag through it and
+    selecting the leaf on the flag avoided that, but made XLA's CPU compiler crash now and
+    then in the test suite (three of three CI runs, in different programs); reverted.)"""
 
     def check(x):
         if not jnp.issubdtype(x.dtype, jnp.inexact):
             return x
-        diverged = ~jnp.all(jnp.isfinite(x))
-        diverged = raise_if(diverged, diverged, _DIVERGED)
-        return jnp.where(diverged, jnp.nan, x)
+        return raise_if(x, ~jnp.all(jnp.isfinite(x)), _DIVERGED)
 
     return jax.tree.map(check, y)
 
