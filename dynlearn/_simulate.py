@@ -394,8 +394,9 @@ def _raise_if_diverged(y):
 
     (Split over devices, `fit(devices=...)`, the check's host callback gathers the leaf to
     one device and back once per simulation. Passing only a scalar flag through it and
-    selecting the leaf on the flag avoided that, but made XLA's CPU compiler crash now and
-    then in the test suite (three of three CI runs, in different programs); reverted.)"""
+    selecting the leaf on the flag avoided that, but XLA's CPU compiler crashed now and then
+    while compiling programs with that form, in three CI runs of the test suite; reverted
+    until that is understood.)"""
 
     def check(x):
         if not jnp.issubdtype(x.dtype, jnp.inexact):
