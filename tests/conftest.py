@@ -26,3 +26,14 @@ def x64():
     jax.config.update("jax_enable_x64", True)
     yield
     jax.config.update("jax_enable_x64", previous)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """After each test module, drop JAX's in-memory caches of compiled programs (the
+    persistent cache on disk still serves them). A test worker compiles thousands of
+    programs; kept alive, their machine code ends up in tens of thousands of memory maps,
+    and XLA's CPU compiler crashed (segfault or abort, in whichever test compiled next)
+    near the end of full runs once many modules had run in the same worker."""
+    yield
+    jax.clear_caches()
