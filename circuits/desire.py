@@ -38,6 +38,7 @@ import optax
 from jaxtyping import Array, PRNGKeyArray
 
 import dynlearn
+from circuits._layers import sizes_of
 from dynlearn.spiking import LIF, SpikeEvent, SpikeTrain, regular_spikes
 
 __all__ = ["DesireSNN", "desires", "rule"]
@@ -134,7 +135,7 @@ class DesireSNN(dynlearn.AbstractBatchLearner):
 
     @property
     def sizes(self) -> list[int]:
-        return [self.weights[0].shape[1], *(w.shape[0] for w in self.weights)]
+        return sizes_of(self.weights)
 
     @property
     def layer_names(self) -> list[str]:

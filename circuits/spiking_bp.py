@@ -94,7 +94,7 @@ import optax
 from jaxtyping import Array, Float, PRNGKeyArray
 
 import dynlearn
-from circuits._layers import forward_weights, learning_filter
+from circuits._layers import forward_weights, learning_filter, sizes_of
 from circuits.feedback import AbstractFeedback, WeightTransport, bind_pathway
 from dynlearn.spiking import LIF, SpikeEvent
 
@@ -370,7 +370,7 @@ class SpikingBP(dynlearn.AbstractBatchLearner):
     # ------------------------------------------------------------------ structure
     @property
     def sizes(self) -> list[int]:
-        return [self.weights[0].shape[1], *(w.shape[0] for w in self.weights)]
+        return sizes_of(self.weights)
 
     @property
     def layer_names(self) -> list[str]:
