@@ -24,7 +24,7 @@ The rule is local in space (pre and post activity, the post neuron's desire) and
 backward pass carries only ternary signs. Here the step is `optax.sgd` on -dW averaged over
 the batch (the paper: one sample per update, eta = 1e-5 decayed by e^{-0.04 epoch}).
 Known gap: with two hidden layers (the paper's networks) this implementation does not learn
-yet (README, "Spiking networks").
+yet (docs/results/spiking.md).
 """
 
 from __future__ import annotations

@@ -1,29 +1,44 @@
-"""Equilibrium propagation (EP) on a layered continuous Hopfield network.
+r"""Equilibrium propagation (EP) on a layered continuous Hopfield network.
 
-Energy (Scellier & Bengio 2017), layers u_1..u_L, input x clamped (r_0 = x), r_l = rho(u_l):
+Energy (Scellier & Bengio 2017), layers $u_1, \dots, u_L$, input $x$ clamped ($r_0 = x$),
+$r_l = \rho(u_l)$:
 
-    E(u) = 1/2 sum_l u_l.u_l - sum_l rho(u_l).(W_l r_{l-1} + b_l)
+$$
+E(u) = \frac{1}{2} \sum_l u_l \cdot u_l - \sum_l \rho(u_l) \cdot (W_l r_{l-1} + b_l)
+$$
 
-(the layered form of -1/2 sum_{i != j} W_ij rho_i rho_j with symmetric W). Cost, by the
-read-out option: `RateReadout()` C = 1/2 |y - rho(u_L)|^2, or `SoftmaxReadout()` (Laborieux
-et al. 2021) C = CE(softmax(W_out rho(u_L) + b_out), y), the read-out outside the energy.
-Total F = E + beta C. Dynamics: for a smooth rho (sigmoid, tanh, linear) the gradient flow
-tau du/dt = -dF/du, derived by `dynlearn.gradient_flow`; for the hard sigmoid (the default)
-the *box-constrained* flow tau du/dt = clip(u - dF~/du, 0, 1) - u on u in [0, 1], with F~
-the energy at rho = identity (inside the box rho(u) = u) — not -dF/du, which is
-discontinuous at the box's faces. Its fixed points are the box-constrained minima
-u = clip(dPhi/du, 0, 1) of the "primitive function" form of Ernoult et al. 2019, whose
-discrete update s <- rho(dPhi/ds) is this flow's Euler step with dt = tau.
+(the layered form of $-\frac{1}{2} \sum_{i \ne j} W_{ij} \rho_i \rho_j$ with symmetric $W$).
+Cost, by the read-out option: `RateReadout()` $C = \frac{1}{2} |y - \rho(u_L)|^2$, or
+`SoftmaxReadout()` (Laborieux et al. 2021)
+$C = \mathrm{CE}(\mathrm{softmax}(W_\mathrm{out} \rho(u_L) + b_\mathrm{out}), y)$, the
+read-out outside the energy. Total $F = E + \beta C$. Dynamics: for a smooth $\rho$
+(sigmoid, tanh, linear) the gradient flow $\tau\, du/dt = -\partial F/\partial u$, derived by
+`dynlearn.gradient_flow`; for the hard sigmoid (the default) the *box-constrained* flow
 
-Free phase (beta = 0) to u^0, nudged phase from u^0 to u^beta (`EulerPhases`,
-`SteadyStatePhases`). Gradient estimates of the loss L = C(u^0), with the sign of a gradient
-(optax subtracts them), as estimator options:
-- `OneSided()`: (1/beta) [dF/dtheta(u^beta) - dF/dtheta(u^0)], bias O(beta);
-- `Symmetric()` (Laborieux et al. 2021): (1/(2 beta)) [dF/dtheta(u^beta) -
-  dF/dtheta(u^-beta)], bias O(beta^2);
-- `Holomorphic(n_points)` (Laborieux & Zenke 2022): beta_k = |beta| e^{2 pi i k/N}, the real
-  part of mean_k (1/beta_k) dF/dtheta(u^{beta_k}), exact up to O(|beta|^N); complex
-  states, so rho must be holomorphic (sigmoid, tanh or linear, not the hard sigmoid).
+$$
+\tau \frac{du}{dt} = \mathrm{clip}\left(u - \frac{\partial \tilde F}{\partial u}, 0, 1\right) - u
+\quad \text{on } u \in [0, 1],
+$$
+
+with $\tilde F$ the energy at $\rho = \mathrm{identity}$ (inside the box $\rho(u) = u$) — not
+$-\partial F/\partial u$, which is discontinuous at the box's faces. Its fixed points are the
+box-constrained minima $u = \mathrm{clip}(\partial \Phi/\partial u, 0, 1)$ of the "primitive
+function" form of Ernoult et al. 2019, whose discrete update
+$s \leftarrow \rho(\partial \Phi/\partial s)$ is this flow's Euler step with $dt = \tau$.
+
+Free phase ($\beta = 0$) to $u^0$, nudged phase from $u^0$ to $u^\beta$ (`EulerPhases`,
+`SteadyStatePhases`). Gradient estimates of the loss $L = C(u^0)$, with the sign of a
+gradient (optax subtracts them), as estimator options:
+
+- `OneSided()`: $\frac{1}{\beta} \left[\frac{\partial F}{\partial \theta}(u^\beta) -
+  \frac{\partial F}{\partial \theta}(u^0)\right]$, bias $O(\beta)$;
+- `Symmetric()` (Laborieux et al. 2021): $\frac{1}{2\beta}
+  \left[\frac{\partial F}{\partial \theta}(u^\beta) - \frac{\partial F}{\partial
+  \theta}(u^{-\beta})\right]$, bias $O(\beta^2)$;
+- `Holomorphic(n_points)` (Laborieux & Zenke 2022): $\beta_k = |\beta| e^{2\pi i k/N}$, the
+  real part of $\frac{1}{N} \sum_k \frac{1}{\beta_k} \frac{\partial F}{\partial
+  \theta}(u^{\beta_k})$, exact up to $O(|\beta|^N)$; complex states, so $\rho$ must be
+  holomorphic (sigmoid, tanh or linear, not the hard sigmoid).
 The reference they approach is recurrent backprop: the gradient of L through the free fixed
 point by implicit differentiation (`dynlearn.equilibrate`; Scellier & Bengio 2019).
 - `Contrastive()`: contrastive Hebbian learning (Movellan 1991), dE/dtheta(u^c) -
@@ -33,9 +48,14 @@ point by implicit differentiation (`dynlearn.equilibrate`; Scellier & Bengio 201
 
 Continual EP (Ernoult et al. 2020), phase-free form (`plasticity`, for `dynlearn.AlwaysOn`):
 in one simulation over a stream each sample is shown for t_pres with the nudge switched on
-`t_free` after its onset, and the weights move continuously, dtheta/dt = -(eta/beta)
-d/dt[dF/dtheta] along the neural trajectory (at fixed theta), which sums to the one-shot EP
-update as eta -> 0 (`theory/ep_continual.py`). With the `Symmetric()` estimator (the
+`t_free` after its onset, and the weights move continuously,
+
+$$
+\frac{d\theta}{dt} = -\frac{\eta}{\beta} \frac{d}{dt}\left[\frac{\partial F}{\partial \theta}\right]
+$$
+
+along the neural trajectory (at fixed $\theta$), which sums to the one-shot EP update as
+$\eta \to 0$ (`theory/ep_continual.py`). With the `Symmetric()` estimator (the
 default) each presentation is nudged by -beta and then, from `t_free` on, by +beta, and the
 weights learn on that second leg only: the sum tends to the symmetric estimate, bias O(beta^2)
 instead of the one-sided O(beta) (same time per presentation). With `Contrastive()` the
@@ -335,13 +355,13 @@ OPTIONS = {  # what each option argument of EPNetwork takes
 
 
 class EPNetwork(dynlearn.AbstractPlastic, dynlearn.AbstractBatchLearner):
-    """Layered Hopfield network trained by EP; state `{"hidden<l>": {"u"}, ..., "output"}`.
+    r"""Layered Hopfield network trained by EP; state `{"hidden<l>": {"u"}, ..., "output"}`.
 
     **Arguments:**
     - `sizes`: `(n_in, n_1, ..., n_L)`; with `SoftmaxReadout()` the last size is the number
       of classes, read out from layer L-1 (outside the energy).
-    - `key`: initialisation; `activation`: rho (default `"hard_sigmoid"`).
-    - `beta`: nudging strength (> 0); `estimator`: `Symmetric()` (default), `OneSided()`
+    - `key`: initialisation; `activation`: $\rho$ (default `"hard_sigmoid"`).
+    - `beta`: nudging strength $\beta$ (> 0); `estimator`: `Symmetric()` (default), `OneSided()`
       or `Holomorphic(n_points)`.
     - `readout`: `RateReadout()` (default) or `SoftmaxReadout()`.
     - `phases`: `EulerPhases(...)` or `SteadyStatePhases(...)` (settle-then-update).
@@ -350,8 +370,8 @@ class EPNetwork(dynlearn.AbstractPlastic, dynlearn.AbstractBatchLearner):
       -beta to +beta (`Symmetric()`, see `plasticity`).
     - `tau`: time constant of the neurons.
     - `homeostasis`: continual EP: the rate (per unit time) of the output units' intrinsic
-      plasticity, db_L/dt = homeostasis (1/n_L - rho(u_L)) (see `plasticity`; default 0,
-      none).
+      plasticity, $db_L/dt = h\, (1/n_L - \rho(u_L))$ with $h$ = `homeostasis` (see
+      `plasticity`; default 0, none).
     """
 
     weights: list[Array]

@@ -1,33 +1,39 @@
-"""Latent Equilibrium: prospective rate neurons that learn while the inputs stream in.
+r"""Latent Equilibrium: prospective rate neurons that learn while the inputs stream in.
 
 Haider, Ellenberger, Kriener, Jordan, Senn & Petrovici 2021, "Latent Equilibrium: A unified
 learning theory for arbitrarily fast computation with arbitrarily slow neurons" (NeurIPS).
-Layers l = 1..L, input r_0 = x(t), target y(t):
+Layers $l = 1, \dots, L$, input $r_0 = x(t)$, target $y(t)$:
 
-    tau du_l/dt = -u_l + W_l r_{l-1} + b_l + e_l
-    ubreve_l    = u_l + tau du_l/dt  = W_l r_{l-1} + b_l + e_l        (prospective voltage)
-    r_l         = phi_l(ubreve_l)              (ordinary neurons, prospective=False: phi_l(u_l))
-    e_l         = phi_l'(ubreve_l) * B_l (ubreve_{l+1} - W_{l+1} r_l - b_{l+1}),     l < L
-    e_L         = beta phi_L'(ubreve_L) (y - r_L)
-    dW_l/dt     = eta_l e_l r_{l-1}^T,    db_l/dt = eta_l e_l          (always on)
+$$
+\begin{array}{rcll}
+\tau\, du_l/dt & = & -u_l + W_l r_{l-1} + b_l + e_l & \\
+\breve u_l & = & u_l + \tau\, du_l/dt = W_l r_{l-1} + b_l + e_l
+  & \text{(prospective voltage)} \\
+r_l & = & \phi_l(\breve u_l) & \text{(ordinary neurons, prospective=False: } \phi_l(u_l)) \\
+e_l & = & \phi_l'(\breve u_l) \odot B_l (\breve u_{l+1} - W_{l+1} r_l - b_{l+1}) & l < L \\
+e_L & = & \beta\, \phi_L'(\breve u_L) \odot (y - r_L) & \\
+dW_l/dt & = & \eta_l e_l r_{l-1}^\top, \quad db_l/dt = \eta_l e_l & \text{(always on)}
+\end{array}
+$$
 
-B_l = W_{l+1}^T is LE as published; any feedback pathway (`circuits.feedback`, PAL) can
+$B_l = W_{l+1}^\top$ is LE as published; any feedback pathway (`circuits.feedback`, PAL) can
 replace it. With no error the prospective voltages are the feed-forward values
-W_l r_{l-1}(t) + b_l at every instant: the network answers at once, while ordinary leaky
-neurons lag by about tau per layer.
+$W_l r_{l-1}(t) + b_l$ at every instant: the network answers at once, while ordinary leaky
+neurons lag by about $\tau$ per layer.
 
-Ordinary neurons (`prospective=False`, Haider et al.'s comparison network) use u_l wherever
-LE uses ubreve_l: rates phi_l(u_l) and errors e_l = phi_l'(u_l) B_l (u_{l+1} - W_{l+1} r_l -
-b_{l+1}). While a layer catches up with a changing input, its voltage differs from its
-bottom-up prediction, and that lag is sent down as an error even without a target: the
-ordinary network is not a plain low-pass chain but one whose layers are also driven by
-these lag errors (the lags in `theory/le_no_lag.py`, 1.0 / 2.2 / 3.5 / 5.1 tau for 1-4
-layers, are this network's), and with a target it learns them (`theory/le_short_presentation.py`).
+Ordinary neurons (`prospective=False`, Haider et al.'s comparison network) use $u_l$ wherever LE
+uses $\breve u_l$: rates $\phi_l(u_l)$ and errors $e_l = \phi_l'(u_l)\, B_l (u_{l+1} - W_{l+1} r_l -
+b_{l+1})$. While a layer catches up with a changing input, its voltage differs from its bottom-up
+prediction, and that lag is sent down as an error even without a target: the ordinary network is not
+a plain low-pass chain but one whose layers are also driven by these lag errors (the lags in
+`theory/le_no_lag.py`, 1.0 / 2.2 / 3.5 / 5.1 tau for 1-4 layers, are this network's), and with a
+target it learns them (`theory/le_short_presentation.py`).
 
-The errors are defined implicitly (e_l enters ubreve_l, which enters e_l and e_{l-1}). Here
-the error neurons relax to their right-hand side with a fast time constant,
-`tau_error de_l/dt = -e_l + (...)`: Euler with `dt = tau_error` is the published scheme, in
-which the errors use the previous step's voltages, and tau_error -> 0 is the algebraic limit.
+The errors are defined implicitly ($e_l$ enters $\breve u_l$, which enters $e_l$ and
+$e_{l-1}$). Here the error neurons relax to their right-hand side with a fast time constant,
+$\tau_\mathrm{error}\, de_l/dt = -e_l + (\dots)$: Euler with `dt = tau_error` is the
+published scheme, in which the errors use the previous step's voltages, and
+$\tau_\mathrm{error} \to 0$ is the algebraic limit.
 
 A pathway's exploration noise xi_l (PAL) perturbs hidden layer l's prospective voltage and
 rates, so the layers above carry it (what PAL's B learns from); it is not a prediction
@@ -41,9 +47,9 @@ PAL reached 86.6 (H = 20) and 84.6 (H = 100), below fixed random B (88.5, 91.0);
 feedback-comparison`). With one hidden layer the option changes nothing (the output has no
 noise).
 
-With `tau_lo`, the forward-weight updates pass through a low-pass filter,
-`tau_lo dF_l/dt = eta_l e_l r_{l-1}^T - F_l`, `dW_l/dt = F_l`, which averages out the
-exploration noise a PAL pathway puts into the errors (Max et al. 2024).
+With `tau_lo`, the forward-weight updates pass through a low-pass filter, $\tau_\mathrm{lo}\,
+dF_l/dt = \eta_l e_l r_{l-1}^\top - F_l$, $dW_l/dt = F_l$, which averages out the exploration noise
+a PAL pathway puts into the errors (Max et al. 2024).
 
 The circuit writes only these equations (`vector_field`: neurons, error neurons, filters;
 `plasticity`: dW/dt, db/dt and the pathway's dB/dt); streaming a batch through it is
@@ -93,7 +99,7 @@ class _Sweep(eqx.Module):
 
 
 class LENetwork(AbstractLayered, dynlearn.AbstractPlastic):
-    """A layered Latent-Equilibrium network whose weights learn always-on.
+    r"""A layered Latent-Equilibrium network whose weights learn always-on.
 
     State: `{name: {"u", "e"}}` for layers `hidden1, ..., output`, every array `(streams,
     n_l)` (parallel streams share the weights); a pathway's own state (PAL: noise and
@@ -108,7 +114,7 @@ class LENetwork(AbstractLayered, dynlearn.AbstractPlastic):
     - `tau_error`: error neurons' time constant (fast; the Euler step must not exceed it).
     - `beta`: nudging strength of the output error.
     - `eta`: learning rate, one value or one per layer.
-    - `prospective`: rates from ubreve (LE) or from u (ordinary leaky neurons).
+    - `prospective`: rates from $\breve u$ (LE) or from $u$ (ordinary leaky neurons).
     - `feedback`: a pathway from `circuits.feedback` (default: weight transport).
     - `tau_lo`: low-pass time constant of the forward updates (None: unfiltered).
     - `noise_in_errors`: whether a pathway's exploration noise in a hidden layer is also

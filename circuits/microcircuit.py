@@ -1,33 +1,46 @@
-"""The dendritic cortical microcircuit, with optional prospective (Latent-Equilibrium) rates.
+r"""The dendritic cortical microcircuit, with optional prospective (Latent-Equilibrium) rates.
 
 Sacramento, Ponte Costa, Bengio & Senn 2018, "Dendritic cortical microcircuits approximate
 the backpropagation algorithm" (NeurIPS); prospective rates from Haider et al. 2021 (NeurIPS).
-Hidden layer k (1 <= k < L) has pyramidal neurons (soma u_k, basal v_B = W_k r_{k-1},
-apical v_A) and interneurons u^I_k, one per neuron of layer k+1 (capacitance C = 1):
+Hidden layer $k$ ($1 \le k < L$) has pyramidal neurons (soma $u_k$, basal
+$v_B = W_k r_{k-1}$, apical $v_A$) and interneurons $u^I_k$, one per neuron of layer $k+1$
+(capacitance $C = 1$):
 
-    du_k/dt   = -g_l u_k + g_B (v_B - u_k) + g_A (v_A - u_k)               (+ somatic noise)
-    du^I_k/dt = -g_l u^I_k + g_D (W^IP_k r_k - u^I_k) + g_som (u_{k+1} - u^I_k)
-    v_A       = B_k r_{k+1} + W^PI_k r^I_k
-    output:     du_L/dt = -g_l u_L + g_B (W_L r_{L-1} - u_L) + g_nudge (y - u_L)
+$$
+\begin{array}{rcl}
+du_k/dt & = & -g_l u_k + g_B (v_B - u_k) + g_A (v_A - u_k) \quad \text{(+ somatic noise)} \\
+du^I_k/dt & = & -g_l u^I_k + g_D (W^{IP}_k r_k - u^I_k) + g_\mathrm{som} (u_{k+1} - u^I_k) \\
+v_A & = & B_k r_{k+1} + W^{PI}_k r^I_k \\
+\text{output:} \; du_L/dt & = & -g_l u_L + g_B (W_L r_{L-1} - u_L) + g_\mathrm{nudge} (y - u_L)
+\end{array}
+$$
 
-with rates r = phi(u) (ordinary) or r = phi(ubreve), ubreve = u + tau_eff du/dt, tau_eff =
-C / (total conductance): the conductance-weighted mean of the compartments' potentials, which
-answers without the somatic lag (prospective). The apical potential follows its input with
-a fast dendritic time constant, tau_dend dv_A/dt = -v_A + B_k r_{k+1} + W^PI_k r^I_k (it
-closes the loop top-down; Euler with dt = tau_dend uses the previous step's rates).
+with rates $r = \phi(u)$ (ordinary) or $r = \phi(\breve u)$,
+$\breve u = u + \tau_\mathrm{eff}\, du/dt$, $\tau_\mathrm{eff} = C/(\text{total conductance})$:
+the conductance-weighted mean of the compartments' potentials, which answers without the
+somatic lag (prospective). The apical potential follows its input with a fast dendritic
+time constant, $\tau_\mathrm{dend}\, dv_A/dt = -v_A + B_k r_{k+1} + W^{PI}_k r^I_k$ (it
+closes the loop top-down; Euler with $dt = \tau_\mathrm{dend}$ uses the previous step's
+rates).
 
 Plasticity, always on (Urbanczik & Senn 2014 for the forward weights):
 
-    dW_k/dt    = eta_k [phi(u_k) - phi(vhat_k)] r_{k-1}^T,  vhat_k = g_B/(g_l+g_B+g_A) v_B
-                                                           (output: g_B/(g_l+g_B) v_B)
-    dW^IP_k/dt = eta_IP [phi(u^I_k) - phi(g_D/(g_l+g_D) W^IP_k r_k)] r_k^T
-    dW^PI_k/dt = -eta_PI v_A (r^I_k)^T
+$$
+\begin{array}{rcl}
+dW_k/dt & = & \eta_k [\phi(u_k) - \phi(\hat v_k)]\, r_{k-1}^\top, \quad
+  \hat v_k = \frac{g_B}{g_l + g_B + g_A} v_B \quad
+  \left(\text{output: } \frac{g_B}{g_l + g_B} v_B\right) \\
+dW^{IP}_k/dt & = & \eta_{IP} \left[\phi(u^I_k) -
+  \phi\left(\frac{g_D}{g_l + g_D} W^{IP}_k r_k\right)\right] r_k^\top \\
+dW^{PI}_k/dt & = & -\eta_{PI}\, v_A (r^I_k)^\top
+\end{array}
+$$
 
-Self-predicting state (`self_predicting`): W^PI_k = -B_k and
-W^IP_k = g_B (g_l+g_D) / (g_D G_{k+1}) W_{k+1} with G_{k+1} = g_l+g_B+g_A for a hidden layer
-above (g_l+g_B for the output); then, with no target, v_A = 0 and the apical potential
-carries only the top-down error. (SCIENCE.md states the hidden-layer factor; below the
-output, which has no apical compartment, the factor loses g_A.)
+Self-predicting state (`self_predicting`): $W^{PI}_k = -B_k$ and
+$W^{IP}_k = \frac{g_B (g_l + g_D)}{g_D G_{k+1}} W_{k+1}$ with $G_{k+1} = g_l + g_B + g_A$ for a
+hidden layer above ($g_l + g_B$ for the output); then, with no target, $v_A = 0$ and the
+apical potential carries only the top-down error. (SCIENCE.md states the hidden-layer
+factor; below the output, which has no apical compartment, the factor loses $g_A$.)
 
 With `tau_lo`, the forward updates are low-pass filtered before they move W (as in PAL,
 Max et al. 2024: the filter averages out the exploration noise in the apical dendrites).

@@ -1,26 +1,32 @@
-"""Phaseless Alignment Learning (PAL): feedback weights learned from neuronal noise.
+r"""Phaseless Alignment Learning (PAL): feedback weights learned from neuronal noise.
 
 Max, Kriener, García Martínez, ... Senn & Petrovici 2024, "Learning efficient
 backprojections across cortical hierarchies in real time" (Nature Machine Intelligence).
-Each hidden layer l gets Ornstein-Uhlenbeck noise xi_l in the compartment that receives the
-top-down signal (the apical dendrite of the microcircuit),
+Each hidden layer $l$ gets Ornstein-Uhlenbeck noise $\xi_l$ in the compartment that receives
+the top-down signal (the apical dendrite of the microcircuit),
 
-    tau_xi dxi_l = -xi_l dt + sigma sqrt(2 tau_xi) dW          (stationary std sigma),
+$$
+\tau_\xi\, d\xi_l = -\xi_l\, dt + \sigma \sqrt{2 \tau_\xi}\, dW
+\qquad \text{(stationary std } \sigma),
+$$
 
-which travels up through W_{l+1}. The layer above high-pass filters its rates,
-r_HP = r - r_LP with tau_HP dr_LP/dt = r - r_LP (equivalently dr_HP/dt = dr/dt - r_HP/tau_HP),
-and the feedback weights learn, always on, the correlation of the two:
+which travels up through $W_{l+1}$. The layer above high-pass filters its rates,
+$r_\mathrm{HP} = r - r_\mathrm{LP}$ with $\tau_\mathrm{HP}\, dr_\mathrm{LP}/dt = r - r_\mathrm{LP}$
+(equivalently $dr_\mathrm{HP}/dt = dr/dt - r_\mathrm{HP}/\tau_\mathrm{HP}$), and the feedback
+weights learn, always on, the correlation of the two:
 
-    dB_l/dt = eta [xi_l r_HP,(l+1)^T - alpha B_l].
+$$
+\frac{dB_l}{dt} = \eta \left[\xi_l\, r_{\mathrm{HP},l+1}^\top - \alpha B_l\right].
+$$
 
-Averaged over the noise, xi_l r_HP^T is proportional to diag(phi_l') W_{l+1}^T
-diag(phi_{l+1}'), so B_l aligns with W_{l+1}^T without weight transport; alpha sets B's
-scale. Nothing is switched: neurons, noise, filters and all weights evolve together. In
-the paper the noise also reaches the errors of the layers below and the host's forward-weight
-updates are low-pass filtered (tau_LO) so that it averages out: those are the host's options
-(`tau_lo` of `circuits.latent_equilibrium.LENetwork` and `circuits.microcircuit.Microcircuit`;
-the LE host keeps the noise out of its errors unless `noise_in_errors=True`, which learns
-better here: see its docstring and rule `pal`).
+Averaged over the noise, $\xi_l r_\mathrm{HP}^\top$ is proportional to $\mathrm{diag}(\phi_l')\,
+W_{l+1}^\top\, \mathrm{diag}(\phi_{l+1}')$, so $B_l$ aligns with $W_{l+1}^\top$ without weight
+transport; $\alpha$ sets $B$'s scale. Nothing is switched: neurons, noise, filters and all weights
+evolve together. In the paper the noise also reaches the errors of the layers below and the host's
+forward-weight updates are low-pass filtered (tau_LO) so that it averages out: those are the host's
+options (`tau_lo` of `circuits.latent_equilibrium.LENetwork` and
+`circuits.microcircuit.Microcircuit`; the LE host keeps the noise out of its errors unless
+`noise_in_errors=True`, which learns better here: see its docstring and rule `pal`).
 
 PAL is a sub-system of its host (`circuits.feedback`): its state (the noise xi and the
 low-passed rates above) lives under the host's state key `"pathway"`, its noise is composed

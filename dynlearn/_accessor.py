@@ -78,6 +78,7 @@ class DynlearnAccessor:
         after = time.shift(time=-1).fillna(np.inf)  # the saved time after each one
         start = time.isel(time=0, drop=True)
         out = xr.where(inside, start, after).max("time")
+        out.attrs = {}  # not the time coordinate's (axis: T, ...): a duration
         return out.rename("settling_time").assign_attrs(
             long_name=f"settling time (within rtol={rtol:g}, atol={atol:g} of the final state)",
             units=time.attrs.get("units", ""),
@@ -176,13 +177,13 @@ class DynlearnAccessor:
         paths, treedef = jax.tree_util.tree_flatten_with_path(template)
         leaves = []
         for path, leaf in paths:
-            name = variable_name(path)
-            if name not in ds:
+            variable = variable_name(path)
+            if variable not in ds:
                 raise ValueError(
-                    f"the Dataset has no variable {name!r} for the state leaf "
-                    f"{_path_name(path)} of {type(system).__name__}."
+                    f"the Dataset has no variable {variable!r} for the state leaf "
+                    f"{_path_name(path)} of {name}."
                 )
-            da = ds[name]
+            da = ds[variable]
             order = ["time"] + (["sample"] if "sample" in da.dims else [])
             da = da.transpose(*order, ...)
             leaves.append(np.asarray(da.values, dtype=np.asarray(leaf).dtype))

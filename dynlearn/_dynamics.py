@@ -27,13 +27,14 @@ __all__ = [
 
 
 class AbstractDynamics(eqx.Module):
-    """A continuous-time system `dy/dt = f(t, y, args)` (+ `g(t, y, args) dW` if noisy).
+    r"""A continuous-time system $dy/dt = f(t, y, \text{args})$ (+ $g\, dW$ if noisy).
 
     Subclasses implement `vector_field`; they may override
     - `diffusion(t, y, args)`: diagonal noise amplitudes, a pytree shaped like `y` (or a
       prefix of it, e.g. `None` for noise-free variables), turning the system into the SDE
-      `dy = f dt + g * dW` with one independent Wiener process per state element (additive
-      noise when `g` does not depend on `y`). The default `None` means an ODE.
+      $dy = f\, dt + g \odot dW$ (elementwise) with one independent Wiener process $W$ per
+      state element (additive noise when `g` does not depend on `y`). The default `None`
+      means an ODE.
     - `components()`: sub-systems whose state lives under a top-level key of `y` (e.g. a
       feedback pathway's noise and filters under `y["pathway"]`). The host's vector field
       passes each component what it needs (its drift depends on the host); their noise is
@@ -58,7 +59,7 @@ class AbstractDynamics(eqx.Module):
         """The drift `dy/dt`, a pytree with the structure of `y`."""
 
     def diffusion(self, t, y: PyTree, args: Any) -> PyTree | None:
-        """Diagonal noise amplitude `g` in `dy = f dt + g * dW`; `None` for an ODE."""
+        r"""Diagonal noise amplitude $g$ in $dy = f\, dt + g \odot dW$; `None` for an ODE."""
         return None
 
     def components(self) -> dict[str, AbstractDynamics]:
@@ -92,10 +93,10 @@ class AbstractDynamics(eqx.Module):
 
 
 class AbstractEnergyDynamics(AbstractDynamics):
-    """A gradient system: `tau dy/dt = -dE/dy` on the free variables.
+    r"""A gradient system: $\tau\, dy/dt = -\partial E/\partial y$ on the free variables.
 
     Subclasses implement `energy(y, args)` and may override `free(y, args)` (which
-    variables move; clamped ones have `dy/dt = 0`) and `tau` (a scalar or a pytree prefix of
+    variables move; clamped ones have $dy/dt = 0$) and `tau` (a scalar or a pytree prefix of
     `y` of time constants). The vector field is derived with `jax.grad`, so the circuit
     writes nothing but its energy.
     """
@@ -121,21 +122,25 @@ def gradient_flow(
     tau: PyTree | float = 1.0,
     free: PyTree | None = None,
 ) -> PyTree:
-    """The gradient flow of an energy: `tau * dy/dt = -dE/dy`, zero on clamped variables.
+    r"""The gradient flow of an energy, zero on clamped variables:
 
-    Along this flow `dE/dt = -sum tau |dy/dt|^2 <= 0`, so the energy never increases
-    (Hopfield 1984; the inference dynamics of predictive coding and equilibrium
-    propagation).
+    $$
+    \tau \frac{dy}{dt} = -\frac{\partial E}{\partial y}.
+    $$
+
+    Along this flow $dE/dt = -\sum \tau\, |dy/dt|^2 \le 0$ (summed over the state's
+    elements), so the energy never increases (Hopfield 1984; the inference dynamics of
+    predictive coding and equilibrium propagation).
 
     **Arguments:**
-    - `energy`: `E(y, args) -> scalar`.
+    - `energy`: `E(y, args) -> scalar`, the energy $E$.
     - `y`, `args`: state and drive.
     - `tau`: time constant(s), a scalar or a pytree prefix of `y`.
     - `free`: `None` (all free) or a pytree prefix of `y` whose leaves are bools or arrays
       broadcastable to the state (1 = free, 0 = clamped).
 
     Complex states (e.g. holomorphic equilibrium propagation, Laborieux & Zenke 2022) need a
-    holomorphic energy; the flow is then `-E'(y)/tau` with the complex derivative.
+    holomorphic energy; the flow is then $-E'(y)/\tau$ with the complex derivative $E'$.
 
     **Returns:** `dy/dt`, a pytree like `y`.
     """

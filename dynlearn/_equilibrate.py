@@ -27,12 +27,13 @@ __all__ = ["CONTROLLER_FACTOR", "Equilibrium", "default_controller", "equilibrat
 
 
 class Equilibrium(eqx.Module):
-    """What `equilibrate` returns: the fixed point and how it was reached.
+    r"""What `equilibrate` returns: the fixed point and how it was reached.
 
     - `y`: the steady state.
     - `t`: the time at which the steady-state condition held.
     - `num_steps`: solver steps taken.
-    - `residual`: `||f(t, y, args)||` (root mean square over all state elements).
+    - `residual`: $\|f(t, y, \text{args})\|$ (root mean square over all state
+      elements).
     - `settled`: whether the steady-state condition was met before `max_time`.
     """
 
@@ -103,25 +104,34 @@ def equilibrate(
     check: bool = True,
     adjoint_solver: lx.AbstractLinearSolver | None = None,
 ) -> Equilibrium:
-    """Integrate `dy/dt = f(y, args)` from `y0` until `||f|| < atol + rtol ||y||`.
+    r"""Integrate $dy/dt = f(y, \text{args})$ from `y0` until the steady-state test
+    $\|f\| < \text{atol} + \text{rtol}\, \|y\|$ holds.
 
-    Gradients with respect to the system's parameters and `args` flow through the fixed
-    point by implicit differentiation (implicit function theorem on `f(y*, theta) = 0`;
-    recurrent backprop, Almeida 1987 / Pineda 1987), so they cost one linear solve and no
-    stored trajectory. The steady-state test bounds |dy/dt|, not the distance to the fixed
-    point: slow modes can be declared settled early, so the tolerance bounds the error of
-    equilibrium-based gradients; use float64 and tight tolerances for theory checks.
+    Gradients with respect to the system's parameters and `args` (together $\theta$) flow
+    through the fixed point $y^*$ by implicit differentiation (implicit function theorem on
+    $f(y^*, \theta) = 0$; recurrent backprop, Almeida 1987 / Pineda 1987),
+
+    $$
+    \frac{\partial y^*}{\partial \theta} = -\left(\frac{\partial f}{\partial y}\right)^{-1}
+    \frac{\partial f}{\partial \theta},
+    $$
+
+    so they cost one linear solve and no stored trajectory. The steady-state test bounds
+    $\|dy/dt\|$, not the distance to the fixed point: slow modes can be declared settled
+    early, so the tolerance bounds the error of equilibrium-based gradients; use float64
+    and tight tolerances for theory checks.
 
     **Arguments:**
     - `system`, `y0`, `args`: the system, the starting state, the drive (time-independent).
     - `solver`: default Tsit5 with a PID controller. With `dt`, steps are fixed (default
       solver Euler, the literature's setting) and the steady-state test still applies.
-    - `rtol`, `atol`: the steady-state test, `||f(y)|| < atol + rtol ||y||` (RMS norms).
+    - `rtol`, `atol`: the steady-state test, $\|f(y)\| < \text{atol} + \text{rtol}\, \|y\|$
+      (RMS norms).
     - `stepsize_controller`: for adaptive solvers; default a PID controller with
       `CONTROLLER_FACTOR` (1/10) times the steady-state tolerances. It must be tighter
       than the test: near a stable fixed point an explicit solver's steps grow to its
       stability limit, where the state jitters at the size of the controller's local
-      error, so with equal tolerances `||f||` hovers at a few times the tolerance and the
+      error, so with equal tolerances $\|f\|$ hovers at a few times the tolerance and the
       test rarely passes. Measured on 48 random stable 16-d linear systems, Tsit5 at
       1e-3..1e-5 (float32) and 1e-6..1e-10 (float64), Heun at 1e-3..1e-5 (float32): equal
       tolerances settled 3-15 of 48; 1/10 settled 48 of 48 in every setting (Tsit5 in a
@@ -132,8 +142,8 @@ def equilibrate(
       controller). (`dynlearn bench steady-state [--float64]`.)
     - `max_time`, `max_steps`: give up after this much model time / this many steps.
     - `adjoint_solver`: the `lineax` solver of the implicit-gradient linear system in
-      `df/dy`. Default: diffrax's (it materialises the Jacobian; exact, but cubic in the
-      state's size). For large states use a matrix-free solver that needs only
+      $\partial f/\partial y$. Default: diffrax's (it materialises the Jacobian; exact, but
+      cubic in the state's size). For large states use a matrix-free solver that needs only
       Jacobian-vector products and accepts diffrax's operator (its input carries the saved
       time axis, so it is not "square" to lineax): `lineax.LSMR(rtol=1e-6, atol=1e-6)`
       (the feedback SNN, 400 states x 32 samples: 31 ms per gradient instead of 1.9 s).

@@ -165,7 +165,7 @@ class SettleThenUpdate(AbstractMode):
 
 
 class AlwaysOn(AbstractMode):
-    """Weights are state: one simulation over the streamed batch is the learning.
+    r"""Weights are state: one simulation over the streamed batch is the learning.
 
     The batch becomes `presentation.streams` parallel streams of samples, each shown for
     `t_pres` (see `Presentation`), integrated with Euler steps of `dt` from the circuit's
@@ -173,13 +173,13 @@ class AlwaysOn(AbstractMode):
     nothing is reset between the samples of a batch. The metrics are those of the circuit
     before the batch (its `predict`, scored by `loss`).
 
-    With a `gain` schedule every plasticity rate is multiplied by `gain(n)`, n the number of
-    training samples presented before the batch (the mode's state, checkpointed with the
-    learner): a slow global plasticity gain, e.g. annealed as g(n) = 1 / (1 + n / n_0)
-    (`inverse_time(n_0)`), the solution of the slow dynamics dg/dn = -g^2 / n_0. Any optax
+    With a `gain` schedule every plasticity rate is multiplied by `gain(n)`, $n$ the number
+    of training samples presented before the batch (the mode's state, checkpointed with the
+    learner): a slow global plasticity gain, e.g. annealed as $g(n) = 1/(1 + n/n_0)$
+    (`inverse_time(n_0)`), the solution of the slow dynamics $dg/dn = -g^2/n_0$. Any optax
     schedule works (`optax.exponential_decay(1.0, 5000, 0.5)`, ...). A constant rate keeps
     moving the weights on a long stream; a decaying one lets them settle (stochastic
-    approximation: sum g = inf, sum g^2 < inf for the 1/n decay).
+    approximation: $\sum_n g(n) = \infty$, $\sum_n g(n)^2 < \infty$ for the $1/n$ decay).
 
     With `rms` (`dynlearn.RMSNormalised(tau, lr)`) every synapse's rate is divided by the
     running RMS of its own rates (RMSprop as slow synaptic dynamics, see `RMSNormalised`);
@@ -347,7 +347,7 @@ class _Continued(NamedTuple):
 
 
 class InverseTime(NamedTuple):
-    """The gain g(n) = 1 / (1 + n / n_0); see `inverse_time` (a named tuple: equal gains
+    r"""The gain $g(n) = 1/(1 + n/n_0)$; see `inverse_time` (a named tuple: equal gains
     compare equal, so modes built from the same settings share one compiled program)."""
 
     n_0: float
@@ -357,10 +357,15 @@ class InverseTime(NamedTuple):
 
 
 def inverse_time(n_0: float) -> InverseTime:
-    """The plasticity gain g(n) = 1 / (1 + n / n_0) after n samples (for
-    `AlwaysOn(..., gain=)`): halved after n_0 samples, the 1/n decay of stochastic
-    approximation (Robbins & Monro 1951) that lets streamed weights converge, and the
-    solution of the slow dynamics dg/dn = -g^2 / n_0, g(0) = 1."""
+    r"""The plasticity gain after $n$ samples (for `AlwaysOn(..., gain=)`),
+
+    $$
+    g(n) = \frac{1}{1 + n/n_0},
+    $$
+
+    halved after $n_0$ samples: the $1/n$ decay of stochastic approximation (Robbins &
+    Monro 1951) that lets streamed weights converge, and the solution of the slow dynamics
+    $dg/dn = -g^2/n_0$, $g(0) = 1$."""
     if not n_0 > 0:
         raise ValueError(f"n_0: expected the number of samples to halve the gain, > 0; got {n_0}.")
     return InverseTime(float(n_0))

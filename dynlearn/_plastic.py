@@ -30,12 +30,12 @@ __all__ = ["AbstractPlastic", "Learning", "RMSNormalised", "stream_count"]
 
 
 class AbstractPlastic(AbstractDynamics, AbstractLearner):
-    """A circuit whose synapses learn in its own dynamics (phase-free, always on).
+    r"""A circuit whose synapses learn in its own dynamics (phase-free, always on).
 
     Subclasses implement
     - `vector_field(t, y, args)`: the neurons' drift with the weights fixed at the circuit's
       own (so the circuit is also the frozen-weight system, e.g. for settling);
-    - `plasticity(t, y, args)`: the local rule, `dtheta/dt` as a pytree shaped like the
+    - `plasticity(t, y, args)`: the local rule, $d\theta/dt$ as a pytree shaped like the
       circuit (e.g. `eqx.tree_at(lambda c: c.weights, self, rates)`); only the leaves of
       `trainable()` are read, so fixed parts may hold anything;
     - `init_state(x)`: the state for input `x` of shape `(streams, n_in)`;
@@ -86,21 +86,28 @@ def stream_count(circuit: AbstractPlastic, y: PyTree) -> int:
 
 
 class RMSNormalised(eqx.Module):
-    """Per-synapse normalised plasticity: each weight's rate divided by the running RMS of
+    r"""Per-synapse normalised plasticity: each weight's rate divided by the running RMS of
     its own recent rates, a slow variable of the synapse (metaplasticity: how fast a synapse
-    learns adapts to how strongly it has been driven). With g the circuit's rate,
+    learns adapts to how strongly it has been driven). With $g$ the circuit's rate,
 
-        dv/dt = (g^2 - v) / tau,      dc/dt = (1 - c) / tau,      c(0) = v(0) = 0
-        dtheta/dt = lr g / (sqrt(v + (1 - c) g^2) + eps)
+    $$
+    \tau \frac{dv}{dt} = g^2 - v, \qquad \tau \frac{dc}{dt} = 1 - c, \qquad c(0) = v(0) = 0,
+    $$
 
-    v is the exponentially weighted mean of g^2 over the last `tau` of time, c the weight
-    the history has reached (v / c is unbiased); the unreached part (1 - c) is filled with
-    the present g^2, so the first rates are lr sign(g), not lr g / eps. This is RMSprop
+    $$
+    \frac{d\theta}{dt} = \frac{\mathrm{lr}\; g}{\sqrt{v + (1 - c)\, g^2} + \epsilon}.
+    $$
+
+    $v$ is the exponentially weighted mean of $g^2$ over the last $\tau$ (`tau`) of time, $c$
+    the weight the history has reached ($v/c$ is unbiased); the unreached part $1 - c$ is
+    filled with the present $g^2$, so the first rates are $\mathrm{lr}\, \mathrm{sign}(g)$,
+    not $\mathrm{lr}\, g/\epsilon$. This is RMSprop
     (Tieleman & Hinton 2012; Adam's denominator, Kingma & Ba 2015) as a continuous-time
     system: it makes the rate invariant to the scale of each synapse's drive.
 
     **Arguments:** `tau`: memory of the squared rates (> 0); `lr`: the normalised rate, in
-    weight units per unit of time (> 0); `eps`: regulariser of the denominator (> 0).
+    weight units per unit of time (> 0); `eps`: regulariser $\epsilon$ of the denominator
+    (> 0).
     """
 
     tau: float = eqx.field(static=True)
@@ -133,16 +140,17 @@ class RMSNormalised(eqx.Module):
 
 
 class Learning(AbstractDynamics):
-    """A plastic circuit while it learns: state `{"neurons": y, "params": theta}`.
+    r"""A plastic circuit while it learns: state `{"neurons": y, "params": theta}`.
 
     `theta` is the circuit's trainable part (`eqx.filter(circuit, circuit.trainable())`);
     the circuit's own copy of it is replaced by the state at every evaluation. With `masks`
     (one 0/1 array per `prunable()` leaf, see `dynlearn.prune`) the rates of pruned weights
-    are zero, so a pruned weight stays exactly zero. With a `gain` g every plasticity rate
-    is scaled by it, dtheta/dt = g g_theta(t, y, args): a global, slowly varying plasticity
-    gain (a neuromodulator's level), set by `AlwaysOn(..., gain=schedule)` to anneal the
-    rates over a long stream. With `rms` (`RMSNormalised`) each rate is first divided by
-    its synapse's running RMS, whose state joins the system under `"rms"`.
+    are zero, so a pruned weight stays exactly zero. With a `gain` $g$ every plasticity rate
+    is scaled by it, $d\theta/dt = g\, g_\theta(t, y, \text{args})$: a global, slowly
+    varying plasticity gain (a neuromodulator's level), set by
+    `AlwaysOn(..., gain=schedule)` to anneal the rates over a long stream. With `rms`
+    (`RMSNormalised`) each rate is first divided by its synapse's running RMS, whose state
+    joins the system under `"rms"`.
 
     **Arguments:**
     - `circuit`: an `AbstractPlastic`.
@@ -151,7 +159,7 @@ class Learning(AbstractDynamics):
     - `rms`: optional per-synapse normalisation (default: none).
     - `device`: optional `dynlearn.hardware.OnDevice` whose devices hold the `prunable()`
       weights: their rates become the devices' response (`OnDevice.drift`); the distance
-      each device travels, `int |dw/dt| dt`, joins the state under `"travel"` (its pulse
+      each device travels, $\int |dw/dt|\, dt$, joins the state under `"travel"` (its pulse
       count, for the noise `OnDevice.after_stream` adds), and with
       `stream_noise="step"` the pulse streams' noise (`OnDevice.pulse_noise`) is the
       diffusion.

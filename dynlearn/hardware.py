@@ -1,48 +1,61 @@
-"""Learning on analog compute-in-memory hardware: a device model that wraps any learner.
+r"""Learning on analog compute-in-memory hardware: a device model that wraps any learner.
 
 `on_device(learner, device)` stores every forward weight matrix of a learner (its
 `prunable()` leaves) in a crossbar of programmable conductances; biases and the rest stay
-digital. A weight `w` in `[-w_max, w_max]` is the normalised conductance
-`g = (G - G_min) / (G_max - G_min)` in `[0, 1]` of one device (with a reference column):
-`w = w_max (2 g - 1)`; `w_max` is `headroom * max|W|` of the matrix when it is programmed.
+digital. A weight $w \in [-w_\max, w_\max]$ is the normalised conductance
+$g = (G - G_\min)/(G_\max - G_\min) \in [0, 1]$ of one device (with a reference column):
+$w = w_\max (2g - 1)$; $w_\max$ is `headroom * max|W|` of the matrix when it is programmed.
 
 Weight updates are voltage pulses; each moves the conductance along the device's saturating
 potentiation (LTP) or depression (LTD) curve (Chen et al. 2018, DNN+NeuroSim; the curve of
 Yu's group, re-derived here from the published equations):
 
-    g_LTP(P) = b (1 - e^{-nl P / N}),           b = 1 / (1 - e^{-nl}),    P in [0, N]
-    g_LTD(P) = 1 - b_d (1 - e^{-nl_d P / N_d}),  b_d = 1 / (1 - e^{-nl_d}), P in [0, N_d]
+$$
+g_\mathrm{LTP}(P) = b \left(1 - e^{-\mathrm{nl}\, P/N}\right), \quad
+b = \frac{1}{1 - e^{-\mathrm{nl}}}, \quad P \in [0, N],
+$$
 
-`N` is the number of levels (pulses from one end of the range to the other) and `nl` the
-nonlinearity, `nl = N / A` in the published form `G(P) = B (1 - e^{-P/A}) + G_min`
-(nl -> 0: linear; DNN+NeuroSim maps its nonlinearity labels to A with a lookup table that is
-not reproduced here: the presets use the labels as `nl` directly, so their curves have the
-published labels' direction and ordering, not their exact shapes). In settle-then-update
-training an update `dw` (the optimizer's step) becomes
+$$
+g_\mathrm{LTD}(P) = 1 - b_d \left(1 - e^{-\mathrm{nl}_d\, P/N_d}\right), \quad
+b_d = \frac{1}{1 - e^{-\mathrm{nl}_d}}, \quad P \in [0, N_d].
+$$
 
-    dP = round(dw / dw_pulse),       dw_pulse = 2 w_max / N     (mean step per pulse)
+$N$ is the number of levels (pulses from one end of the range to the other) and
+$\mathrm{nl}$ the nonlinearity, $\mathrm{nl} = N/A$ in the published form
+$G(P) = B (1 - e^{-P/A}) + G_\min$ ($\mathrm{nl} \to 0$: linear; DNN+NeuroSim maps its
+nonlinearity labels to $A$ with a lookup table that is not reproduced here: the presets use
+the labels as `nl` directly, so their curves have the published labels' direction and
+ordering, not their exact shapes). In settle-then-update
+training an update $\Delta w$ (the optimizer's step) becomes
 
-(or stochastic rounding, `Device.rounding`)
-pulses applied from where the device is, `g' = g_LTP(clip(g_LTP^{-1}(g) + dP, 0, N))` (LTD
-likewise for dP < 0), so the same pulse count moves a weight less the nearer it is to the
+$$
+\Delta P = \mathrm{round}\left(\frac{\Delta w}{\Delta w_\mathrm{pulse}}\right), \qquad
+\Delta w_\mathrm{pulse} = \frac{2 w_\max}{N} \quad \text{(mean step per pulse)}
+$$
+
+(or stochastic rounding, `Device.rounding`) pulses applied from where the device is,
+$g' = g_\mathrm{LTP}(\mathrm{clip}(g_\mathrm{LTP}^{-1}(g) + \Delta P, 0, N))$ (LTD likewise
+for $\Delta P < 0$), so the same pulse count moves a weight less the nearer it is to the
 end it moves to (the nonlinearity), and differently up and down (the asymmetry). A written
-device gets cycle-to-cycle noise `c2c xi` per write (DNN+NeuroSim) and `c2c_pulse sqrt(|dP|)
-xi` (independent per-pulse steps, as aihwkit's); `d2d` varies `nl` from device to device
-(`|nl + d2d xi_ij|`, drawn once from the seed). Reads see the conductance fluctuate by
-`read_noise (g + g_0) xi` per batch, `g_0 = 1 / (on_off - 1)` the off-state conductance in
-range units (a low on/off ratio raises the noise of small weights); inputs pass a DAC and
-outputs an ADC of the given bits (signed, scaled to each batch's largest magnitude; only the
-network's input and output: the circuits' internal layers are not touched).
+device gets cycle-to-cycle noise $\mathrm{c2c}\, \xi$ per write (DNN+NeuroSim) and
+$\mathrm{c2c_{pulse}} \sqrt{|\Delta P|}\, \xi$ (independent per-pulse steps, as aihwkit's),
+$\xi$ standard normal; `d2d` varies $\mathrm{nl}$ from device to device
+($|\mathrm{nl} + \mathrm{d2d}\, \xi_{ij}|$, drawn once from the seed). Reads see the
+conductance fluctuate by $\mathrm{read\_noise}\, (g + g_0)\, \xi$ per batch,
+$g_0 = 1/(\mathrm{on\_off} - 1)$ the off-state conductance in range units (a low on/off
+ratio raises the noise of small weights); inputs pass a DAC and outputs an ADC of the given
+bits (signed, scaled to each batch's largest magnitude; only the network's input and
+output: the circuits' internal layers are not touched).
 
 In the always-on mode the weights move at every integration step as the device lets them:
 the circuit's rate becomes a stream of stochastic pulses, in its diffusion limit (drift along
 the curve, `OnDevice.drift`; shot noise of the finite levels and per-pulse noise, summed over
 each streamed batch and added at its end, or with `stream_noise="step"` as the SDE's diffusion,
 `OnDevice.pulse_noise`); the per-write noise `c2c` is added at the end of each streamed batch
-to the devices its pulses wrote (probability `1 - e^{-lambda}`, `lambda = int |dw/dt| dt / d`
-the pulses the stream held), and the stream starts from the weights as read (the
-read noise's change is not stored). The rounding mode does not apply there (pulse streams are
-stochastic).
+to the devices its pulses wrote (probability $1 - e^{-\lambda}$,
+$\lambda = \int |dw/dt|\, dt / d$ the pulses the stream held), and the stream starts from
+the weights as read (the read noise's change is not stored). The rounding mode does not
+apply there (pulse streams are stochastic).
 """
 
 from __future__ import annotations
@@ -174,21 +187,23 @@ def _slope(g, nl):
 
 
 def ltp(p, nl, n):
-    """g_LTP(P) = b (1 - e^{-nl P / N}), b = 1 / (1 - e^{-nl}); P / N when nl -> 0."""
+    r"""$g_\mathrm{LTP}(P) = b (1 - e^{-\mathrm{nl}\, P/N})$, $b = 1/(1 - e^{-\mathrm{nl}})$;
+    $P/N$ when $\mathrm{nl} \to 0$."""
     s = _safe(nl)
     curved = jnp.expm1(-s * p / n) / jnp.expm1(-s)
     return jnp.where(jnp.abs(nl) < _LINEAR, p / n, curved)
 
 
 def ltp_pulses(g, nl, n):
-    """The inverse of `ltp`: P = -(N / nl) ln(1 - g / b)."""
+    r"""The inverse of `ltp`: $P = -(N/\mathrm{nl}) \ln(1 - g/b)$."""
     s = _safe(nl)
     curved = -(n / s) * jnp.log1p(g * jnp.expm1(-s))
     return jnp.where(jnp.abs(nl) < _LINEAR, g * n, curved)
 
 
 def ltd(p, nl, n):
-    """g_LTD(P) = 1 - g_LTP(P): depression mirrors potentiation from the top."""
+    r"""$g_\mathrm{LTD}(P) = 1 - g_\mathrm{LTP}(P)$: depression mirrors potentiation from the
+    top."""
     return 1.0 - ltp(p, nl, n)
 
 
@@ -197,8 +212,9 @@ def ltd_pulses(g, nl, n):
 
 
 def pulses_between(g_from, g_to, nl, n):
-    """Closed form: LTP pulses to move from `g_from` up to `g_to` on one curve,
-    P = (N / nl) ln((b - g_from) / (b - g_to)), b = 1 / (1 - e^{-nl})."""
+    r"""Closed form: LTP pulses to move from `g_from` up to `g_to` on one curve,
+    $P = (N/\mathrm{nl}) \ln((b - g_\mathrm{from})/(b - g_\mathrm{to}))$,
+    $b = 1/(1 - e^{-\mathrm{nl}})$."""
     b = 1.0 / (1.0 - math.exp(-abs(nl)))
     return (n / abs(nl)) * math.log((b - g_from) / (b - g_to))
 
@@ -303,12 +319,15 @@ class OnDevice(AbstractLearner):
     # -- always-on: the device's response to a continuous stream of small pulses ----------
 
     def drift(self, weights: list[Array], rates: list[Array]) -> list[Array]:
-        """dw/dt of the devices asked for rates dw/dt = r: a stream of pulses, each moving g
-        along its curve, in the limit of many small pulses,
+        r"""$dw/dt$ of the devices asked for rates $dw/dt = r$: a stream of pulses, each moving
+        $g$ along its curve, in the limit of many small pulses,
 
-            dw/dt = r s(g),   s_up(g) = nl (b - g),   s_down(g) = nl_d (b_d - 1 + g)
+        $$
+        \frac{dw}{dt} = r\, s(g), \qquad s_\mathrm{up}(g) = \mathrm{nl}\, (b - g), \qquad
+        s_\mathrm{down}(g) = \mathrm{nl}_d\, (b_d - 1 + g)
+        $$
 
-        (the slope dg/dP of the LTP or LTD curve at g over the mean slope 1/N; 1 for a
+        (the slope $dg/dP$ of the LTP or LTD curve at $g$ over the mean slope $1/N$; 1 for a
         linear device), zero past the end of the range it moves to."""
         out = []
         for i, (w, r) in enumerate(zip(weights, rates)):

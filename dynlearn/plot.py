@@ -17,13 +17,17 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import matplotlib
 
-matplotlib.use("Agg")
+# Headless by default (the CLI, scripts, CI); a backend chosen before (pyplot already
+# imported, or MPLBACKEND: Jupyter's kernel sets it to its inline backend) is kept.
+if "MPLBACKEND" not in os.environ and "matplotlib.pyplot" not in sys.modules:
+    matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402

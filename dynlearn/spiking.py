@@ -1,25 +1,31 @@
-"""Spiking neurons in the engine's terms: integrate-and-fire populations, events, spike trains.
+r"""Spiking neurons in the engine's terms: integrate-and-fire populations, events, spike trains.
 
-A population of (leaky) integrate-and-fire neurons (`LIF`) with input current `I(t)`:
+A population of (leaky) integrate-and-fire neurons (`LIF`) with input current $I(t)$,
 
-    tau_m dv/dt = -v + I         (leaky; `leak=False`: tau_m dv/dt = I, perfect integrator)
+$$
+\tau_m \frac{dv}{dt} = -v + I
+$$
 
-outside its refractory period, during which `v` is held. A neuron fires when `v` reaches
-`v_th` (an engine event, `dynlearn.AbstractEvent`: located by root finding with an adaptive
-solver, within one step with fixed steps); then `v -> v_reset` (`reset="zero"`) or `v -> v -
-(v_th - v_reset)` (`reset="subtract"`, which keeps the overshoot), the refractory clock
-restarts at `t_ref`, the spike count grows by one and the trace jumps by one, `tau_trace
-dx/dt = -x` between spikes (the pre/post traces of STDP rules). With constant `I > v_th` a
-leaky neuron resetting to 0 fires every
+(leaky; `leak=False`: $\tau_m\, dv/dt = I$, a perfect integrator), outside its refractory
+period, during which $v$ is held. A neuron fires when $v$ reaches $v_\mathrm{th}$ (`v_th`; an
+engine event, `dynlearn.AbstractEvent`: located by root finding with an adaptive solver,
+within one step with fixed steps); then $v \to v_\mathrm{reset}$ (`reset="zero"`) or
+$v \to v - (v_\mathrm{th} - v_\mathrm{reset})$ (`reset="subtract"`, which keeps the
+overshoot), the refractory clock restarts at $t_\mathrm{ref}$, the spike count grows by one
+and the trace $x$ jumps by one, $\tau_\mathrm{trace}\, dx/dt = -x$ between spikes (the
+pre/post traces of STDP rules). With constant $I > v_\mathrm{th}$ a leaky neuron resetting to
+0 fires every
 
-    T = t_ref + tau_m ln(I / (I - v_th))
+$$
+T = t_\mathrm{ref} + \tau_m \ln \frac{I}{I - v_\mathrm{th}}
+$$
 
 (`theory/lif_interval.py` checks it). A population's state is a dict `{"v", "refractory",
 "trace", "count"}` (`LIF.init`); `Population` is the smallest system (one population driven
 by a stimulus); `PopulationEvent` is the event of a system whose state is one population's,
 `SpikeEvent` that of any number of populations in one state dict. Inputs:
 `poisson_spikes` and `regular_spikes` (rate coding), fed to a circuit as `SpikeTrain`, a
-stimulus of pulses `s_k / dt` (unit area per spike). Saved spike counts become a raster
+stimulus of pulses $s_k/dt$ (unit area per spike). Saved spike counts become a raster
 Dataset with `raster` (and a figure with `dynlearn.plot.raster`).
 """
 
@@ -52,7 +58,7 @@ RESETS = ("zero", "subtract")
 
 
 class LIF(eqx.Module):
-    """Integrate-and-fire neuron parameters (see the module docstring for the equations).
+    r"""Integrate-and-fire neuron parameters (see the module docstring for the equations).
 
     **Arguments:**
     - `tau_m`: membrane time constant (> 0).
@@ -61,7 +67,7 @@ class LIF(eqx.Module):
     - `reset`: `"zero"` (to `v_reset`) or `"subtract"` (by `v_th - v_reset`).
     - `t_ref`: refractory period (>= 0): `v` held at its reset value.
     - `tau_trace`: time constant of the spike trace (> 0).
-    - `leak`: False for a perfect (non-leaky) integrator, `tau_m dv/dt = I`.
+    - `leak`: False for a perfect (non-leaky) integrator, $\tau_m\, dv/dt = I$.
     """
 
     tau_m: float = 10.0
@@ -124,9 +130,10 @@ class LIF(eqx.Module):
         }
 
     def interval(self, current: ArrayLike) -> Array:
-        """Closed-form inter-spike interval at constant current (reset to 0 from rest; inf
-        when the current never reaches threshold): `t_ref + tau_m ln(I / (I - v_th))`
-        (leaky) or `t_ref + tau_m v_th / I` (perfect integrator)."""
+        r"""Closed-form inter-spike interval at constant current (reset to 0 from rest; inf
+        when the current never reaches threshold):
+        $t_\mathrm{ref} + \tau_m \ln(I/(I - v_\mathrm{th}))$ (leaky) or
+        $t_\mathrm{ref} + \tau_m v_\mathrm{th}/I$ (perfect integrator)."""
         current = jnp.asarray(current)
         climb = self.v_th - self.v_reset
         if self.leak:
@@ -199,9 +206,9 @@ class PopulationEvent(AbstractEvent):
 
 
 class SpikeTrain(AbstractStimulus):
-    """Spikes `spikes[k]` (counts per bin, shape `(steps, ...)`) in bins of width `dt` from
-    `t0`, as a current of pulses: `x(t) = spikes[k] / dt` on bin k (each spike delivers a
-    unit charge), zero after the last bin."""
+    r"""Spikes `spikes[k]` (counts per bin, shape `(steps, ...)`) in bins of width `dt` from
+    `t0`, as a current of pulses: $x(t) = s_k/\Delta t$ on bin $k$ ($s_k$ = `spikes[k]`,
+    $\Delta t$ = `dt`; each spike delivers a unit charge), zero after the last bin."""
 
     spikes: Array
     dt: float

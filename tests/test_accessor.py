@@ -51,6 +51,7 @@ def test_settling_time_is_the_array_functions(rtol):
     want = dynlearn.analysis.settling_time(traj.ts[0], traj.ys["output"]["u"][0], rtol=rtol)
     assert float(only[0]) == pytest.approx(want)
     assert got.attrs["units"] == "ms"
+    assert "axis" not in got.attrs  # a duration, not the time axis
 
 
 def test_cosine_similarity_and_alignment_are_the_array_functions():
@@ -104,6 +105,7 @@ def test_energy_over_time_is_the_systems_energy():
         state = jax.tree.map(lambda v, k=k: v[k], traj.ys)
         assert float(energy[k]) == pytest.approx(float(system.energy(state, c)), rel=1e-5)
     assert np.all(np.diff(energy.values) <= 1e-6)  # a gradient flow never climbs
+    assert energy.attrs["long_name"] == "energy of Pair"
     with pytest.raises(ValueError, match="has no energy"):
         dynlearn.to_dataset(traj).dynlearn.energy(LeakyNetwork.random([2, 2], jax.random.key(0)))
 

@@ -167,7 +167,7 @@ def test_bad_arguments(digits):
 
 
 def test_bp_baseline_on_mnist5k_end_to_end():
-    """784-128-10 through fit on real MNIST digits; the 5-epoch figure is in the README."""
+    """784-128-10 through fit on real MNIST digits; the 5-epoch figure is in docs/results."""
     data = dynlearn.data.load("mnist5k")
     net = BackpropMLP([784, 128, 10], jax.random.key(0))
     result = dynlearn.fit(net, data, adam(), epochs=2, batch_size=64, progress=False)

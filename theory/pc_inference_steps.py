@@ -1,7 +1,7 @@
 """Claim: the registered `pc` rule's 20 Euler steps of 0.1 stop short of PC's equilibrium,
 far short in deep networks.
 
-PC's theory (and the README) describe the update at the inference equilibrium; the rule
+PC's theory (and the docs) describe the update at the inference equilibrium; the rule
 `pc`, like much of the literature, stops inference after 20 Euler steps of 0.1 (2 time
 constants). On random tanh networks (width 20, output variance 10 and 1 below, as the rule;
 32 samples, float64) the relative difference between the 20-step weight update and the

@@ -1,4 +1,4 @@
-"""Predictive coding (PC) as inference dynamics on an energy — the PC family.
+r"""Predictive coding (PC) as inference dynamics on an energy — the PC family.
 
 This module is standard PC; its variants are submodules that share its tasks, inference
 options and drive: `circuits.pc.positive` (positive PC: non-negative rates, two error
@@ -6,35 +6,40 @@ populations, one-way synapses; Alonso & Neftci 2021) and `circuits.pc.generalise
 beyond Gaussians: KL energies over a graph of Gaussian, categorical and Bernoulli nodes;
 Pinchetti et al. 2022).
 
-Layers x_0 ... x_L; predictions mu_l = W_l r_{l-1} + b_l with r_0 = x_0 (the input enters
-linearly, as in `BackpropMLP`) and r_l = f(x_l) for hidden layers; the output x_L is linear.
-Energy (Rao & Ballard 1999; Whittington & Bogacz 2017):
+Layers $x_0, \dots, x_L$; predictions $\mu_l = W_l r_{l-1} + b_l$ with $r_0 = x_0$ (the
+input enters linearly, as in `BackpropMLP`) and $r_l = f(x_l)$ for hidden layers; the output
+$x_L$ is linear. Energy (Rao & Ballard 1999; Whittington & Bogacz 2017):
 
-    F = sum_l 1/(2 s_l) |x_l - mu_l|^2   [+ beta/2 |x_L - y|^2 when the output is nudged]
+$$
+F = \sum_l \frac{1}{2 s_l} |x_l - \mu_l|^2
+\quad \left[+ \frac{\beta}{2} |x_L - y|^2 \text{ when the output is nudged}\right]
+$$
 
-Inference is the gradient flow tau dx/dt = -dF/dx on the free layers (`gradient_flow`);
-the local update dW_l ∝ eps_l r_{l-1}^T, eps_l = (x_l - mu_l)/s_l, is minus dF/dW_l, also
-taken from F with `jax.grad`.
+Inference is the gradient flow $\tau\, dx/dt = -\partial F/\partial x$ on the free layers
+(`gradient_flow`); the local update $\Delta W_l \propto \epsilon_l r_{l-1}^\top$,
+$\epsilon_l = (x_l - \mu_l)/s_l$, is minus $\partial F/\partial W_l$, also taken from $F$
+with `jax.grad`.
 
 Tasks (which layers are clamped), as option objects:
 - `Clamped()`: input clamped, output clamped to the target while learning. At test time the
   output is free and the feed-forward pass is already the minimum of F (all errors zero),
   so `predict` runs no inference.
-- `Nudged(beta)`: output free with the cost beta/2 |x_L - y|^2; as beta -> 0 the update
-  divided by beta tends to BP's gradient (Millidge et al. 2022; `theory/pc_infinitesimal.py`).
+- `Nudged(beta)`: output free with the cost $\frac{\beta}{2} |x_L - y|^2$; as $\beta \to 0$ the
+  update divided by $\beta$ tends to BP's gradient (Millidge et al. 2022;
+  `theory/pc_infinitesimal.py`).
 - `Generative()`: data clamped at the output (the bottom of the generative hierarchy), the
-  top x_0 free with a unit Gaussian prior 1/2 |x_0|^2.
+  top $x_0$ free with a unit Gaussian prior $\frac{1}{2} |x_0|^2$.
 
 Learning:
 - settle-then-update (`dynlearn.SettleThenUpdate`): an `inference` option settles the
   network (`EulerInference`, `SteadyStateInference`) and an update rule reads dF/dtheta
   (`EquilibriumRule`), or Z-IL (`ZIL`, Song et al. 2020) reads exact backprop;
-- always-on (`dynlearn.AlwaysOn`): `plasticity` is tau_w dtheta/dt = -dF/dtheta (weights
-  slower than inference), so activities and weights descend F together while samples
-  stream by; incremental PC (Salvatori et al. 2024) is the same joint flow on a whole
-  batch at once (`incremental`). With `prospective=True` the value neurons follow their
-  bottom-up prediction at once, x_l = mu_l + e_l, and the state holds the errors, tau
-  de_l/dt = -dF/dx_l: a new sample does not inherit the previous sample's activity as a
+- always-on (`dynlearn.AlwaysOn`): `plasticity` is $\tau_w\, d\theta/dt = -\partial F/\partial
+  \theta$ (weights slower than inference), so activities and weights descend F together while
+  samples stream by; incremental PC (Salvatori et al. 2024) is the same joint flow on a whole batch
+  at once (`incremental`). With `prospective=True` the value neurons follow their bottom-up
+  prediction at once, $x_l = \mu_l + e_l$, and the state holds the errors, $\tau\, de_l/dt =
+  -\partial F/\partial x_l$: a new sample does not inherit the previous sample's activity as a
   spurious error (`theory/pc_prospective.py`).
 """
 
@@ -301,20 +306,20 @@ OPTIONS = {  # what each option argument of PCNetwork takes
 
 
 class PCNetwork(AbstractLayered, dynlearn.AbstractPlastic, dynlearn.AbstractBatchLearner):
-    """Layered predictive-coding network (state: `{"hidden<l>": {"x"}, ..., "output"}`).
+    r"""Layered predictive-coding network (state: `{"hidden<l>": {"x"}, ..., "output"}`).
 
     **Arguments:**
     - `sizes`: `(n_0, n_1, ..., n_L)`; `key`: initialisation (as `BackpropMLP`).
     - `activation`: f for hidden layers, a name in `circuits._layers.ACTIVATIONS`.
-    - `variances`: s_1..s_L (default all 1).
+    - `variances`: $s_1, \dots, s_L$ (default all 1).
     - `task`: `Clamped()` (default), `Nudged(beta)` or `Generative()`.
     - `inference`: `EulerInference(...)` (default: 20 steps of 0.1) or
       `SteadyStateInference(...)`, for settle-then-update.
     - `rule`: `EquilibriumRule()` (settle, then dF/dtheta) or `ZIL()` (exact backprop).
     - `tau`: inference time constant; `tau_w`: the weights' time constant when learning
-      always-on (tau_w dtheta/dt = -dF/dtheta, tau_w >> tau).
+      always-on ($\tau_w\, d\theta/dt = -\partial F/\partial \theta$, $\tau_w \gg \tau$).
     - `prospective`: prospective value neurons (see `values`): the state holds the
-      prediction errors e_l = x_l - mu_l, and x_l = mu_l + e_l follows its bottom-up
+      prediction errors $e_l = x_l - \mu_l$, and $x_l = \mu_l + e_l$ follows its bottom-up
       prediction at once, so a new input moves every layer immediately instead of through
       the leaky flow. Same energy, fixed points and weight rule; it matters when inputs
       change during the dynamics (always-on learning). Supervised tasks only.
