@@ -43,7 +43,7 @@ import xarray as xr
 
 import dynlearn
 from circuits.ep import EPNetwork, OneSided, Symmetric
-from circuits.latent_equilibrium import PAL_SETTINGS, always_on_rule
+from circuits.latent_equilibrium import always_on_rule
 from circuits.microcircuit import Microcircuit, self_predicting
 from circuits.pal import PAL
 from circuits.pc import PCNetwork, SteadyStateInference
@@ -107,9 +107,10 @@ def pc_equilibrium(sizes, key) -> dynlearn.Recipe:
 
 
 def pal_filtered(sizes, key) -> dynlearn.Recipe:
-    """The previous `pal` rule: forward updates low-pass filtered with tau_lo = 100 ms."""
+    """An earlier `pal` rule: forward updates low-pass filtered with tau_lo = 100 ms (and
+    that rule's PAL settings, sigma 0.03, eta 10, alpha 1e-4)."""
     k_net, k_fb = jax.random.split(key)
-    return always_on_rule(sizes, k_net, PAL(k_fb, **PAL_SETTINGS), tau_lo=100.0)
+    return always_on_rule(sizes, k_net, PAL(k_fb, sigma=0.03, eta=10.0, alpha=1e-4), tau_lo=100.0)
 
 
 def always_on(

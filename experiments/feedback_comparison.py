@@ -10,7 +10,7 @@ seeds; each rule is the registered one (`dynlearn.rules`, any registered name is
   1e-3, batches of 32; Kolen-Pollack with weight decay 1e-3 per step;
 - `le`, `le-fa`, `pal`: always-on prospective (LE) networks streaming 16 parallel streams
   (t_pres 1 ms, dt 0.1 ms, eta 1 per ms, beta 0.1), with B = W^T, fixed random B, or B
-  learned by PAL (sigma 0.03, eta 10, alpha 1e-4, tau_xi = tau_HP = 1 ms; the exploration
+  learned by PAL (sigma 0.1, eta 0.9, alpha 1.1e-3, tau_xi = tau_HP = 1 ms; the exploration
   noise perturbs the rates but is not sent down as an error; `--pal-sigma` etc. to change)
   — plain always-on SGD-like learning.
 Logged after every epoch (`fit(..., on_epoch=...)`): test accuracy and the angle between
