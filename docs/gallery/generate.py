@@ -5,8 +5,13 @@ stored in `docs/gallery/results/`: the script's Dataset (`<name>.nc`: its claim,
 fail, full or fast version, measured numbers), its figure (`<name>.png`), its run time
 (`index.json`) and the module's docstring (the statement, the tolerance, the paper's
 numbers). A script without a stored result gets a page that says so. The hardware study's
-page comes from `hardware_study.nc` (the stored cells, summarised by refresh.py); the other
-experiments are listed with their commands. Nothing here runs a script or needs JAX.
+page comes from `hardware_study.nc` (the stored cells, summarised by refresh.py). Each
+experiment whose documented command `refresh.py --experiments` ran has a page made from
+`results/experiments/NAME/` (its summary Datasets, figures and tables) and
+`results/experiments/index.json` (the command, run time, date): the figures, the final
+accuracies (mean ± std over seeds) from the Datasets, the module's docstring (the papers'
+numbers), every measured number and the provenance; the other experiments are listed with
+their commands. Nothing here runs a script or needs JAX.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ except NameError:  # run without __file__: from the repository root
     HERE = Path("docs/gallery").resolve()
 ROOT = HERE.parents[1]
 RESULTS = HERE / "results"
+EXPERIMENT_RESULTS = RESULTS / "experiments"
 DOCS = ROOT / "docs"
 PROVENANCE = ("claim", "passed", "fast", "created", "command", "versions", "code_revision")
 MAX_SHOWN = 80  # data variables up to this many values are tabulated
@@ -451,7 +457,269 @@ def hardware_page(ds: xr.Dataset, entry: dict) -> str:
     return "\n".join(lines)
 
 
-def index_page(rows: list[dict], hardware: bool) -> str:
+# --- experiment pages ---------------------------------------------------------------------
+
+
+def documented_commands() -> dict[str, str]:
+    """Experiment name -> the documented command that `refresh.py --experiments` runs."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gallery_refresh", HERE / "refresh.py")
+    try:
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return {name: module.experiment_command(name) for name in module.EXPERIMENTS}
+    except Exception as err:  # the listing falls back to the bare commands
+        print(f"gallery: cannot read the experiments' commands from refresh.py: {err}")
+        return {}
+
+
+def load_experiment_index() -> dict:
+    try:
+        return json.loads((EXPERIMENT_RESULTS / "index.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def stored_files(name: str, entry: dict) -> list[Path]:
+    """The stored files of one experiment that are there (in the order refresh.py stored)."""
+    folder = EXPERIMENT_RESULTS / name
+    return [folder / f for f in entry.get("files", []) if (folder / f).is_file()]
+
+
+def load_dataset(path: Path) -> xr.Dataset | None:
+    try:
+        with xr.open_dataset(path) as ds:
+            return ds.load()
+    except Exception as err:  # a damaged file: the page says so instead of failing the build
+        print(f"gallery: cannot read {path}: {err}")
+        return None
+
+
+def _final(var: xr.DataArray) -> xr.DataArray:
+    """A per-epoch variable at its last epoch (NaN where the run stopped or diverged)."""
+    return var.isel(epoch=-1, drop=True) if "epoch" in var.dims else var
+
+
+def _mean_std(values: np.ndarray, percent: bool) -> str:
+    """ "mean ± std" of the finite values (one value: itself), and how many are NaN."""
+    values = np.asarray(values, dtype=float).ravel()
+    scale = 100.0 if percent else 1.0
+    finite = values[np.isfinite(values)]
+    if not finite.size:
+        return "NaN"
+    if finite.size > 1:
+        text = f"{scale * finite.mean():.2f} ± {scale * finite.std():.2f}"
+    else:
+        text = f"{scale * finite[0]:.2f}" if percent else fmt(float(finite[0]))
+    if finite.size < values.size:
+        text += f" ({values.size - finite.size} of {values.size} NaN)"
+    return text
+
+
+# dimensions that repeat a measurement (averaged in the summary), with their names in prose
+REPEATS = {"seed": "seed", "seeds": "seed", "test_episode": "test episode"}
+
+
+def accuracy_summary(ds: xr.Dataset) -> str:
+    """Tables of the final accuracies: every variable named `*accuracy*` at its last epoch,
+    mean ± std over its seeds (or test episodes), one row per value of its other dimensions
+    (left out when there are more than MAX_SHOWN rows)."""
+    out = []
+    for name, var in ds.data_vars.items():
+        if "accuracy" not in name or var.dtype.kind not in "biuf" or var.ndim == 0:
+            continue
+        final = _final(var)
+        finite = np.asarray(final.values, dtype=float)
+        finite = finite[np.isfinite(finite)]
+        percent = bool(finite.size) and float(np.abs(finite).max()) <= 1.0
+        over = [d for d in final.dims if d in REPEATS]
+        rows_dims = [d for d in final.dims if d not in over]
+        n_rows = int(np.prod([final.sizes[d] for d in rows_dims])) if rows_dims else 1
+        if n_rows > MAX_SHOWN:
+            continue
+        what = ["final value"] if "epoch" in var.dims else []
+        if over:
+            n_over = int(np.prod([final.sizes[d] for d in over]))
+            what.append(
+                f"mean ± std over {n_over} "
+                + " x ".join(REPEATS[d] + ("s" if n_over != 1 else "") for d in over)
+            )
+        unit = "%" if percent else (var.attrs.get("units", "") or "")
+        if unit and unit != "1":
+            what.append(unit)
+        head = f"`{name}`" + (f" ({', '.join(what)})" if what else "")
+        if not rows_dims:
+            out.append(f"- {head}: {_mean_std(final.values, percent)}")
+            continue
+        lines = [
+            "| " + " | ".join(f"`{d}`" for d in rows_dims) + f" | {head} |",
+            "| " + " | ".join("---" for _ in rows_dims) + " | --- |",
+        ]
+        values = final.transpose(*rows_dims, *over).values
+        for index in np.ndindex(*[final.sizes[d] for d in rows_dims]):
+            labels = [
+                _label(ds, d, i) if d in ds.dims else str(i) for d, i in zip(rows_dims, index)
+            ]
+            lines.append(
+                "| "
+                + " | ".join(cell(x) for x in labels)
+                + f" | {_mean_std(values[index], percent)} |"
+            )
+        out.append("\n".join(lines))
+    if any("NaN" in part for part in out):
+        out.append(
+            "NaN: no value at the last epoch (the run diverged or stopped early); the mean and "
+            "std are over the other seeds."
+        )
+    return "\n\n".join(out)
+
+
+def settings_table(ds: xr.Dataset) -> str:
+    """The Dataset's configuration attributes (`config_*`)."""
+    rows = [
+        (k.removeprefix("config_"), fmt(v)) for k, v in ds.attrs.items() if k.startswith("config_")
+    ]
+    if not rows:
+        return ""
+    lines = ["| setting | value |", "| --- | --- |"]
+    lines += [f"| `{cell(k)}` | {cell(_escape(v))} |" for k, v in rows]
+    return "\n".join(lines)
+
+
+def measured_attrs(ds: xr.Dataset) -> xr.Dataset:
+    """`ds` without its provenance and configuration attributes (shown elsewhere)."""
+    kept = {
+        k: v
+        for k, v in ds.attrs.items()
+        if not k.startswith("config_") and k not in (*PROVENANCE, "gallery_dropped")
+    }
+    out = ds.copy()
+    out.attrs = kept
+    return out
+
+
+def quoted_rows(command: str) -> list[tuple[str, str, str]]:
+    """(page, what, figure) of every table row in docs/results whose last column quotes
+    exactly `command`: the figures the docs report for it."""
+    rows = []
+    for page in sorted((DOCS / "results").glob("*.md")):
+        for line in page.read_text(encoding="utf-8").splitlines():
+            cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
+            if line.startswith("|") and len(cells) >= 3 and cells[-1] == f"`{command}`":
+                rows.append((page.name, cells[0], cells[-2]))
+    return rows
+
+
+def experiment_page(name: str, module: str, entry: dict, quoted: list[tuple[str, str]]) -> str:
+    """The page of one experiment with a stored result."""
+    files = stored_files(name, entry)
+    about = docstring((ROOT / Path(*module.split("."))).with_suffix(".py"))
+    _, body = docstring_markdown(about)
+    command = entry.get("command", f"dynlearn run {name}")
+    lines = [
+        f"# Experiment `{name}`",
+        "",
+        f'!!! info "Stored result of `{cell(command)}`"',
+        "    The documented command, run as it is on the development machine (CPU"
+        + (
+            f", {entry['cpus']} core" + ("s" if entry["cpus"] != 1 else "")
+            if entry.get("cpus")
+            else ""
+        )
+        + f") in {seconds(entry)}"
+        + (f", {entry['ran_at'][:10]}" if entry.get("ran_at") else "")
+        + ". The numbers below are read from the Datasets it wrote.",
+        "",
+    ]
+    if entry.get("last_failure"):
+        fail = entry["last_failure"]
+        lines += [
+            '!!! warning "A later refresh did not replace this result"',
+            f"    {fail.get('ran_at', '')[:10]}: {fail.get('outcome')} after {seconds(fail)}.",
+            "",
+        ]
+    for path in files:
+        if path.suffix == ".png":
+            lines += [f"![{name}: {path.stem}]({name}/{path.name})", ""]
+    datasets = [(p, load_dataset(p)) for p in files if p.suffix == ".nc"]
+    summaries = [(p, accuracy_summary(ds)) for p, ds in datasets if ds is not None]
+    if any(text for _, text in summaries):
+        lines += ["## Final accuracies", ""]
+        for path, text in summaries:
+            if text:
+                if len(summaries) > 1:
+                    lines += [f"From `{path.name}`:", ""]
+                lines += [text, ""]
+    reported = quoted_rows(command)
+    if reported:
+        lines += [
+            "## As the docs report it",
+            "",
+            "The table rows of the Results pages that quote this command (measured when "
+            "those pages were written; compare with the numbers above):",
+            "",
+            "| what | figure | page |",
+            "| --- | --- | --- |",
+            *(
+                f"| {what} | {figure} | [{page.removesuffix('.md')}](../../results/{page}) |"
+                for page, what, figure in reported
+            ),
+            "",
+        ]
+    for path in files:
+        if path.suffix == ".md":
+            table = path.read_text(encoding="utf-8").strip()
+            # its own headings become bold lines (the page keeps one title)
+            table = re.sub(r"^#+\s*(.+)$", r"**\1**", table, flags=re.M)
+            lines += [f"## The experiment's table (`{path.name}`)", "", table, ""]
+    lines += ["## What it measures", "", body or "(no docstring)", ""]
+    if quoted:
+        links = ", ".join(f"[{cell(t)}](../../results/{p})" for t, p in quoted)
+        lines += [f"The docs quote its figures in {links}.", ""]
+    lines += ["## Measured", ""]
+    for path, ds in datasets:
+        links = f"[`{path.name}`]({name}/{path.name})"
+        if ds is None:
+            lines += [f"{links}: cannot be read.", ""]
+            continue
+        lines += [f"### {links}", ""]
+        if ds.attrs.get("gallery_dropped"):
+            lines += [
+                "Stored without its largest variables, to keep the file small: "
+                f"{cell(_escape(str(ds.attrs['gallery_dropped'])))}.",
+                "",
+            ]
+        for part in (scalars_table(measured_attrs(ds)), data_section(ds)):
+            if part:
+                lines += [part, ""]
+        settings = settings_table(ds)
+        if settings:
+            lines += ['??? note "Settings (the Dataset\'s `config_*` attributes)"', ""]
+            lines += ["    " + line for line in settings.splitlines()] + [""]
+    lines += [
+        "## Reproduce",
+        "",
+        "```bash",
+        f"{command}",
+        f"python docs/gallery/refresh.py --experiments {name}   # refresh this page's result",
+        "```",
+        "",
+    ]
+    provenance = []
+    for path, ds in datasets:
+        if ds is not None:
+            provenance += [
+                f"- {path.name}, {key}: `{cell(ds.attrs[key])}`"
+                for key in ("created", "versions", "code_revision")
+                if key in ds.attrs
+            ]
+    if provenance:
+        lines += ["## Provenance", "", *provenance, ""]
+    return "\n".join(lines)
+
+
+def index_page(rows: list[dict], hardware: bool, stored: dict[str, dict]) -> str:
     n_pass = sum(r["passed"] is True for r in rows)
     n_fail = sum(r["passed"] is False for r in rows)
     n_none = sum(r["passed"] is None for r in rows)
@@ -464,7 +732,11 @@ def index_page(rows: list[dict], hardware: bool) -> str:
         "`python docs/gallery/refresh.py`): the claim, whether it held, the figure, the "
         "measured numbers and the command that reproduces them. Each script ran in its full "
         "version where that finished within the refresh's time budget on the 2-core "
-        "development machine (CPU), else in its fast version (the one pytest runs).",
+        "development machine (CPU), else in its fast version (the one pytest runs). "
+        "Below them, the experiments: a page for each one whose documented command was run "
+        f"and stored ({len(stored)} of {len(experiments())}"
+        + (", and the hardware study from its stored cells" if hardware else "")
+        + "), each with its figures, its final accuracies and the figures the docs report.",
         "",
         f"**{len(rows)} claims**: {n_pass} pass, {n_fail} fail"
         + (f", {n_none} without a stored result" if n_none else "")
@@ -489,21 +761,42 @@ def index_page(rows: list[dict], hardware: bool) -> str:
     lines += ["", "## Experiments", ""]
     lines += [
         "The experiments (`dynlearn run NAME`) train networks on datasets for minutes to "
-        "hours. Their result Datasets are not stored in the repository, except the "
-        "hardware study's cells"
-        + (" (page: [hardware study](hardware_study.md))." if hardware else ".")
-        + " The measured figures quoted in the docs are in [Results](../results/index.md).",
+        "hours. Those whose documented command (the one the docs quote) finished within "
+        "`refresh.py --experiments`' budget on one core of the development machine have a "
+        "page made from the Datasets it wrote; the hardware study's page is assembled from "
+        "its stored cells"
+        + (" ([hardware study](hardware_study.md))" if hardware else "")
+        + ". The other results are not stored; the figures the docs quote are in "
+        "[Results](../results/index.md).",
         "",
         "| experiment | command | what | stored result |",
         "| --- | --- | --- | --- |",
     ]
     pages = results_pages()
+    attempts = load_experiment_index()
+    documented = documented_commands()
     for name, module in experiments():
         about = first_paragraph(docstring((ROOT / Path(*module.split("."))).with_suffix(".py")))
+        command = documented.get(name, f"dynlearn run {name}")
+        entry = attempts.get(name, {})
         if name == "hardware" and hardware:
-            stored = "cells summarised: [hardware study](hardware_study.md)"
+            result = "cells summarised: [hardware study](hardware_study.md)"
+        elif name in stored:
+            command = stored[name].get("command", command)
+            result = f"[stored](experiments/{name}.md) (ran in {seconds(stored[name])})"
+        elif entry.get("outcome") == "timeout":
+            command = entry.get("command", command)
+            cpus = entry.get("cpus")
+            where = f" on {cpus} core" + ("s" if cpus != 1 else "") if cpus else ""
+            result = (
+                f"not stored: did not finish within {entry.get('budget_s', 0):.0f} s{where} "
+                f"({entry.get('ran_at', '')[:10]})"
+            )
+        elif entry.get("outcome") == "crash":
+            command = entry.get("command", command)
+            result = f"not stored: the last run stopped with exit status {entry.get('returncode')}"
         else:
-            stored = "not stored in the repository"
+            result = "not stored in the repository"
         quoted = pages.get(name, [])
         if quoted:
             links = ", ".join(
@@ -511,8 +804,8 @@ def index_page(rows: list[dict], hardware: bool) -> str:
                 f'"{cell(t).replace(chr(34), chr(39))}")'
                 for t, p in quoted
             )
-            stored += f"; measured figures quoted in Results: {links}"
-        lines.append(f"| `{name}` | `dynlearn run {name}` | {cell(_escape(about))} | {stored} |")
+            result += f"; measured figures quoted in Results: {links}"
+        lines.append(f"| `{name}` | `{cell(command)}` | {cell(_escape(about))} | {result} |")
     return "\n".join(lines) + "\n"
 
 
@@ -541,8 +834,26 @@ def main() -> None:
                 with mkdocs_gen_files.open(f"gallery/hardware_study{suffix}", "wb") as f:
                     f.write((RESULTS / f"hardware_study{suffix}").read_bytes())
         nav += ["- Experiments", "    - [Hardware study](hardware_study.md)"]
+    stored = {}
+    pages = results_pages()
+    attempts = load_experiment_index()
+    for name, module in experiments():
+        entry = attempts.get(name, {})
+        if entry.get("outcome") != "ok" or not stored_files(name, entry):
+            continue
+        stored[name] = entry
+        with mkdocs_gen_files.open(f"gallery/experiments/{name}.md", "w") as f:
+            f.write(experiment_page(name, module, entry, pages.get(name, [])))
+        for path in stored_files(name, entry):
+            if path.suffix in (".png", ".nc"):
+                with mkdocs_gen_files.open(f"gallery/experiments/{name}/{path.name}", "wb") as f:
+                    f.write(path.read_bytes())
+    if stored:
+        if hardware is None:
+            nav.append("- Experiments")
+        nav += [f"    - [{name}](experiments/{name}.md)" for name in stored]
     with mkdocs_gen_files.open("gallery/index.md", "w") as f:
-        f.write(index_page(rows, hardware is not None))
+        f.write(index_page(rows, hardware is not None, stored))
     with mkdocs_gen_files.open("gallery/SUMMARY.md", "w") as f:
         f.write("\n".join(nav) + "\n")
 

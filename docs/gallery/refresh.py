@@ -17,6 +17,20 @@ into a temporary folder and assembled by `experiments.hardware.HardwareStudy` (n
 re-run); the summary (accuracy per rule x preset, over seeds) is stored as
 `hardware_study.nc` with its figure `hardware_study.png`.
 
+The experiments (`dynlearn run NAME`) are refreshed on request only, each with the
+arguments of the command the docs quote (`EXPERIMENTS`; not shortened, so a run can take
+long): `dynlearn run NAME ARGS --run-dir TMP` runs in a subprocess with a wall-clock budget
+(default 600 s), and the summary Datasets (`*.nc` at the top of the run folder, not the
+per-cell folders or checkpoints), figures (`*.png`) and tables (`*.md`) it writes land in
+`docs/gallery/results/experiments/NAME/`. A Dataset larger than `MAX_NC_BYTES` loses its
+largest variables until it fits (its `gallery_dropped` attribute lists them).
+`results/experiments/index.json` records, per experiment, the command, its run time, its
+exit status and when it ran; a run that does not finish within the budget is recorded as
+a timeout and stores nothing (what was stored before stays).
+
+    python docs/gallery/refresh.py --experiments bp ep-mnist          # two experiments
+    python docs/gallery/refresh.py --experiments all --budget 900     # every listed one
+
 Figures are re-saved smaller when they are large, to keep the committed folder small.
 """
 
@@ -41,6 +55,31 @@ INDEX = RESULTS / "index.json"
 HARDWARE_TARBALL = ROOT / "experiments" / "results" / "hardware-mnist-cells.tar.gz"
 MAX_PNG_BYTES = 120_000  # figures above this are re-saved smaller
 MAX_PNG_WIDTH = 1100  # pixels
+EXPERIMENT_RESULTS = RESULTS / "experiments"
+EXPERIMENT_INDEX = EXPERIMENT_RESULTS / "index.json"
+MAX_NC_BYTES = 1_000_000  # a stored experiment Dataset above this loses its largest variables
+
+# The experiments' commands as the docs quote them (`docs/results/*.md`; where a page gives
+# alternatives, the first), run as they are: a gallery page shows the documented command's
+# result or says that none is stored. `hardware` has its own summary (from stored cells) and
+# `data-parallel` is a demonstration of multi-process training, not a measured claim.
+EXPERIMENTS: dict[str, list[str]] = {
+    "bp": ["--epochs", "5"],
+    "ep-mnist": ["--epochs", "5"],
+    "feedback-comparison": ["--dataset", "mnist5k"],
+    "microcircuit": ["--dataset", "mnist5k"],
+    "pc-vs-bp": ["--dataset", "mnist"],
+    "hebbian": ["--dataset", "mnist", "--epochs", "4"],
+    "spiking": ["--dataset", "fashion_mnist"],
+    "target-prop": ["--dataset", "mnist", "--epochs", "20"],
+    "forward-only": ["--dataset", "mnist", "--epochs", "20"],
+    "alignment-rules": ["--dataset", "mnist5k", "--seeds", "0", "1", "2"],
+    "ntk-alignment": ["--dataset", "mnist5k", "--seeds", "0", "1", "2"],
+    "meta-plasticity": ["--seed", "0"],
+    "pc-transformer": [],
+    "always-on": [],
+    "constraints": ["--dataset", "mnist5k"],
+}
 
 
 def script_names() -> list[str]:
@@ -318,6 +357,139 @@ def plot_hardware(ds, path: Path) -> None:
     plt.close(fig)
 
 
+# --- the experiments -----------------------------------------------------------------------
+
+
+def experiment_command(name: str) -> str:
+    """The command as a reader types it."""
+    return " ".join(["dynlearn", "run", name, *EXPERIMENTS[name]])
+
+
+def quoted_in_docs(command: str) -> bool:
+    """Whether the docs' Results pages quote `command` (line breaks read as spaces)."""
+    pages = (ROOT / "docs" / "results").glob("*.md")
+    return any(command in " ".join(page.read_text(encoding="utf-8").split()) for page in pages)
+
+
+def load_experiment_index() -> dict:
+    return json.loads(EXPERIMENT_INDEX.read_text()) if EXPERIMENT_INDEX.exists() else {}
+
+
+def _store_experiment(name: str, entry: dict) -> None:
+    EXPERIMENT_RESULTS.mkdir(parents=True, exist_ok=True)
+    index = load_experiment_index()
+    index[name] = entry
+    tmp = EXPERIMENT_INDEX.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(dict(sorted(index.items())), indent=1) + "\n")
+    tmp.replace(EXPERIMENT_INDEX)
+
+
+def shrink_dataset(path: Path) -> list[str]:
+    """Drop the largest data variables of a Dataset file until it is below MAX_NC_BYTES;
+    returns their names (recorded in its `gallery_dropped` attribute)."""
+    if path.stat().st_size <= MAX_NC_BYTES:
+        return []
+    import xarray as xr
+
+    from dynlearn._dataset import save_netcdf
+
+    with xr.open_dataset(path) as opened:
+        ds = opened.load()
+    dropped = []
+    by_size = sorted(ds.data_vars, key=lambda v: ds[v].nbytes, reverse=True)
+    for var in by_size:
+        dropped.append(f"{var} ({', '.join(f'{d}: {n}' for d, n in ds[var].sizes.items())})")
+        ds = ds.drop_vars(var)
+        ds.attrs["gallery_dropped"] = "; ".join(dropped)
+        tmp = path.with_suffix(".tmp.nc")
+        save_netcdf(ds, tmp)
+        tmp.replace(path)
+        if path.stat().st_size <= MAX_NC_BYTES:
+            break
+    return dropped
+
+
+def refresh_experiment(name: str, budget: float) -> None:
+    """Run one experiment's documented command and store its summary Datasets and figures."""
+    command = experiment_command(name)
+    entry = {
+        "command": command,
+        "ran_at": dt.datetime.now().isoformat(timespec="seconds"),
+        "budget_s": budget,
+        "cpus": len(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity")
+        else os.cpu_count(),
+    }
+    previous = load_experiment_index().get(name, {})
+    if not quoted_in_docs(command):
+        print(f"[{name}] note: docs/results/*.md do not quote `{command}`", flush=True)
+    print(f"[{name}] {command} (budget {budget:.0f} s) ...", flush=True)
+    with tempfile.TemporaryDirectory(prefix=f"gallery-{name}-") as tmp:
+        script = Path(sys.executable).parent / "dynlearn"  # the installed command
+        if script.exists():
+            cmd = [str(script)]
+        else:  # dynlearn.cli has no __main__: call its entry point
+            cmd = [
+                sys.executable,
+                "-c",
+                "import sys; from dynlearn.cli import main; sys.exit(main())",
+            ]
+        cmd += ["run", name, *EXPERIMENTS[name], "--run-dir", tmp]
+        start = time.perf_counter()
+        with open(Path(tmp).parent / f"gallery-{name}.log", "w") as log:
+            proc = subprocess.Popen(
+                cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+            try:
+                proc.wait(timeout=budget)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        seconds = round(time.perf_counter() - start, 1)
+        out = Path(log.name).read_text(errors="replace")
+        Path(log.name).unlink(missing_ok=True)
+        datasets = sorted(Path(tmp).glob("*.nc"))
+        if proc.returncode != 0 or not datasets:
+            timed_out = proc.returncode == -signal.SIGKILL and seconds >= budget
+            outcome = "timeout" if timed_out else "crash"
+            print(f"[{name}] {outcome} after {seconds} s", flush=True)
+            failure = entry | {"outcome": outcome, "seconds": seconds}
+            if not timed_out:
+                failure |= {
+                    "returncode": proc.returncode,
+                    "error": "\n".join(out.strip().splitlines()[-15:]),
+                }
+            if previous.get("outcome") == "ok":
+                _store_experiment(name, previous | {"last_failure": failure})
+            else:
+                _store_experiment(name, failure)
+            return
+        folder = EXPERIMENT_RESULTS / name
+        if folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+        files, dropped = [], {}
+        tables = sorted(Path(tmp).glob("*.md"))  # the experiment's own summary table
+        for path in datasets + sorted(Path(tmp).glob("*.png")) + tables:
+            shutil.move(path, folder / path.name)
+            if path.suffix == ".png":
+                shrink_png(folder / path.name)
+            elif lost := shrink_dataset(folder / path.name):
+                dropped[path.name] = lost
+            files.append(path.name)
+    record = entry | {
+        "outcome": "ok",
+        "seconds": seconds,
+        "returncode": proc.returncode,
+        "files": files,
+        "bytes": {f: (folder / f).stat().st_size for f in files},
+    }
+    if dropped:
+        record["dropped"] = dropped
+    _store_experiment(name, record)
+    print(f"[{name}] ok in {seconds} s: {', '.join(files)}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("names", nargs="*", help="scripts to refresh (default: all)")
@@ -325,7 +497,8 @@ def main(argv: list[str] | None = None) -> int:
         "--budget",
         type=float,
         default=180.0,
-        help="seconds the full version may take (default 180)",
+        help="seconds the full version may take (default 180; with --experiments: seconds "
+        "each experiment may take, default 600)",
     )
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--fast-only", action="store_true", help="run only the fast versions")
@@ -337,10 +510,27 @@ def main(argv: list[str] | None = None) -> int:
     group.add_argument(
         "--hardware-only", action="store_true", help="only re-assemble the hardware-study summary"
     )
+    group.add_argument(
+        "--experiments",
+        nargs="+",
+        metavar="NAME",
+        choices=[*EXPERIMENTS, "all"],
+        help="run these experiments' documented commands instead ('all': every one listed)",
+    )
     parser.add_argument(
         "--no-hardware", action="store_true", help="skip the hardware-study summary"
     )
     opts = parser.parse_args(argv)
+    if opts.experiments:
+        if opts.names:
+            parser.error("--experiments takes the experiments' names; no theory scripts too")
+        if str(ROOT) not in sys.path:
+            sys.path.insert(0, str(ROOT))
+        budget = 600.0 if opts.budget == parser.get_default("budget") else opts.budget
+        names = list(EXPERIMENTS) if "all" in opts.experiments else opts.experiments
+        for name in names:
+            refresh_experiment(name, budget)
+        return 0
     if opts.hardware_only:
         refresh_hardware()
         return 0
