@@ -64,14 +64,7 @@ def load_index() -> dict:
 
 def load_result(name: str) -> xr.Dataset | None:
     path = RESULTS / f"{name}.nc"
-    if not path.exists():
-        return None
-    try:
-        with xr.open_dataset(path) as ds:
-            return ds.load()
-    except Exception as err:  # a damaged file: the page says so instead of failing the build
-        print(f"gallery: cannot read {path}: {err}")
-        return None
+    return load_dataset(path) if path.exists() else None
 
 
 # --- Markdown from docstrings -------------------------------------------------------------
