@@ -264,7 +264,8 @@ class AlwaysOn(AbstractMode):
         if self.rms is None:
             return samples
         circuit, _ = unwrap(unwrap_device(learner)[1])
-        return {"samples": samples, "rms": self.rms.init(eqx.filter(circuit, circuit.trainable()))}
+        params = eqx.filter(circuit, circuit.trainable())
+        return {"samples": samples, "rms": self.rms.init(self.rms.split(circuit, params)[0])}
 
     def step(self, learner, state, x, y, key):
         """Stream the batch through `Learning(circuit)`; on a device (`dynlearn.hardware`)
@@ -317,7 +318,8 @@ class AlwaysOn(AbstractMode):
         settings = {"t_pres": p.t_pres, "dt": p.dt, "streams": p.streams}
         settings |= {"tau_filter": p.tau_filter, "gain": gain}
         if self.rms is not None:
-            settings["rms"] = {"tau": self.rms.tau, "lr": self.rms.lr, "eps": self.rms.eps}
+            rms = self.rms
+            settings["rms"] = {"tau": rms.tau, "lr": rms.lr, "eps": rms.eps, "scope": rms.scope}
         return settings
 
 

@@ -85,6 +85,9 @@ def stream_count(circuit: AbstractPlastic, y: PyTree) -> int:
     return 1
 
 
+SCOPES = ("trainable", "forward")
+
+
 class RMSNormalised(eqx.Module):
     r"""Per-synapse normalised plasticity: each weight's rate divided by the running RMS of
     its own recent rates, a slow variable of the synapse (metaplasticity: how fast a synapse
@@ -107,12 +110,16 @@ class RMSNormalised(eqx.Module):
 
     **Arguments:** `tau`: memory of the squared rates (> 0); `lr`: the normalised rate, in
     weight units per unit of time (> 0); `eps`: regulariser $\epsilon$ of the denominator
-    (> 0).
+    (> 0); `scope`: which synapses are normalised, `"trainable"` (every plastic leaf, the
+    default) or `"forward"` (the circuit's `prunable()` leaves, its forward weights: the
+    other plastic leaves, e.g. a learned feedback pathway whose rule averages noise, keep
+    their own rates).
     """
 
     tau: float = eqx.field(static=True)
     lr: float = eqx.field(static=True)
     eps: float = eqx.field(static=True, default=1e-8)
+    scope: str = eqx.field(static=True, default="trainable")
 
     def __check_init__(self):
         if not (self.tau > 0 and self.lr > 0 and self.eps > 0):
@@ -120,6 +127,23 @@ class RMSNormalised(eqx.Module):
                 f"RMSNormalised: need tau > 0, lr > 0 and eps > 0; got tau={self.tau}, "
                 f"lr={self.lr}, eps={self.eps}."
             )
+        if self.scope not in SCOPES:
+            raise ValueError(f"RMSNormalised: scope must be one of {SCOPES}; got {self.scope!r}.")
+
+    def split(self, circuit, rates: PyTree) -> tuple[PyTree, PyTree | None]:
+        """The part of `rates` (shaped like `circuit`) this normalises, and the rest (None
+        when the scope is every trainable leaf)."""
+        if self.scope == "trainable":
+            return rates, None
+        return eqx.partition(rates, circuit.prunable(), is_leaf=lambda x: x is None)
+
+    def normalise(self, circuit, rates: PyTree, state: dict) -> tuple[PyTree, dict]:
+        """A circuit's rates with the scope's leaves normalised, and d state/dt."""
+        chosen, rest = self.split(circuit, rates)
+        normalised, d_state = self(chosen, state)
+        if rest is not None:
+            normalised = eqx.combine(normalised, rest, is_leaf=lambda x: x is None)
+        return normalised, d_state
 
     def init(self, params: PyTree) -> dict:
         """The synapses' slow state for weights `params`: no history yet."""
@@ -200,7 +224,7 @@ class Learning(AbstractDynamics):
     def _with_slow_state(self, state: dict) -> dict:
         state = state | {"params": self.params()}
         if self.rms is not None:
-            state["rms"] = self.rms.init(self.params())
+            state["rms"] = self.rms.init(self.rms.split(self.circuit, self.params())[0])
         if self._tracks_travel():
             weights = jax.tree.leaves(eqx.filter(self.circuit, self.circuit.prunable()))
             state["travel"] = [jnp.zeros_like(w) for w in weights]
@@ -233,7 +257,7 @@ class Learning(AbstractDynamics):
             d_params = apply_masks(d_params, circuit, self.masks)
         d_rms = None
         if self.rms is not None:
-            d_params, d_rms = self.rms(d_params, y["rms"])
+            d_params, d_rms = self.rms.normalise(circuit, d_params, y["rms"])
         if self.gain is not None:
             d_params = jax.tree.map(lambda rate: self.gain * rate, d_params)
         return d_params, d_rms

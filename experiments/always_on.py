@@ -40,10 +40,12 @@ import equinox as eqx
 import jax
 import numpy as np
 import xarray as xr
+from jaxtyping import PRNGKeyArray
 
 import dynlearn
 from circuits.ep import EPNetwork, OneSided, Symmetric
-from circuits.latent_equilibrium import always_on_rule
+from circuits.feedback import AbstractFeedback, FeedbackAlignment, WeightTransport
+from circuits.latent_equilibrium import FORWARD_RMS, PAL_SETTINGS, always_on_rule
 from circuits.microcircuit import Microcircuit, self_predicting
 from circuits.pal import PAL
 from circuits.pc import PCNetwork, SteadyStateInference
@@ -80,13 +82,16 @@ def ep_variant(
     return factory
 
 
-def microcircuit_variant(activation: str, scale: float, n_0: float | None, rms=None) -> Factory:
+def microcircuit_variant(
+    activation: str, scale: float, n_0: float | None, rms=None, eta_lateral: float = 0.2
+) -> Factory:
     """`microcircuit` with the given activation, forward rates (x the sigmoid defaults 3 and
-    1), gain and normalisation."""
+    1), gain, normalisation and W^PI's rate."""
 
     def factory(sizes, key):
         eta = tuple(scale * e for e in (3.0,) * (len(sizes) - 2) + (1.0,))
-        net = self_predicting(Microcircuit(sizes, key, activation=activation, eta=eta))
+        net = Microcircuit(sizes, key, activation=activation, eta=eta, eta_lateral=eta_lateral)
+        net = self_predicting(net)
         return dynlearn.Recipe(net, always_on(2.0, 0.1, 16, n_0, rms), 320)
 
     return factory
@@ -96,6 +101,9 @@ def microcircuit_variant(activation: str, scale: float, n_0: float | None, rms=N
 # denominator as synaptic dynamics; for EP the best of a small grid on the validation split
 # (3 epochs, seed 0: tau 200 / 2000 / 20000 ms x lr 1e-6..1e-4).
 ep_rms = ep_variant(Symmetric(), 0.003, 10_000.0, dynlearn.RMSNormalised(2000.0, 1e-5))
+
+
+mc_rms = microcircuit_variant("tanh", 1.5, 8000.0, dynlearn.RMSNormalised(2000.0, 1e-2))
 
 
 def pc_equilibrium(sizes, key) -> dynlearn.Recipe:
@@ -113,6 +121,26 @@ def pal_filtered(sizes, key) -> dynlearn.Recipe:
     return always_on_rule(sizes, k_net, PAL(k_fb, sigma=0.03, eta=10.0, alpha=1e-4), tau_lo=100.0)
 
 
+def le_fp(feedback: Callable[[PRNGKeyArray], AbstractFeedback]) -> Factory:
+    """`le` / `le-fa` / `pal` with the microcircuit's forward plasticity, the option of
+    `always_on_rule`: forward synapses RMS-normalised (`FORWARD_RMS`, `scope="forward"`: B
+    keeps its own rule), every rate annealed as 1/(1 + n/8000)."""
+
+    def factory(sizes, key):
+        k_net, k_fb = jax.random.split(key)
+        return always_on_rule(sizes, k_net, feedback(k_fb), rms=FORWARD_RMS, n_0=8000.0)
+
+    return factory
+
+
+def pal_feedback(key) -> PAL:
+    return PAL(key, **PAL_SETTINGS)
+
+
+def weight_transport(key) -> WeightTransport:
+    return WeightTransport()
+
+
 def always_on(
     t_pres: float, dt: float, streams: int, n_0: float | None, rms=None
 ) -> dynlearn.AlwaysOn:
@@ -124,7 +152,8 @@ def registered(name: str) -> Factory:
     return lambda sizes, key: registry.load("rules", name)(sizes, key)
 
 
-# rule -> (phased twin, [(variant label, factory), ...]); the last variant is the rule.
+# rule -> (phased twin, [(variant label, factory), ...]); the variant labelled "rule: ..." is
+# the registered rule.
 STUDY: dict[str, tuple[str, list[tuple[str, Factory]]]] = {
     "pc-always-on": (
         "pc",
@@ -159,7 +188,8 @@ STUDY: dict[str, tuple[str, list[tuple[str, Factory]]]] = {
             ("sigmoid, rates x2, annealed", microcircuit_variant("sigmoid", 2.0, 8000.0)),
             ("tanh", microcircuit_variant("tanh", 1.0, None)),
             ("tanh, rates x1.5, annealed", microcircuit_variant("tanh", 1.5, 8000.0)),
-            ("rule: ... and RMS-normalised plasticity", registered("microcircuit")),
+            ("... and RMS-normalised plasticity", mc_rms),
+            ("rule: ... and W^PI held at -B", registered("microcircuit")),
         ],
     ),
     "pal": (
@@ -168,9 +198,17 @@ STUDY: dict[str, tuple[str, list[tuple[str, Factory]]]] = {
             ("previous: forward updates low-passed (100 ms)", pal_filtered),
             ("le-fa: fixed random B, same network", registered("le-fa")),
             ("rule: no filter", registered("pal")),
+            ("option: le-fa, forward synapses RMS-normalised, annealed", le_fp(FeedbackAlignment)),
+            ("option: pal, forward synapses RMS-normalised, annealed", le_fp(pal_feedback)),
         ],
     ),
-    "le": ("bp", [("rule", registered("le"))]),
+    "le": (
+        "bp",
+        [
+            ("rule", registered("le")),
+            ("option: forward synapses RMS-normalised, annealed", le_fp(weight_transport)),
+        ],
+    ),
 }
 
 

@@ -12,7 +12,9 @@ seeds; each rule is the registered one (`dynlearn.rules`, any registered name is
   (t_pres 1 ms, dt 0.1 ms, eta 1 per ms, beta 0.1), with B = W^T, fixed random B, or B
   learned by PAL (sigma 0.1, eta 0.9, alpha 1.1e-3, tau_xi = tau_HP = 1 ms; the exploration
   noise perturbs the rates but is not sent down as an error; `--pal-sigma` etc. to change)
-  — plain always-on SGD-like learning.
+  — plain always-on SGD-like learning; with `--forward-plasticity`, the microcircuit's
+  instead (forward synapses RMS-normalised, every rate annealed as 1/(1 + n/8000):
+  `circuits.latent_equilibrium.always_on_rule`'s option).
 Logged after every epoch (`fit(..., on_epoch=...)`): test accuracy and the angle between
 each B_l and W_{l+1}^T (NaN for learners without a feedback pathway, such as `bp`, and for
 DFA's direct matrices). Written to the run folder: `feedback_comparison.nc`, `.md` (table)
@@ -35,7 +37,7 @@ import xarray as xr
 
 import dynlearn
 from circuits.feedback import alignment_angles
-from circuits.latent_equilibrium import PAL_SETTINGS, rule_pal
+from circuits.latent_equilibrium import FORWARD_RMS, PAL_SETTINGS, rule_pal
 from dynlearn import registry
 from experiments._options import non_negative, non_negative_int, positive_int
 from experiments._timing import (
@@ -49,13 +51,27 @@ from experiments._timing import (
 RULES = ["bp", "fa", "dfa", "sign", "kp", "le", "le-fa", "pal"]
 
 
-def make(rule: str, sizes, key, pal: dict | None = None) -> dynlearn.Recipe:
+LE_RULES = ("le", "le-fa", "pal")
+
+
+def make(
+    rule: str, sizes, key, pal: dict | None = None, forward_plasticity: bool = False
+) -> dynlearn.Recipe:
     """The registered rule `rule` (learner, mode, batch size); `pal` overrides PAL's
-    settings (`circuits.latent_equilibrium.PAL_SETTINGS`) of rule `pal`."""
+    settings (`circuits.latent_equilibrium.PAL_SETTINGS`) of rule `pal`;
+    `forward_plasticity` gives the LE rules the microcircuit's forward plasticity
+    (`FORWARD_RMS`, gain annealed with n_0 = 8000)."""
     pal = PAL_SETTINGS if pal is None else pal
     if rule == "pal" and pal != PAL_SETTINGS:
-        return rule_pal(sizes, key, **pal)
-    return registry.load("rules", rule)(sizes, key)
+        recipe = rule_pal(sizes, key, **pal)
+    else:
+        recipe = registry.load("rules", rule)(sizes, key)
+    if forward_plasticity and rule in LE_RULES:
+        presentation = recipe.mode.presentation
+        gain = dynlearn.inverse_time(8000.0)
+        mode = dynlearn.AlwaysOn(presentation, gain=gain, rms=FORWARD_RMS)
+        recipe = recipe._replace(mode=mode)
+    return recipe
 
 
 def feedback_angles(learner, n_hidden: int) -> np.ndarray:
@@ -69,10 +85,16 @@ def feedback_angles(learner, n_hidden: int) -> np.ndarray:
 
 
 def train(
-    rule: str, data, sizes, epochs: int, seed: int, pal: dict | None = None
+    rule: str,
+    data,
+    sizes,
+    epochs: int,
+    seed: int,
+    pal: dict | None = None,
+    forward_plasticity: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per epoch: test accuracy, and angles (epoch, layer) (NaN where undefined)."""
-    recipe = make(rule, sizes, jax.random.key(seed), pal)
+    recipe = make(rule, sizes, jax.random.key(seed), pal, forward_plasticity)
     return train_recipe(recipe, data, epochs, seed, len(sizes) - 2)
 
 
@@ -96,7 +118,12 @@ def table(ds: xr.Dataset) -> str:
     lines = [
         f"{ds.attrs['dataset']}, {ds.attrs['sizes']}, {ds.sizes['epoch']} epochs, "
         f"{ds.sizes['seed']} seed(s): test accuracy % after the last epoch (mean ± std) and "
-        "the final angle(B_l, W_{l+1}^T) per hidden layer",
+        "the final angle(B_l, W_{l+1}^T) per hidden layer"
+        + (
+            "; le, le-fa, pal with the forward plasticity option"
+            if ds.attrs.get("forward_plasticity")
+            else ""
+        ),
         "",
     ]
     rows = []
@@ -134,6 +161,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     for name, value in PAL_SETTINGS.items():
         parser.add_argument(f"--pal-{name}", type=non_negative, default=value, help=f"PAL's {name}")
+    parser.add_argument(
+        "--forward-plasticity",
+        action="store_true",
+        help="le, le-fa, pal: forward synapses RMS-normalised, rates annealed (n_0 8000)",
+    )
     opts = parser.parse_args(argv)
     dynlearn.check_writable(opts.run_dir or "runs", "--run-dir")
     unknown = sorted(set(opts.rules) - set(known))
@@ -146,7 +178,9 @@ def main(argv: list[str] | None = None) -> int:
     hidden = opts.hidden or (64 if opts.dataset == "yinyang" else 100)
     sizes = [data.n_features, hidden, hidden, data.n_classes]
     results, seconds = each_rule_and_seed(
-        opts.rules, seeds, lambda rule, seed: train(rule, data, sizes, epochs, seed, pal)
+        opts.rules,
+        seeds,
+        lambda rule, seed: train(rule, data, sizes, epochs, seed, pal, opts.forward_plasticity),
     )
     accuracy = np.array([[r[0] for r in row] for row in results])
     angles = np.array([[r[1] for r in row] for row in results])
@@ -163,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
             "layer": [f"B{k}" for k in range(1, len(sizes) - 1)],
         },
         attrs={"dataset": opts.dataset, "sizes": "-".join(map(str, sizes))}
-        | {f"pal_{name}": value for name, value in pal.items()},
+        | {f"pal_{name}": value for name, value in pal.items()}
+        | {"forward_plasticity": int(opts.forward_plasticity)},
     )
     ds = dynlearn.describe(
         ds,

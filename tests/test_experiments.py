@@ -135,3 +135,19 @@ def test_every_module_is_covered_and_none_uses_the_cli():
     for path in (ROOT / "experiments").glob("*.py"):
         text = path.read_text()
         assert not re.search(r"dynlearn\.cli|from dynlearn import .*\bcli\b", text), path.name
+
+
+def test_feedback_comparison_forward_plasticity_changes_only_the_le_rules():
+    import jax
+
+    import dynlearn
+    from experiments.feedback_comparison import make
+
+    sizes, key = [8, 6, 6, 3], jax.random.key(0)
+    for rule in ("le", "le-fa", "pal"):
+        plain, option = make(rule, sizes, key), make(rule, sizes, key, forward_plasticity=True)
+        assert plain.mode.rms is None and plain.mode.gain is None
+        assert option.mode.rms.scope == "forward" and option.mode.gain_response()[0] == 1.0
+        assert option.mode.presentation == plain.mode.presentation
+    fa = make("fa", sizes, key, forward_plasticity=True)
+    assert isinstance(fa.mode, dynlearn.SettleThenUpdate)  # a phased rule is left as it is

@@ -59,6 +59,22 @@ def test_learns_digits_always_on():
     assert after > 0.7 and after > before + 0.4, (before, after)
 
 
+def test_rule_holds_lateral_weights_at_minus_feedback_while_the_rest_learns():
+    """Rule `microcircuit` holds W^PI at -B (with targets its rule would cancel the error;
+    `theory/mc_lateral_drift.py`), also through its RMS-normalised plasticity."""
+    from circuits.microcircuit import rule
+
+    data = dynlearn.data.load("digits").validation_split(0.5)  # a short run: 718 samples
+    net, mode, batch = rule([64, 20, 20, 10], jax.random.key(0))
+    trained = dynlearn.fit(net, data, mode, epochs=1, batch_size=batch, progress=False).learner
+    feedback = trained.feedback.matrices(trained.weights)
+    for lateral, b, before, after in zip(
+        trained.lateral_weights, feedback, net.inter_weights, trained.inter_weights
+    ):
+        np.testing.assert_array_equal(lateral, -b)
+        assert float(jnp.abs(after - before).max()) > 1e-3  # W^IP still learns
+
+
 def test_somatic_noise_is_keyed():
     net = circuit(noise=0.05, prospective=False)
     mode = dynlearn.AlwaysOn(dynlearn.Presentation(t_pres=1.0, dt=0.1))

@@ -244,6 +244,39 @@ def test_normalised_rates_are_lr_sign_g_under_a_constant_drive():
     np.testing.assert_allclose(learned.weights, 0.01 * 6.0 * np.sign(rate), rtol=1e-4, atol=1e-9)
 
 
+class DriftWithBias(Drift):
+    """`Drift` with a matrix of synapses (prunable: its forward weights) and a bias vector
+    (trainable, not prunable), both driven at constant rates."""
+
+    bias: jax.Array
+    bias_rate: jax.Array
+
+    def plasticity(self, t, y, args):
+        return eqx.tree_at(lambda m: (m.weights, m.bias), self, (self.rate, self.bias_rate))
+
+    def trainable(self):
+        spec = jax.tree.map(lambda _: False, self)
+        return eqx.tree_at(lambda m: (m.weights, m.bias), spec, (True, True))
+
+
+@pytest.mark.parametrize("scope", ["trainable", "forward"])
+def test_normalisation_scope_forward_leaves_the_other_synapses_their_own_rates(scope):
+    rate, bias_rate = jnp.array([[1e-3, -2.0], [50.0, 0.5]]), jnp.array([4.0, -0.25])
+    circuit = DriftWithBias(jnp.zeros((2, 2)), rate, jnp.zeros(2), bias_rate)
+    rms = dynlearn.RMSNormalised(tau=5.0, lr=0.01, scope=scope)
+    mode = dynlearn.AlwaysOn(dynlearn.Presentation(t_pres=1.0, dt=0.1), rms=rms)
+    state = mode.init(circuit)
+    x, y = jnp.zeros((3, 1)), jnp.zeros((3, 1))
+    learned, state, _ = mode.step(circuit, state, x, y, jax.random.key(0))
+    np.testing.assert_allclose(learned.weights, 0.03 * np.sign(rate), rtol=1e-4)
+    expected_bias = 0.03 * np.sign(bias_rate) if scope == "trainable" else 3.0 * bias_rate
+    np.testing.assert_allclose(learned.bias, expected_bias, rtol=1e-4)
+    assert (state["rms"]["square"].bias is None) == (scope == "forward")
+    assert mode.config(circuit)["rms"]["scope"] == scope
+    with pytest.raises(ValueError, match="scope must be one of"):
+        dynlearn.RMSNormalised(tau=5.0, lr=0.01, scope="feedback")
+
+
 def test_normalised_streams_are_invariant_to_the_scale_of_the_rule(data):
     """Oja's rule at eta and at 100 eta: the same trajectory once each synapse's rate is
     divided by its own RMS (the normalisation's point: no per-rule rate to tune)."""
