@@ -703,7 +703,13 @@ def rule_continual(sizes, key) -> dynlearn.Recipe:
     The gain's n_0 (10,000 samples before) is 40,000: on 12 times more data the gain fell
     too soon. Validation splits (the last 20% held out, 3 seeds, with the homeostasis):
     full MNIST, 5 epochs: n_0 10,000 95.22 ± 0.07, 40,000 95.82 ± 0.12, 120,000 93.46 ±
-    1.22; mnist5k, 10 epochs: 92.3 ± 0.2, 92.42 ± 0.41, 91.50 ± 0.51."""
+    1.22; mnist5k, 10 epochs: 92.3 ± 0.2, 92.42 ± 0.41, 91.50 ± 0.51.
+
+    A known weakness: the homeostasis can pull against EP. On 20% of full MNIST one test-set
+    seed declines in its last epochs while an output unit whose mean rate stays below 1/n_L
+    has its bias climb without levelling (1.7 -> 5.8); h = 3e-5 avoids it for that seed but
+    is no better on the validation splits (mnist5k 92.2 ± 0.4, 20% of full MNIST 94.2 ±
+    0.6, against 92.4 ± 0.4 and 94.5 ± 0.3), so h stays 1e-4."""
     presentation = dynlearn.Presentation(t_pres=20.0, dt=1.0)
     mode = dynlearn.AlwaysOn(presentation, gain=dynlearn.inverse_time(40_000))
     return dynlearn.Recipe(EPNetwork(sizes, key, eta=0.003, homeostasis=1e-4), mode, 32)
