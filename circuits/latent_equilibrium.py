@@ -91,8 +91,10 @@ __all__ = [
     "rule",
     "rule_le_fa",
     "rule_pal",
+    "FORWARD_N0",
     "FORWARD_RMS",
     "PAL_SETTINGS",
+    "with_forward_plasticity",
 ]
 
 
@@ -298,6 +300,15 @@ class LENetwork(AbstractLayered, dynlearn.AbstractPlastic):
 
 
 FORWARD_RMS = dynlearn.RMSNormalised(tau=2000.0, lr=1e-2, scope="forward")
+FORWARD_N0 = 8000.0  # the option's gain, 1/(1 + n/n_0): the microcircuit's
+
+
+def with_forward_plasticity(recipe: dynlearn.Recipe) -> dynlearn.Recipe:
+    """An always-on recipe with the microcircuit's forward plasticity (`always_on_rule`'s
+    option): its presentation, `FORWARD_RMS`, and the gain `inverse_time(FORWARD_N0)`."""
+    gain = dynlearn.inverse_time(FORWARD_N0)
+    mode = dynlearn.AlwaysOn(recipe.mode.presentation, gain=gain, rms=FORWARD_RMS)
+    return recipe._replace(mode=mode)
 
 
 def always_on_rule(
@@ -315,9 +326,10 @@ def always_on_rule(
 
     Option, the microcircuit's forward plasticity: `rms=FORWARD_RMS` (each forward
     synapse's rate divided by its running RMS, tau 2000 ms, lr 1e-2 per ms,
-    `scope="forward"`: a learned pathway such as PAL's B keeps its own rule) and `n_0=8000`
-    (every rate annealed as 1/(1 + n/n_0) over the n samples seen). It lifts every LE rule
-    on wide and deep networks and closes most of the gap between fixed random and learned
+    `scope="forward"`: a learned pathway such as PAL's B keeps its own rule) and
+    `n_0=FORWARD_N0` = 8000 (every rate annealed as 1/(1 + n/n_0) over the n samples
+    seen); `with_forward_plasticity(recipe)` gives a recipe both. It lifts every LE rule on
+    wide and deep networks and closes most of the gap between fixed random and learned
     feedback, which is why the registered rules do not use it: test set, mnist5k
     784-H-H-10 (10 epochs, 3 seeds), `le` / `le-fa` / `pal` at H = 10: 88.83 / 85.97 /
     86.43 (constant rates 88.87 / 83.83 / 88.87), H = 100: 94.00 / 94.13 / 94.17 (90.60 /

@@ -482,8 +482,8 @@ def rule(sizes: Sequence[int], key: PRNGKeyArray) -> dynlearn.Recipe:
     """The registered rule `microcircuit` (`dynlearn.rules`): the prospective dendritic
     microcircuit (tanh, fixed random feedback, default conductances, forward rates 4.5 for
     hidden layers and 1.5 for the output, W^PI held at -B, a plasticity gain annealed as
-    1/(1 + n/8000)
-    over the n samples seen, `dynlearn.inverse_time`) from its self-predicting state,
+    1/(1 + n/8000) over the n samples seen, `dynlearn.inverse_time`) from its
+    self-predicting state,
     always-on over 16 parallel streams (t_pres 2 ms, dt 0.1 ms); batches of 320; every
     synapse's rate divided by its running RMS (`dynlearn.RMSNormalised`, tau 2000 ms, i.e.
     1000 presentations, lr 1e-2 per ms).

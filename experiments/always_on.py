@@ -45,7 +45,7 @@ from jaxtyping import PRNGKeyArray
 import dynlearn
 from circuits.ep import EPNetwork, OneSided, Symmetric
 from circuits.feedback import AbstractFeedback, FeedbackAlignment, WeightTransport
-from circuits.latent_equilibrium import FORWARD_RMS, PAL_SETTINGS, always_on_rule
+from circuits.latent_equilibrium import PAL_SETTINGS, always_on_rule, with_forward_plasticity
 from circuits.microcircuit import Microcircuit, self_predicting
 from circuits.pal import PAL
 from circuits.pc import PCNetwork, SteadyStateInference
@@ -123,12 +123,12 @@ def pal_filtered(sizes, key) -> dynlearn.Recipe:
 
 def le_fp(feedback: Callable[[PRNGKeyArray], AbstractFeedback]) -> Factory:
     """`le` / `le-fa` / `pal` with the microcircuit's forward plasticity, the option of
-    `always_on_rule`: forward synapses RMS-normalised (`FORWARD_RMS`, `scope="forward"`: B
-    keeps its own rule), every rate annealed as 1/(1 + n/8000)."""
+    `always_on_rule` (`with_forward_plasticity`): forward synapses RMS-normalised
+    (`scope="forward"`: B keeps its own rule), every rate annealed as 1/(1 + n/8000)."""
 
     def factory(sizes, key):
         k_net, k_fb = jax.random.split(key)
-        return always_on_rule(sizes, k_net, feedback(k_fb), rms=FORWARD_RMS, n_0=8000.0)
+        return with_forward_plasticity(always_on_rule(sizes, k_net, feedback(k_fb)))
 
     return factory
 

@@ -37,7 +37,7 @@ import xarray as xr
 
 import dynlearn
 from circuits.feedback import alignment_angles
-from circuits.latent_equilibrium import FORWARD_RMS, PAL_SETTINGS, rule_pal
+from circuits.latent_equilibrium import PAL_SETTINGS, rule_pal, with_forward_plasticity
 from dynlearn import registry
 from experiments._options import non_negative, non_negative_int, positive_int
 from experiments._timing import (
@@ -60,17 +60,14 @@ def make(
     """The registered rule `rule` (learner, mode, batch size); `pal` overrides PAL's
     settings (`circuits.latent_equilibrium.PAL_SETTINGS`) of rule `pal`;
     `forward_plasticity` gives the LE rules the microcircuit's forward plasticity
-    (`FORWARD_RMS`, gain annealed with n_0 = 8000)."""
+    (`circuits.latent_equilibrium.with_forward_plasticity`)."""
     pal = PAL_SETTINGS if pal is None else pal
     if rule == "pal" and pal != PAL_SETTINGS:
         recipe = rule_pal(sizes, key, **pal)
     else:
         recipe = registry.load("rules", rule)(sizes, key)
     if forward_plasticity and rule in LE_RULES:
-        presentation = recipe.mode.presentation
-        gain = dynlearn.inverse_time(8000.0)
-        mode = dynlearn.AlwaysOn(presentation, gain=gain, rms=FORWARD_RMS)
-        recipe = recipe._replace(mode=mode)
+        recipe = with_forward_plasticity(recipe)
     return recipe
 
 
