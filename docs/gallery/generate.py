@@ -55,11 +55,16 @@ def docstring(path: Path) -> str:
         return ""
 
 
-def load_index() -> dict:
+def read_index(path: Path) -> dict:
+    """A stored index (`{name: entry}`); empty if missing or unreadable."""
     try:
-        return json.loads((RESULTS / "index.json").read_text())
+        return json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
+
+
+def load_index() -> dict:
+    return read_index(RESULTS / "index.json")
 
 
 def load_result(name: str) -> xr.Dataset | None:
@@ -468,10 +473,7 @@ def documented_commands() -> dict[str, str]:
 
 
 def load_experiment_index() -> dict:
-    try:
-        return json.loads((EXPERIMENT_RESULTS / "index.json").read_text())
-    except (OSError, ValueError):
-        return {}
+    return read_index(EXPERIMENT_RESULTS / "index.json")
 
 
 def stored_files(name: str, entry: dict) -> list[Path]:

@@ -91,15 +91,50 @@ def script_names() -> list[str]:
     return sorted(m.name for m in pkgutil.iter_modules(theory.__path__) if not m.ispkg)
 
 
-def load_index() -> dict:
-    return json.loads(INDEX.read_text()) if INDEX.exists() else {}
+def read_index(path: Path) -> dict:
+    """An index of stored results (`{name: entry}`); empty if there is none yet."""
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
-def save_index(index: dict) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    tmp = INDEX.with_suffix(".json.tmp")
+def write_index(path: Path, index: dict) -> None:
+    """Write an index atomically (sorted by name)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(dict(sorted(index.items())), indent=1) + "\n")
-    tmp.replace(INDEX)
+    tmp.replace(path)
+
+
+def store_entry(path: Path, name: str, entry: dict) -> None:
+    """Record one entry (re-reading the index: another refresh may have written)."""
+    index = read_index(path)
+    index[name] = entry
+    write_index(path, index)
+
+
+def run_with_budget(cmd: list[str], timeout: float | None) -> tuple[int | None, str, float]:
+    """Run `cmd` from the repository root in its own process group: `(return code, or None
+    if it ran past `timeout` and was killed with its children; its output; seconds)`."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+        start_new_session=True,
+    )
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        return None, out, round(time.perf_counter() - start, 1)
+    return proc.returncode, out, round(time.perf_counter() - start, 1)
+
+
+def output_tail(out: str) -> str:
+    return "\n".join(out.strip().splitlines()[-15:])
 
 
 def _run_once(name: str, fast: bool, timeout: float | None) -> dict:
@@ -109,30 +144,16 @@ def _run_once(name: str, fast: bool, timeout: float | None) -> dict:
         cmd = [sys.executable, "-m", f"theory.{name}", "--run-dir", tmp]
         if fast:
             cmd.insert(3, "--fast")
-        start = time.perf_counter()
-        proc = subprocess.Popen(
-            cmd,
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-        try:
-            out, _ = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
-            return {"outcome": "timeout", "seconds": round(time.perf_counter() - start, 1)}
-        seconds = round(time.perf_counter() - start, 1)
+        returncode, out, seconds = run_with_budget(cmd, timeout)
+        if returncode is None:
+            return {"outcome": "timeout", "seconds": seconds}
         nc, png = Path(tmp) / f"{name}.nc", Path(tmp) / f"{name}.png"
         if not nc.exists():
-            tail = "\n".join(out.strip().splitlines()[-15:])
             return {
                 "outcome": "crash",
                 "seconds": seconds,
-                "returncode": proc.returncode,
-                "error": tail,
+                "returncode": returncode,
+                "error": output_tail(out),
             }
         RESULTS.mkdir(parents=True, exist_ok=True)
         shutil.move(nc, RESULTS / nc.name)
@@ -141,14 +162,14 @@ def _run_once(name: str, fast: bool, timeout: float | None) -> dict:
             shrink_png(RESULTS / png.name)
         else:
             (RESULTS / png.name).unlink(missing_ok=True)
-        return {"outcome": "ok", "seconds": seconds, "returncode": proc.returncode}
+        return {"outcome": "ok", "seconds": seconds, "returncode": returncode}
 
 
 def refresh(name: str, budget: float, mode: str) -> None:
     """Refresh one script's stored result. mode: 'auto' (full within budget, else fast),
     'fast' or 'full' (full within budget; on timeout keep what is stored)."""
     entry = {"ran_at": dt.datetime.now().isoformat(timespec="seconds"), "budget_s": budget}
-    previous = load_index().get(name, {})
+    previous = read_index(INDEX).get(name, {})
     if mode in ("auto", "full"):
         print(f"[{name}] full version (budget {budget:.0f} s) ...", flush=True)
         result = _run_once(name, fast=False, timeout=budget)
@@ -185,10 +206,7 @@ def refresh(name: str, budget: float, mode: str) -> None:
 
 
 def _store(name: str, entry: dict) -> None:
-    """Record one script's entry (re-reading the index: another refresh may have written)."""
-    index = load_index()
-    index[name] = entry
-    save_index(index)
+    store_entry(INDEX, name, entry)
 
 
 def shrink_png(path: Path) -> None:
@@ -371,17 +389,8 @@ def quoted_in_docs(command: str) -> bool:
     return any(command in " ".join(page.read_text(encoding="utf-8").split()) for page in pages)
 
 
-def load_experiment_index() -> dict:
-    return json.loads(EXPERIMENT_INDEX.read_text()) if EXPERIMENT_INDEX.exists() else {}
-
-
 def _store_experiment(name: str, entry: dict) -> None:
-    EXPERIMENT_RESULTS.mkdir(parents=True, exist_ok=True)
-    index = load_experiment_index()
-    index[name] = entry
-    tmp = EXPERIMENT_INDEX.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(dict(sorted(index.items())), indent=1) + "\n")
-    tmp.replace(EXPERIMENT_INDEX)
+    store_entry(EXPERIMENT_INDEX, name, entry)
 
 
 def shrink_dataset(path: Path) -> list[str]:
@@ -420,7 +429,7 @@ def refresh_experiment(name: str, budget: float) -> None:
         if hasattr(os, "sched_getaffinity")
         else os.cpu_count(),
     }
-    previous = load_experiment_index().get(name, {})
+    previous = read_index(EXPERIMENT_INDEX).get(name, {})
     if not quoted_in_docs(command):
         print(f"[{name}] note: docs/results/*.md do not quote `{command}`", flush=True)
     print(f"[{name}] {command} (budget {budget:.0f} s) ...", flush=True)
@@ -435,30 +444,15 @@ def refresh_experiment(name: str, budget: float) -> None:
                 "import sys; from dynlearn.cli import main; sys.exit(main())",
             ]
         cmd += ["run", name, *EXPERIMENTS[name], "--run-dir", tmp]
-        start = time.perf_counter()
-        with open(Path(tmp).parent / f"gallery-{name}.log", "w") as log:
-            proc = subprocess.Popen(
-                cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-            try:
-                proc.wait(timeout=budget)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        seconds = round(time.perf_counter() - start, 1)
-        out = Path(log.name).read_text(errors="replace")
-        Path(log.name).unlink(missing_ok=True)
+        returncode, out, seconds = run_with_budget(cmd, budget)
         datasets = sorted(Path(tmp).glob("*.nc"))
-        if proc.returncode != 0 or not datasets:
-            timed_out = proc.returncode == -signal.SIGKILL and seconds >= budget
+        if returncode != 0 or not datasets:
+            timed_out = returncode is None
             outcome = "timeout" if timed_out else "crash"
             print(f"[{name}] {outcome} after {seconds} s", flush=True)
             failure = entry | {"outcome": outcome, "seconds": seconds}
             if not timed_out:
-                failure |= {
-                    "returncode": proc.returncode,
-                    "error": "\n".join(out.strip().splitlines()[-15:]),
-                }
+                failure |= {"returncode": returncode, "error": output_tail(out)}
             if previous.get("outcome") == "ok":
                 _store_experiment(name, previous | {"last_failure": failure})
             else:
@@ -480,7 +474,7 @@ def refresh_experiment(name: str, budget: float) -> None:
     record = entry | {
         "outcome": "ok",
         "seconds": seconds,
-        "returncode": proc.returncode,
+        "returncode": returncode,
         "files": files,
         "bytes": {f: (folder / f).stat().st_size for f in files},
     }
