@@ -14,8 +14,11 @@ seeds; each rule is the registered one (`dynlearn.rules`, any registered name is
   noise perturbs the rates but is not sent down as an error; `--pal-sigma` etc. to change)
   — plain always-on SGD-like learning; with `--forward-plasticity`, the microcircuit's
   instead (forward synapses RMS-normalised, every rate annealed as 1/(1 + n/8000):
-  `circuits.latent_equilibrium.always_on_rule`'s option).
-Logged after every epoch (`fit(..., on_epoch=...)`): test accuracy and the angle between
+  `circuits.latent_equilibrium.always_on_rule`'s option); `--le-eta` and `--le-n0` set
+  their forward rate and an annealed gain 1/(1 + n/N0).
+`--validation` scores on the last 20% of the training set instead of the test set (for
+choosing settings; the dataset is then named `<name>-validation`).
+Logged after every epoch (`fit(..., on_epoch=...)`): held-out accuracy and the angle between
 each B_l and W_{l+1}^T (NaN for learners without a feedback pathway, such as `bp`, and for
 DFA's direct matrices). Written to the run folder: `feedback_comparison.nc`, `.md` (table)
 and `.png` (accuracy and alignment curves).
@@ -37,9 +40,9 @@ import xarray as xr
 
 import dynlearn
 from circuits.feedback import alignment_angles
-from circuits.latent_equilibrium import PAL_SETTINGS, rule_pal, with_forward_plasticity
+from circuits.latent_equilibrium import LE_KINDS, PAL_SETTINGS, le_rule, with_forward_plasticity
 from dynlearn import registry
-from experiments._options import non_negative, non_negative_int, positive_int
+from experiments._options import non_negative, non_negative_int, positive_int, real
 from experiments._timing import (
     each_rule_and_seed,
     markdown_table,
@@ -48,26 +51,37 @@ from experiments._timing import (
     write_results,
 )
 
+positive = real(0.0, low_open=True)
+
 RULES = ["bp", "fa", "dfa", "sign", "kp", "le", "le-fa", "pal"]
 
 
-LE_RULES = ("le", "le-fa", "pal")
+LE_RULES = LE_KINDS
 
 
 def make(
-    rule: str, sizes, key, pal: dict | None = None, forward_plasticity: bool = False
+    rule: str,
+    sizes,
+    key,
+    pal: dict | None = None,
+    forward_plasticity: bool = False,
+    le: dict | None = None,
 ) -> dynlearn.Recipe:
-    """The registered rule `rule` (learner, mode, batch size); `pal` overrides PAL's
-    settings (`circuits.latent_equilibrium.PAL_SETTINGS`) of rule `pal`;
-    `forward_plasticity` gives the LE rules the microcircuit's forward plasticity
+    """The registered rule `rule` (learner, mode, batch size); for the LE rules, `pal`
+    overrides PAL's settings (`circuits.latent_equilibrium.PAL_SETTINGS`) of rule `pal`,
+    `le` passes `always_on_rule`'s options (`eta`, `n_0`), and `forward_plasticity` gives
+    them the microcircuit's forward plasticity
     (`circuits.latent_equilibrium.with_forward_plasticity`)."""
-    pal = PAL_SETTINGS if pal is None else pal
-    if rule == "pal" and pal != PAL_SETTINGS:
-        recipe = rule_pal(sizes, key, **pal)
-    else:
-        recipe = registry.load("rules", rule)(sizes, key)
-    if forward_plasticity and rule in LE_RULES:
+    if rule not in LE_RULES:
+        return registry.load("rules", rule)(sizes, key)
+    recipe = le_rule(rule, sizes, key, pal, **(le or {}))
+    if forward_plasticity:
         recipe = with_forward_plasticity(recipe)
+        if le and le.get("n_0") is not None:  # --le-n0 sets the gain with the option too
+            mode = dynlearn.AlwaysOn(
+                recipe.mode.presentation, gain=dynlearn.inverse_time(le["n_0"]), rms=recipe.mode.rms
+            )
+            recipe = recipe._replace(mode=mode)
     return recipe
 
 
@@ -89,9 +103,10 @@ def train(
     seed: int,
     pal: dict | None = None,
     forward_plasticity: bool = False,
+    le: dict | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per epoch: test accuracy, and angles (epoch, layer) (NaN where undefined)."""
-    recipe = make(rule, sizes, jax.random.key(seed), pal, forward_plasticity)
+    """Per epoch: held-out accuracy, and angles (epoch, layer) (NaN where undefined)."""
+    recipe = make(rule, sizes, jax.random.key(seed), pal, forward_plasticity, le)
     return train_recipe(recipe, data, epochs, seed, len(sizes) - 2)
 
 
@@ -112,9 +127,10 @@ def train_recipe(
 
 
 def table(ds: xr.Dataset) -> str:
+    split = "validation" if str(ds.attrs["dataset"]).endswith("-validation") else "test"
     lines = [
         f"{ds.attrs['dataset']}, {ds.attrs['sizes']}, {ds.sizes['epoch']} epochs, "
-        f"{ds.sizes['seed']} seed(s): test accuracy % after the last epoch (mean ± std) and "
+        f"{ds.sizes['seed']} seed(s): {split} accuracy % after the last epoch (mean ± std) and "
         "the final angle(B_l, W_{l+1}^T) per hidden layer"
         + (
             "; le, le-fa, pal with the forward plasticity option"
@@ -163,6 +179,21 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="le, le-fa, pal: forward synapses RMS-normalised, rates annealed (n_0 8000)",
     )
+    parser.add_argument(
+        "--le-eta", type=positive, default=1.0, help="le, le-fa, pal: forward rate per ms"
+    )
+    parser.add_argument(
+        "--le-n0",
+        type=positive,
+        default=None,
+        help="le, le-fa, pal: every rate annealed as 1/(1 + n/N0) (default: constant)",
+    )
+    parser.add_argument(
+        "--validation",
+        action="store_true",
+        help="score on a validation split (the last 20%% of the training set) instead of "
+        "the test set: for choosing settings",
+    )
     opts = parser.parse_args(argv)
     dynlearn.check_writable(opts.run_dir or "runs", "--run-dir")
     unknown = sorted(set(opts.rules) - set(known))
@@ -171,13 +202,16 @@ def main(argv: list[str] | None = None) -> int:
     pal = {name: getattr(opts, f"pal_{name}") for name in PAL_SETTINGS}
     opts.dataset = opts.dataset or ("yinyang" if opts.quick else "mnist5k")
     data = dynlearn.data.load(opts.dataset, **quick_subset(opts.dataset, opts.quick))
+    if opts.validation:
+        data = data.validation_split(0.2)
+    le = {"eta": opts.le_eta, "n_0": opts.le_n0}
     epochs, seeds = (2, [0]) if opts.quick else (opts.epochs, opts.seeds)
     hidden = opts.hidden or (64 if opts.dataset == "yinyang" else 100)
     sizes = [data.n_features, hidden, hidden, data.n_classes]
     results, seconds = each_rule_and_seed(
         opts.rules,
         seeds,
-        lambda rule, seed: train(rule, data, sizes, epochs, seed, pal, opts.forward_plasticity),
+        lambda rule, seed: train(rule, data, sizes, epochs, seed, pal, opts.forward_plasticity, le),
     )
     accuracy = np.array([[r[0] for r in row] for row in results])
     angles = np.array([[r[1] for r in row] for row in results])
@@ -193,13 +227,18 @@ def main(argv: list[str] | None = None) -> int:
             "epoch": np.arange(1, epochs + 1),
             "layer": [f"B{k}" for k in range(1, len(sizes) - 1)],
         },
-        attrs={"dataset": opts.dataset, "sizes": "-".join(map(str, sizes))}
+        attrs={"dataset": data.name, "sizes": "-".join(map(str, sizes))}
         | {f"pal_{name}": value for name, value in pal.items()}
-        | {"forward_plasticity": int(opts.forward_plasticity)},
+        | {"forward_plasticity": int(opts.forward_plasticity), "le_eta": opts.le_eta}
+        | {"le_n0": 0.0 if opts.le_n0 is None else opts.le_n0},
     )
     ds = dynlearn.describe(
         ds,
-        test_accuracy=("test accuracy after each epoch, fraction in [0, 1]", "1"),
+        test_accuracy=(
+            "accuracy on the held-out split after each epoch (the test set, or the "
+            "validation split for a dataset named *-validation), fraction in [0, 1]",
+            "1",
+        ),
         angle_deg=(
             "angle between the feedback matrix B_l and W_{l+1}^T after each epoch (NaN "
             "without a feedback pathway or for direct feedback)",

@@ -151,3 +151,35 @@ def test_feedback_comparison_forward_plasticity_changes_only_the_le_rules():
         assert option.mode.presentation == plain.mode.presentation
     fa = make("fa", sizes, key, forward_plasticity=True)
     assert isinstance(fa.mode, dynlearn.SettleThenUpdate)  # a phased rule is left as it is
+
+
+def test_feedback_comparison_le_options_and_the_registered_rules_without_them():
+    import equinox as eqx
+    import jax
+
+    from dynlearn import registry
+    from experiments.feedback_comparison import make
+
+    sizes, key = [8, 6, 6, 3], jax.random.key(0)
+    for rule in ("le", "le-fa", "pal"):
+        ours, registered = make(rule, sizes, key), registry.load("rules", rule)(sizes, key)
+        assert bool(eqx.tree_equal(ours.learner, registered.learner))
+        assert ours.mode == registered.mode and ours.batch_size == registered.batch_size
+        tuned = make(rule, sizes, key, le={"eta": 2.0, "n_0": 1000.0})
+        assert tuned.learner.eta == (2.0, 2.0, 2.0)
+        assert tuned.mode.gain_response()[:2] == [1.0, 0.5]  # 1/(1 + n/1000), n = 0, 1000
+    both = make("pal", sizes, key, forward_plasticity=True, le={"eta": 1.0, "n_0": 500.0})
+    assert both.mode.rms.scope == "forward" and both.mode.gain(500.0) == 0.5
+
+
+def test_feedback_comparison_validation_scores_on_the_training_sets_tail(tmp_path):
+    import xarray as xr
+
+    from experiments import feedback_comparison
+
+    argv = ["--quick", "--rules", "le", "--validation", "--le-n0", "2000", "--run-dir"]
+    assert feedback_comparison.main([*argv, str(tmp_path)]) == 0
+    ds = xr.open_dataset(tmp_path / "feedback_comparison.nc")
+    assert ds.attrs["dataset"].endswith("-validation") and ds.attrs["le_n0"] == 2000.0
+    assert ds.test_accuracy.notnull().all()
+    assert "validation accuracy" in (tmp_path / "feedback_comparison.md").read_text()
