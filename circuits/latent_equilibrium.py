@@ -93,6 +93,7 @@ __all__ = [
     "rule_le_fa",
     "rule_pal",
     "FORWARD_N0",
+    "LE_KINDS",
     "FORWARD_RMS",
     "PAL_SETTINGS",
     "with_forward_plasticity",
@@ -304,10 +305,11 @@ FORWARD_RMS = dynlearn.RMSNormalised(tau=2000.0, lr=1e-2, scope="forward")
 FORWARD_N0 = 8000.0  # the option's gain, 1/(1 + n/n_0): the microcircuit's
 
 
-def with_forward_plasticity(recipe: dynlearn.Recipe) -> dynlearn.Recipe:
+def with_forward_plasticity(recipe: dynlearn.Recipe, n_0: float = FORWARD_N0) -> dynlearn.Recipe:
     """An always-on recipe with the microcircuit's forward plasticity (`always_on_rule`'s
-    option): its presentation, `FORWARD_RMS`, and the gain `inverse_time(FORWARD_N0)`."""
-    gain = dynlearn.inverse_time(FORWARD_N0)
+    option): its presentation, `FORWARD_RMS`, and the gain `inverse_time(n_0)` (default
+    `FORWARD_N0`)."""
+    gain = dynlearn.inverse_time(n_0)
     mode = dynlearn.AlwaysOn(recipe.mode.presentation, gain=gain, rms=FORWARD_RMS)
     return recipe._replace(mode=mode)
 

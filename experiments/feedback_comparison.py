@@ -40,7 +40,13 @@ import xarray as xr
 
 import dynlearn
 from circuits.feedback import alignment_angles
-from circuits.latent_equilibrium import LE_KINDS, PAL_SETTINGS, le_rule, with_forward_plasticity
+from circuits.latent_equilibrium import (
+    FORWARD_N0,
+    LE_KINDS,
+    PAL_SETTINGS,
+    le_rule,
+    with_forward_plasticity,
+)
 from dynlearn import registry
 from experiments._options import non_negative, non_negative_int, positive_int, real
 from experiments._timing import (
@@ -56,9 +62,6 @@ positive = real(0.0, low_open=True)
 RULES = ["bp", "fa", "dfa", "sign", "kp", "le", "le-fa", "pal"]
 
 
-LE_RULES = LE_KINDS
-
-
 def make(
     rule: str,
     sizes,
@@ -72,16 +75,13 @@ def make(
     `le` passes `always_on_rule`'s options (`eta`, `n_0`), and `forward_plasticity` gives
     them the microcircuit's forward plasticity
     (`circuits.latent_equilibrium.with_forward_plasticity`)."""
-    if rule not in LE_RULES:
+    if rule not in LE_KINDS:
         return registry.load("rules", rule)(sizes, key)
-    recipe = le_rule(rule, sizes, key, pal, **(le or {}))
-    if forward_plasticity:
-        recipe = with_forward_plasticity(recipe)
-        if le and le.get("n_0") is not None:  # --le-n0 sets the gain with the option too
-            mode = dynlearn.AlwaysOn(
-                recipe.mode.presentation, gain=dynlearn.inverse_time(le["n_0"]), rms=recipe.mode.rms
-            )
-            recipe = recipe._replace(mode=mode)
+    le = le or {}
+    recipe = le_rule(rule, sizes, key, pal, **le)
+    if forward_plasticity:  # with --le-n0 the option's gain anneals with that n_0
+        n_0 = FORWARD_N0 if le.get("n_0") is None else le["n_0"]
+        recipe = with_forward_plasticity(recipe, n_0)
     return recipe
 
 
