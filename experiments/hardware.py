@@ -69,6 +69,8 @@ ABLATION = {
 CREDIT = {
     "bp": "sequential",
     "desire": "sequential",  # ternary desires pass down through W^T, layer by layer
+    "stdp-bp": "sequential",  # spiking error neurons, errors down through W^T (B = W^T)
+    "st-rsbp": "sequential",  # spike-train-level backprop, layer by layer
     "fa": "sequential-separate",
     "sign": "sequential-separate",
     "kp": "sequential-separate",
