@@ -10,7 +10,15 @@ import argparse
 import math
 from collections.abc import Callable
 
-__all__ = ["integer", "real", "positive_int", "non_negative_int", "non_negative", "fraction"]
+__all__ = [
+    "integer",
+    "real",
+    "positive_int",
+    "non_negative_int",
+    "positive",
+    "non_negative",
+    "fraction",
+]
 
 
 def _number(kind: type, text: str) -> float | int:
@@ -50,4 +58,5 @@ def real(low: float = 0.0, high: float = math.inf, *, low_open=False, high_open=
 positive_int = integer(1)
 non_negative_int = integer(0)
 non_negative = _bounded(float, 0.0, math.inf, False, True, ">= 0")
+positive = real(0.0, low_open=True)  # a finite float > 0
 fraction = real(0.0, 1.0, low_open=True, high_open=False)  # a share of a set: (0, 1]

@@ -20,7 +20,7 @@ import dynlearn
 from circuits._layers import ACTIVATIONS
 from circuits.backprop import BackpropMLP
 from dynlearn import data
-from experiments._options import fraction, non_negative_int, positive_int, real
+from experiments._options import fraction, non_negative_int, positive, positive_int
 from experiments._timing import quick_subset
 
 
@@ -35,7 +35,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--activation", default="tanh", choices=sorted(ACTIVATIONS))
     p.add_argument("--epochs", type=positive_int, default=5)
     p.add_argument("--batch-size", type=positive_int, default=64)
-    p.add_argument("--lr", type=real(0.0, low_open=True), default=1e-3)
+    p.add_argument("--lr", type=positive, default=1e-3)
     p.add_argument("--fraction", type=fraction, default=1.0, help="stratified training fraction")
     p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument(

@@ -48,7 +48,7 @@ from circuits.latent_equilibrium import (
     with_forward_plasticity,
 )
 from dynlearn import registry
-from experiments._options import non_negative, non_negative_int, positive_int, real
+from experiments._options import non_negative, non_negative_int, positive, positive_int
 from experiments._timing import (
     each_rule_and_seed,
     markdown_table,
@@ -56,8 +56,6 @@ from experiments._timing import (
     quiet_fit,
     write_results,
 )
-
-positive = real(0.0, low_open=True)
 
 RULES = ["bp", "fa", "dfa", "sign", "kp", "le", "le-fa", "pal"]
 

@@ -43,7 +43,7 @@ import xarray as xr
 
 import dynlearn
 from circuits.meta_plasticity import TERMS, PlasticityRule, TopDownCredit, init_weights, meta_loss
-from experiments._options import non_negative, non_negative_int, positive_int, real
+from experiments._options import non_negative, non_negative_int, positive, positive_int
 from experiments._timing import markdown_table, write_results
 
 WAYS = 5
@@ -145,9 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--episodes", type=positive_int, default=600)
     parser.add_argument("--test-episodes", type=positive_int, default=100)
     parser.add_argument("--hidden", type=positive_int, nargs="+", default=[170, 130, 100, 70])
-    parser.add_argument(
-        "--lr", type=real(0.0, low_open=True), default=3e-2, help="initial FA learning rate"
-    )
+    parser.add_argument("--lr", type=positive, default=3e-2, help="initial FA learning rate")
     parser.add_argument("--meta-lr", type=non_negative, default=1e-3)
     parser.add_argument("--l1", type=non_negative, default=1e-4)
     parser.add_argument(

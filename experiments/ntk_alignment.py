@@ -33,7 +33,7 @@ import xarray as xr
 
 import dynlearn
 from dynlearn import registry
-from experiments._options import fraction, non_negative_int, positive_int, real
+from experiments._options import fraction, non_negative_int, positive, positive_int
 from experiments._timing import markdown_table, write_results
 from experiments.feedback_comparison import train_recipe
 
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rules", nargs="+", default=RULES, help=f"registered: {known}")
     parser.add_argument(
         "--lazy-lr",
-        type=real(0.0, low_open=True),
+        type=positive,
         default=None,
         help="SGD at lr = c / width instead of Adam",
     )

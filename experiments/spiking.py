@@ -34,7 +34,7 @@ import xarray as xr
 import dynlearn
 from circuits.feedback_snn import rule as ide_rule
 from circuits.lca import SparseCoder
-from experiments._options import positive_int, real
+from experiments._options import positive, positive_int
 from experiments._timing import markdown_table, write_results
 
 # Xiao et al. 2021, IDE feedback SNN 784-400 (+400 feedback) with IF neurons, 100 epochs
@@ -105,9 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=positive_int, default=5)
     parser.add_argument("--patches", type=positive_int, default=20000)
     parser.add_argument("--atoms", type=positive_int, default=128)
-    parser.add_argument("--lam", type=real(0.0, low_open=True), default=0.3)
+    parser.add_argument("--lam", type=positive, default=0.3)
     parser.add_argument("--lca-epochs", type=positive_int, default=3)
-    parser.add_argument("--lca-lr", type=real(0.0, low_open=True), default=0.05)
+    parser.add_argument("--lca-lr", type=positive, default=0.05)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--run-dir", type=dynlearn.writable_folder, default=None)
     parser.add_argument("--quick", action="store_true", help="smoke run (see above)")
