@@ -328,7 +328,17 @@ class OnDevice(AbstractLearner):
         $$
 
         (the slope $dg/dP$ of the LTP or LTD curve at $g$ over the mean slope $1/N$; 1 for a
-        linear device), zero past the end of the range it moves to."""
+        linear device), zero past the end of the range it moves to. With equal nonlinearity
+        both ways this is a scaled rate and a decay driven by the distance travelled,
+
+        $$
+        \frac{dw}{dt} = \mathrm{nl} \left(b - \tfrac12\right) r
+            - \frac{\mathrm{nl}\, |r|}{2 w_\max}\, w,
+        $$
+
+        so updates that cancel (noise) pull a weight towards zero as
+        $e^{-\mathrm{nl}\, \mathrm{travel} / (2 w_\max)}$: a soft-bounds device holds a weight
+        only as far as its updates agree in sign."""
         out = []
         for i, (w, r) in enumerate(zip(weights, rates)):
             g = _to_g(w, self.scales[i])

@@ -287,6 +287,35 @@ def test_always_on_drift_follows_the_curves_slope():
     np.testing.assert_array_equal(at_top, 0.0)  # nothing moves past the end of the range
 
 
+def test_zero_mean_pulse_streams_decay_a_symmetric_device_by_its_travel():
+    """On a device with equal LTP and LTD nonlinearity nl the drift splits into a scaled
+    rate and a decay proportional to |r| (`OnDevice.drift`'s docstring):
+    dw/dt = nl (b - 1/2) r - nl |r| w / (2 w_max), b = 1 / (1 - e^-nl); so updates that
+    cancel (up, then as much down) pull w to 0 as exp(-nl travel / (2 w_max))."""
+    nl = 5.0
+    circuit = ConstantDrive(jnp.zeros((4, 3)))
+    placed = hardware.on_device(circuit, hardware.Device(nl_ltp=nl, nl_ltd=nl))
+    scale = float(placed.scales[0])
+    w = scale * jax.random.uniform(jax.random.key(1), (4, 3), minval=-0.95, maxval=0.95)
+    r = jax.random.normal(jax.random.key(2), (4, 3))
+    b = 1.0 / (1.0 - np.exp(-nl))
+    expected = nl * (b - 0.5) * r - nl * jnp.abs(r) * w / (2 * scale)
+    np.testing.assert_allclose(placed.drift([w], [r])[0], expected, rtol=1e-5, atol=1e-6)
+    # Euler steps of +a, -a, -a, +a (the order alternates so that the scheme's O(dt) bias
+    # cancels): net request 0, travel 4 a dt per cycle
+    a, dt, cycles = 1.0, 1e-4 * scale, 1000
+    start = w
+
+    def cycle(w, _):
+        for sign in (1.0, -1.0, -1.0, 1.0):
+            w = w + dt * placed.drift([w], [sign * a * jnp.ones_like(w)])[0]
+        return w, None
+
+    end, _ = jax.lax.scan(cycle, start, None, length=cycles)
+    travel = 4 * cycles * a * dt
+    np.testing.assert_allclose(end, start * np.exp(-nl * travel / (2 * scale)), rtol=1e-3)
+
+
 def test_always_on_weights_carry_the_shot_noise_of_their_pulses():
     """Constant rate r for time T on a linear device of N levels over [-1, 1]: the mean
     change is r T and its variance r T d, d = 2 / N the pulse (the count's shot noise)."""
