@@ -18,13 +18,21 @@ presentation, with output rates r_i = count_i / steps and one-hot targets y:
 - hidden desire, layer by layer downwards: m_j = sign(sum_i W_ij m_i) if |sum_i W_ij m_i|
   >= theta_hidden, else 0;
 - update, STDP-like (a desired neuron's spikes pair with the presynaptic spikes that caused
-  them): dW_ij = eta m_i sum_t s_i[t+1] s_j[t].
+  them): dW_ij = eta e_i sum_t s_i[t+1] s_j[t], with the neuron's error e_i read from its
+  desire as a target rate (`error="rate"`, the default): e_i = 1 - r_i if m_i = +1 (spike
+  at every step), -r_i if m_i = -1 (stay silent), 0 if m_i = 0; or the desire itself
+  (`error="sign"`, e_i = m_i).
 
-The rule is local in space (pre and post activity, the post neuron's desire) and its
-backward pass carries only ternary signs. Here the step is `optax.sgd` on -dW averaged over
-the batch (the paper: one sample per update, eta = 1e-5 decayed by e^{-0.04 epoch}).
-Known gap: with two hidden layers (the paper's networks) this implementation does not learn
-yet (docs/results/spiking.md).
+The rule is local in space (pre and post activity, the post neuron's desire and rate) and
+its backward pass carries only ternary signs. Here the step is `optax.sgd` on -dW averaged
+over the batch (the paper: one sample per update, eta = 1e-5 decayed by e^{-0.04 epoch}).
+The paper's method section could not be read here (only its abstract: the desire is
+"incorporated into the local STDP weight update"), so how the desire enters the update is
+our reading. The two readings measured (docs/results/spiking.md): with e_i = m_i a
+neuron asked to spike more keeps being pushed after it saturates (the update has no fixed
+point), the hidden rates climb to saturation, and two hidden layers do not learn (mnist5k
+784-100-100-10: 10%); with the target rate the push fades as the desire is met, and two
+hidden layers learn.
 """
 
 from __future__ import annotations
@@ -41,7 +49,9 @@ import dynlearn
 from circuits._layers import sizes_of
 from dynlearn.spiking import LIF, SpikeEvent, SpikeTrain, regular_spikes
 
-__all__ = ["DesireSNN", "desires", "rule"]
+__all__ = ["DesireSNN", "ERRORS", "desires", "neuron_errors", "rule"]
+
+ERRORS = ("rate", "sign")
 
 
 def _layer(index: int) -> str:
@@ -86,13 +96,24 @@ def desires(
     return out[::-1]
 
 
+def neuron_errors(desire: Array, rates: Array, error: str) -> Array:
+    """Each neuron's error e_i in the STDP update (module docstring): with `"rate"` the
+    distance to the rate its desire asks for (1 - r for +1, -r for -1, 0 for 0); with
+    `"sign"` the desire itself."""
+    if error == "sign":
+        return desire
+    return jnp.where(desire > 0, 1.0 - rates, jnp.where(desire < 0, -rates, 0.0))
+
+
 class DesireSNN(dynlearn.AbstractBatchLearner):
     """A layered LIF network trained by desire backpropagation (module docstring).
 
     **Arguments:** `sizes` (inputs, hidden..., outputs), `key`; `steps` time steps per
     sample (paper: 20); `v_th` threshold (1); `decay` membrane decay per step (0.75);
-    `theta_out`, `theta_hidden` the desire thresholds (0.3, 0.05). Weights start
-    He-normal (std sqrt(2 / fan-in)); the network has no biases.
+    `theta_out`, `theta_hidden` the desire thresholds (0.3, 0.05); `error`: how a desire
+    enters the update, `"rate"` (the distance to the rate it asks for, default) or
+    `"sign"` (the desire itself). Weights start He-normal (std sqrt(2 / fan-in)); the
+    network has no biases.
     """
 
     weights: tuple[Array, ...]
@@ -101,6 +122,7 @@ class DesireSNN(dynlearn.AbstractBatchLearner):
     decay: float = eqx.field(static=True, default=0.75)
     theta_out: float = eqx.field(static=True, default=0.3)
     theta_hidden: float = eqx.field(static=True, default=0.05)
+    error: str = eqx.field(static=True, default="rate")
 
     def __init__(
         self,
@@ -112,6 +134,7 @@ class DesireSNN(dynlearn.AbstractBatchLearner):
         decay: float = 0.75,
         theta_out: float = 0.3,
         theta_hidden: float = 0.05,
+        error: str = "rate",
     ):
         if len(sizes) < 2 or any(not (isinstance(n, int) and n >= 1) for n in sizes):
             raise ValueError(f"sizes: expected two or more positive layer sizes; got {sizes}.")
@@ -124,6 +147,8 @@ class DesireSNN(dynlearn.AbstractBatchLearner):
                 f"theta_out, theta_hidden: expected 0 <= theta_out < 1 and theta_hidden >= 0; "
                 f"got {theta_out}, {theta_hidden}."
             )
+        if error not in ERRORS:
+            raise ValueError(f"error: expected one of {ERRORS}; got {error!r}.")
         keys = jax.random.split(key, len(sizes) - 1)
         self.weights = tuple(
             jax.random.normal(k, (n_out, n_in)) * jnp.sqrt(2.0 / n_in)
@@ -131,6 +156,7 @@ class DesireSNN(dynlearn.AbstractBatchLearner):
         )
         self.steps, self.v_th, self.decay = steps, float(v_th), float(decay)
         self.theta_out, self.theta_hidden = float(theta_out), float(theta_hidden)
+        self.error = error
         LIF(tau_m=self.tau_m, v_th=self.v_th)  # its checks: v_th > 0
 
     @property
@@ -196,7 +222,8 @@ class DesireSNN(dynlearn.AbstractBatchLearner):
         pre = [spikes_in, *(spikes[name][:-1] for name in names[:-1])]  # s_{l-1}[t], t < T
         grads = []
         for desire, name, before in zip(wanted, names, pre):
-            after = spikes[name][1:] * desire  # m_i s_i[t+1]
+            errors = neuron_errors(desire, final[name]["count"] / self.steps, self.error)
+            after = spikes[name][1:] * errors  # e_i s_i[t+1]
             grads.append(-jnp.einsum("tbi,tbj->ij", after, before) / x.shape[0])
         loss = 0.5 * jnp.mean(jnp.sum((y - rates) ** 2, axis=-1))
         updates = eqx.tree_at(lambda m: m.weights, self, tuple(grads))
@@ -205,5 +232,8 @@ class DesireSNN(dynlearn.AbstractBatchLearner):
 
 def rule(sizes: Sequence[int], key: PRNGKeyArray) -> dynlearn.Recipe:
     """The registered rule `desire`: desire backpropagation (20 steps, thresholds 0.3 /
-    0.05), SGD 3e-3 on the batch-mean STDP update, batches of 32."""
-    return dynlearn.Recipe(DesireSNN(sizes, key), dynlearn.SettleThenUpdate(optax.sgd(3e-3)), 32)
+    0.05, each neuron's error the distance to the rate its desire asks for), SGD 1e-2 on
+    the batch-mean STDP update, batches of 32. The rate chosen on mnist5k's validation split
+    (10 epochs, seed 0; 784-100-10 / 784-100-100-10): 3e-3 85.9 / 81.4%, 1e-2 89.6 / 88.5,
+    3e-2 83.3 / 49.5."""
+    return dynlearn.Recipe(DesireSNN(sizes, key), dynlearn.SettleThenUpdate(optax.sgd(1e-2)), 32)
