@@ -320,6 +320,8 @@ class AlwaysOn(AbstractMode):
         if self.rms is not None:
             rms = self.rms
             settings["rms"] = {"tau": rms.tau, "lr": rms.lr, "eps": rms.eps, "scope": rms.scope}
+            if rms.per != "synapse":  # (recorded only when not the default: older runs resume)
+                settings["rms"]["per"] = rms.per
         return settings
 
 

@@ -86,6 +86,7 @@ def stream_count(circuit: AbstractPlastic, y: PyTree) -> int:
 
 
 SCOPES = ("trainable", "forward")
+PER = ("synapse", "neuron")
 
 
 class RMSNormalised(eqx.Module):
@@ -108,18 +109,26 @@ class RMSNormalised(eqx.Module):
     (Tieleman & Hinton 2012; Adam's denominator, Kingma & Ba 2015) as a continuous-time
     system: it makes the rate invariant to the scale of each synapse's drive.
 
+    With `per="neuron"` the running mean square is one per postsynaptic neuron, the mean
+    of $g_{ij}^2$ over its incoming synapses $j$ (a row of an `(n_out, n_in)` matrix; a
+    vector's entries are neurons already), $\tau\, dv_i/dt = \langle g_{ij}^2 \rangle_j
+    - v_i$: one plasticity gain per neuron, so the relative sizes of a neuron's updates
+    (the direction its error signal gives) are kept and only their overall size is
+    normalised.
+
     **Arguments:** `tau`: memory of the squared rates (> 0); `lr`: the normalised rate, in
     weight units per unit of time (> 0); `eps`: regulariser $\epsilon$ of the denominator
     (> 0); `scope`: which synapses are normalised, `"trainable"` (every plastic leaf, the
     default) or `"forward"` (the circuit's `prunable()` leaves, its forward weights: the
     other plastic leaves, e.g. a learned feedback pathway whose rule averages noise, keep
-    their own rates).
+    their own rates); `per`: `"synapse"` (default) or `"neuron"` (above).
     """
 
     tau: float = eqx.field(static=True)
     lr: float = eqx.field(static=True)
     eps: float = eqx.field(static=True, default=1e-8)
     scope: str = eqx.field(static=True, default="trainable")
+    per: str = eqx.field(static=True, default="synapse")
 
     def __check_init__(self):
         if not (self.tau > 0 and self.lr > 0 and self.eps > 0):
@@ -129,6 +138,8 @@ class RMSNormalised(eqx.Module):
             )
         if self.scope not in SCOPES:
             raise ValueError(f"RMSNormalised: scope must be one of {SCOPES}; got {self.scope!r}.")
+        if self.per not in PER:
+            raise ValueError(f"RMSNormalised: per must be one of {PER}; got {self.per!r}.")
 
     def split(self, circuit, rates: PyTree) -> tuple[PyTree, PyTree | None]:
         """The part of `rates` (shaped like `circuit`) this normalises, and the rest (None
@@ -146,20 +157,28 @@ class RMSNormalised(eqx.Module):
         return normalised, d_state
 
     def init(self, params: PyTree) -> dict:
-        """The synapses' slow state for weights `params`: no history yet."""
-        square = jax.tree.map(jnp.zeros_like, params)
+        """The synapses' (or neurons') slow state for weights `params`: no history yet."""
+        square = jax.tree.map(lambda p: jnp.zeros_like(self._square(p)), params)
         dtype = jax.tree.leaves(params)[0].dtype if jax.tree.leaves(params) else float
         return {"square": square, "weight": jnp.zeros((), dtype)}
+
+    def _square(self, g: Array) -> Array:
+        """g^2 per synapse, or its mean over each neuron's incoming synapses (`per`)."""
+        if self.per == "synapse" or jnp.ndim(g) < 2:
+            return g**2
+        return jnp.mean(g**2, axis=tuple(range(1, jnp.ndim(g))), keepdims=True)
 
     def __call__(self, rates: PyTree, state: dict) -> tuple[PyTree, dict]:
         """`(normalised rates, d state/dt)` for the circuit's rates `rates`."""
         remaining = 1.0 - state["weight"]
 
         def rate(g, v):
-            return self.lr * g / (jnp.sqrt(v + remaining * g**2) + self.eps)
+            return self.lr * g / (jnp.sqrt(v + remaining * self._square(g)) + self.eps)
 
         normalised = jax.tree.map(rate, rates, state["square"])
-        d_square = jax.tree.map(lambda g, v: (g**2 - v) / self.tau, rates, state["square"])
+        d_square = jax.tree.map(
+            lambda g, v: (self._square(g) - v) / self.tau, rates, state["square"]
+        )
         return normalised, {"square": d_square, "weight": remaining / self.tau}
 
 

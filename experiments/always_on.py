@@ -17,8 +17,9 @@ dynamics (see the circuits' docstrings and `theory/`):
   denominator as slow synaptic dynamics): adopted by the microcircuit (it closes most of
   its gap on full MNIST), tried and not adopted by continual EP;
 - `pal`: no low-pass filter on the forward updates (next to `le-fa`, fixed random B in
-  the same network);
-- `le`: the registered rule as is.
+  the same network), then the forward synapses normalised per postsynaptic neuron and
+  annealed (`RMSNormalised(per="neuron")`; per synapse next to it);
+- `le`: constant rates, then the same forward plasticity as `pal`.
 The `pc-always-on` block also shows rule `pc` with inference run to the equilibrium
 (`SteadyStateInference()`) instead of its 20 Euler steps.
 
@@ -122,13 +123,24 @@ def pal_filtered(sizes, key) -> dynlearn.Recipe:
 
 
 def le_fp(feedback: Callable[[PRNGKeyArray], AbstractFeedback]) -> Factory:
-    """`le` / `le-fa` / `pal` with the microcircuit's forward plasticity, the option of
-    `always_on_rule` (`with_forward_plasticity`): forward synapses RMS-normalised
+    """`le` / `le-fa` / `pal` with the microcircuit's forward plasticity
+    (`with_forward_plasticity`): forward synapses RMS-normalised per synapse
     (`scope="forward"`: B keeps its own rule), every rate annealed as 1/(1 + n/8000)."""
 
     def factory(sizes, key):
         k_net, k_fb = jax.random.split(key)
         return with_forward_plasticity(always_on_rule(sizes, k_net, feedback(k_fb)))
+
+    return factory
+
+
+def le_constant(feedback: Callable[[PRNGKeyArray], AbstractFeedback]) -> Factory:
+    """`le` / `le-fa` / `pal` with the circuit's own constant rates (`always_on_rule`'s
+    default; the LE and PAL papers')."""
+
+    def factory(sizes, key):
+        k_net, k_fb = jax.random.split(key)
+        return always_on_rule(sizes, k_net, feedback(k_fb))
 
     return factory
 
@@ -196,17 +208,19 @@ STUDY: dict[str, tuple[str, list[tuple[str, Factory]]]] = {
         "fa",
         [
             ("previous: forward updates low-passed (100 ms)", pal_filtered),
+            ("no filter, constant rates (the previous rule)", le_constant(pal_feedback)),
             ("le-fa: fixed random B, same network", registered("le-fa")),
-            ("rule: no filter", registered("pal")),
-            ("option: le-fa, forward synapses RMS-normalised, annealed", le_fp(FeedbackAlignment)),
-            ("option: pal, forward synapses RMS-normalised, annealed", le_fp(pal_feedback)),
+            ("rule: forward synapses normalised per neuron, annealed", registered("pal")),
+            ("le-fa, forward synapses normalised per synapse, annealed", le_fp(FeedbackAlignment)),
+            ("pal, forward synapses normalised per synapse, annealed", le_fp(pal_feedback)),
         ],
     ),
     "le": (
         "bp",
         [
-            ("rule", registered("le")),
-            ("option: forward synapses RMS-normalised, annealed", le_fp(weight_transport)),
+            ("constant rates (the previous rule)", le_constant(weight_transport)),
+            ("rule: ... normalised per neuron, annealed (as pal)", registered("le")),
+            ("forward synapses normalised per synapse, annealed", le_fp(weight_transport)),
         ],
     ),
 }

@@ -12,10 +12,12 @@ seeds; each rule is the registered one (`dynlearn.rules`, any registered name is
   (t_pres 1 ms, dt 0.1 ms, eta 1 per ms, beta 0.1), with B = W^T, fixed random B, or B
   learned by PAL (sigma 0.1, eta 0.9, alpha 1.1e-3, tau_xi = tau_HP = 1 ms; the exploration
   noise perturbs the rates but is not sent down as an error; `--pal-sigma` etc. to change)
-  — plain always-on SGD-like learning; with `--forward-plasticity`, the microcircuit's
-  instead (forward synapses RMS-normalised, every rate annealed as 1/(1 + n/8000):
-  `circuits.latent_equilibrium.always_on_rule`'s option); `--le-eta` and `--le-n0` set
-  their forward rate and an annealed gain 1/(1 + n/N0).
+  — each forward rate divided by its postsynaptic neuron's running RMS and every rate
+  annealed as 1/(1 + n/8000) (the registered rules: `circuits.latent_equilibrium.le_rule`);
+  `--forward-plasticity` (or `synapse`) normalises per synapse instead (the microcircuit's
+  forward plasticity), `--forward-plasticity constant` keeps the circuit's own constant
+  rates (the LE and PAL papers'); `--le-eta` and `--le-n0` set their forward rate and the
+  annealed gain's n_0 (with constant rates: a gain 1/(1 + n/N0), default none).
 `--validation` scores on the last 20% of the training set instead of the test set (for
 choosing settings; the dataset is then named `<name>-validation`).
 Logged after every epoch (`fit(..., on_epoch=...)`): held-out accuracy and the angle between
@@ -40,13 +42,7 @@ import xarray as xr
 
 import dynlearn
 from circuits.feedback import alignment_angles
-from circuits.latent_equilibrium import (
-    FORWARD_N0,
-    LE_KINDS,
-    PAL_SETTINGS,
-    le_rule,
-    with_forward_plasticity,
-)
+from circuits.latent_equilibrium import FORWARD, LE_KINDS, PAL_SETTINGS, le_rule
 from dynlearn import registry
 from experiments._options import non_negative, non_negative_int, positive, positive_int
 from experiments._timing import (
@@ -65,22 +61,18 @@ def make(
     sizes,
     key,
     pal: dict | None = None,
-    forward_plasticity: bool = False,
+    forward_plasticity: str | None = None,
     le: dict | None = None,
 ) -> dynlearn.Recipe:
     """The registered rule `rule` (learner, mode, batch size); for the LE rules, `pal`
     overrides PAL's settings (`circuits.latent_equilibrium.PAL_SETTINGS`) of rule `pal`,
-    `le` passes `always_on_rule`'s options (`eta`, `n_0`), and `forward_plasticity` gives
-    them the microcircuit's forward plasticity
-    (`circuits.latent_equilibrium.with_forward_plasticity`)."""
+    `le` passes `always_on_rule`'s options (`eta`, `n_0`), and `forward_plasticity` sets
+    how their forward synapses learn (`le_rule`'s `forward`: None, the registered rules'
+    `"neuron"`; `"synapse"` or True; `"constant"`)."""
     if rule not in LE_KINDS:
         return registry.load("rules", rule)(sizes, key)
-    le = le or {}
-    recipe = le_rule(rule, sizes, key, pal, **le)
-    if forward_plasticity:  # with --le-n0 the option's gain anneals with that n_0
-        n_0 = FORWARD_N0 if le.get("n_0") is None else le["n_0"]
-        recipe = with_forward_plasticity(recipe, n_0)
-    return recipe
+    forward = "synapse" if forward_plasticity is True else forward_plasticity or "neuron"
+    return le_rule(rule, sizes, key, pal, forward, **(le or {}))
 
 
 def feedback_angles(learner, n_hidden: int) -> np.ndarray:
@@ -100,7 +92,7 @@ def train(
     epochs: int,
     seed: int,
     pal: dict | None = None,
-    forward_plasticity: bool = False,
+    forward_plasticity: str | None = None,
     le: dict | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per epoch: held-out accuracy, and angles (epoch, layer) (NaN where undefined)."""
@@ -131,8 +123,8 @@ def table(ds: xr.Dataset) -> str:
         f"{ds.sizes['seed']} seed(s): {split} accuracy % after the last epoch (mean ± std) and "
         "the final angle(B_l, W_{l+1}^T) per hidden layer"
         + (
-            "; le, le-fa, pal with the forward plasticity option"
-            if ds.attrs.get("forward_plasticity")
+            f"; le, le-fa, pal with forward plasticity '{option}'"
+            if (option := ds.attrs.get("forward_plasticity", "neuron")) != "neuron"
             else ""
         ),
         "",
@@ -174,8 +166,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument(f"--pal-{name}", type=non_negative, default=value, help=f"PAL's {name}")
     parser.add_argument(
         "--forward-plasticity",
-        action="store_true",
-        help="le, le-fa, pal: forward synapses RMS-normalised, rates annealed (n_0 8000)",
+        nargs="?",
+        const="synapse",
+        default="neuron",
+        choices=FORWARD,
+        help="le, le-fa, pal: forward rates RMS-normalised per neuron (the registered rules), "
+        "per synapse (the flag alone) or constant; annealed with n_0 8000 unless constant",
     )
     parser.add_argument(
         "--le-eta", type=positive, default=1.0, help="le, le-fa, pal: forward rate per ms"
@@ -227,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         attrs={"dataset": data.name, "sizes": "-".join(map(str, sizes))}
         | {f"pal_{name}": value for name, value in pal.items()}
-        | {"forward_plasticity": int(opts.forward_plasticity), "le_eta": opts.le_eta}
+        | {"forward_plasticity": opts.forward_plasticity, "le_eta": opts.le_eta}
         | {"le_n0": 0.0 if opts.le_n0 is None else opts.le_n0},
     )
     ds = dynlearn.describe(

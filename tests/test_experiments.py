@@ -137,7 +137,17 @@ def test_every_module_is_covered_and_none_uses_the_cli():
         assert not re.search(r"dynlearn\.cli|from dynlearn import .*\bcli\b", text), path.name
 
 
+def test_always_on_study_labels_each_variant_once():
+    """The variants are a Dataset coordinate: a label used twice would break the table."""
+    from experiments.always_on import STUDY
+
+    labels = [label for _, variants in STUDY.values() for label, _ in variants]
+    twins = {f"{twin} (phased twin)" for twin, _ in STUDY.values()}
+    assert len(set(labels)) == len(labels) and not twins & set(labels)
+
+
 def test_feedback_comparison_forward_plasticity_changes_only_the_le_rules():
+    import equinox as eqx
     import jax
 
     import dynlearn
@@ -145,10 +155,15 @@ def test_feedback_comparison_forward_plasticity_changes_only_the_le_rules():
 
     sizes, key = [8, 6, 6, 3], jax.random.key(0)
     for rule in ("le", "le-fa", "pal"):
-        plain, option = make(rule, sizes, key), make(rule, sizes, key, forward_plasticity=True)
+        plain = make(rule, sizes, key, forward_plasticity="constant")
+        option = make(rule, sizes, key, forward_plasticity=True)
         assert plain.mode.rms is None and plain.mode.gain is None
         assert option.mode.rms.scope == "forward" and option.mode.gain_response()[0] == 1.0
         assert option.mode.presentation == plain.mode.presentation
+        registered = make(rule, sizes, key)  # the registered rules: normalised per neuron
+        assert registered.mode.rms.per == "neuron" and option.mode.rms.per == "synapse"
+        assert registered.mode.gain_response()[:3] == pytest.approx([1.0, 8 / 9, 8 / 18])
+        assert bool(eqx.tree_equal(plain.learner, registered.learner))
     fa = make("fa", sizes, key, forward_plasticity=True)
     assert isinstance(fa.mode, dynlearn.SettleThenUpdate)  # a phased rule is left as it is
 

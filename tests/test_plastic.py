@@ -277,6 +277,28 @@ def test_normalisation_scope_forward_leaves_the_other_synapses_their_own_rates(s
         dynlearn.RMSNormalised(tau=5.0, lr=0.01, scope="feedback")
 
 
+def test_normalisation_per_neuron_keeps_each_neurons_update_direction():
+    """per="neuron": one mean square per row (postsynaptic neuron) of a matrix, so under a
+    constant drive each row moves by lr T g_i / rms(g_i) (its direction kept), while a
+    vector's entries (neurons already) move by lr T sign(g) as per synapse."""
+    rate, bias_rate = jnp.array([[1e-3, -2.0], [50.0, 0.5]]), jnp.array([4.0, -0.25])
+    circuit = DriftWithBias(jnp.zeros((2, 2)), rate, jnp.zeros(2), bias_rate)
+    rms = dynlearn.RMSNormalised(tau=5.0, lr=0.01, per="neuron")
+    mode = dynlearn.AlwaysOn(dynlearn.Presentation(t_pres=1.0, dt=0.1), rms=rms)
+    state = mode.init(circuit)
+    assert state["rms"]["square"].weights.shape == (2, 1)
+    learned, state, _ = mode.step(circuit, state, jnp.zeros((3, 1)), jnp.zeros((3, 1)),
+                                  jax.random.key(0))  # fmt: skip
+    row_rms = np.sqrt(np.mean(np.asarray(rate) ** 2, axis=1, keepdims=True))
+    np.testing.assert_allclose(learned.weights, 0.03 * rate / row_rms, rtol=1e-4)
+    np.testing.assert_allclose(learned.bias, 0.03 * np.sign(bias_rate), rtol=1e-4)
+    assert mode.config(circuit)["rms"]["per"] == "neuron"
+    assert "per" not in dynlearn.AlwaysOn(mode.presentation, rms=dynlearn.RMSNormalised(
+        5.0, 0.01)).config(circuit)["rms"]  # fmt: skip
+    with pytest.raises(ValueError, match="per must be one of"):
+        dynlearn.RMSNormalised(tau=5.0, lr=0.01, per="layer")
+
+
 def test_normalised_streams_are_invariant_to_the_scale_of_the_rule(data):
     """Oja's rule at eta and at 100 eta: the same trajectory once each synapse's rate is
     divided by its own RMS (the normalisation's point: no per-rule rate to tune)."""
