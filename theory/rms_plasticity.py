@@ -8,6 +8,10 @@ synapses driven by a presented signal (float64, Euler dt 0.1, presentations of 1
   i.e. lr T sign(g) up to eps / |g|, from the first step on, for |g| from 1e-3 to 1e3
   (relative error < 1e-9);
 - scale: driving with 1000 g instead of g leaves the trajectory unchanged (< 1e-6 relative);
+- per neuron (`per="neuron"`: one v per row of a weight matrix, the mean of g_ij^2 over the
+  row): under a constant drive each row moves by exactly lr T g_i / rms_j(g_ij), keeping
+  the row's direction (relative error < 1e-9; per synapse the same row moves by lr T
+  sign(g_ij), at a cosine of 0.60 with g_i for the row (1e-3, -2, 50));
 - a stationary random drive g_k = mu + s xi_k (one value per presentation, 200 synapses
   per setting (mu, s), their rates averaged): once the history is built (the second half
   of 2,000 presentations, 10 tau), the mean rate for tau much longer than a presentation is
@@ -29,7 +33,10 @@ import xarray as xr
 
 import dynlearn
 
-CLAIM = "RMS-normalised plasticity: lr sign(g) under constant drive, scale-free, -> RMSprop"
+CLAIM = (
+    "RMS-normalised plasticity: lr sign(g) under constant drive (per neuron: lr g_i / rms(g_i)), "
+    "scale-free, -> RMSprop"
+)
 LR, DT = 0.01, 0.1
 
 
@@ -56,11 +63,13 @@ class DrivenSynapses(dynlearn.AbstractPlastic):
         return x
 
 
-def drift(drive: np.ndarray, tau: float) -> np.ndarray:
-    """theta(T) - theta(0) for synapses driven by `drive` (presentations, synapses)."""
-    n = drive.shape[1]
+def drift(drive: np.ndarray, tau: float, shape=None, per: str = "synapse") -> np.ndarray:
+    """theta(T) - theta(0) for synapses driven by `drive` (presentations, synapses), held
+    as an array of `shape` (default: a vector), normalised `per` synapse or neuron."""
+    shape = shape or (drive.shape[1],)
     system = dynlearn.Learning(
-        DrivenSynapses(jnp.zeros(n)), rms=dynlearn.RMSNormalised(tau=float(tau), lr=LR)
+        DrivenSynapses(jnp.zeros(shape)),
+        rms=dynlearn.RMSNormalised(tau=float(tau), lr=LR, per=per),
     )
     stream = dynlearn.StimulusStream(jnp.asarray(drive)[:, None, :], 1.0)
     end = dynlearn.simulate(
@@ -77,6 +86,13 @@ def run(fast: bool) -> tuple[xr.Dataset, bool]:
         constant = drift(np.tile(signs * magnitudes, (50, 1)), tau=20.0)
         exact = LR * 50 * signs * magnitudes / (magnitudes + 1e-8)
         constant_error = np.abs(constant / exact - 1).max()
+        rows = np.array([[1e-3, -2.0, 50.0], [0.5, 0.5, -4.0]])
+        by_neuron = drift(np.tile(rows.ravel(), (50, 1)), 20.0, rows.shape, "neuron")
+        row_rms = np.sqrt(np.mean(rows**2, axis=1, keepdims=True))
+        neuron_error = np.abs(by_neuron / (LR * 50 * rows / (row_rms + 1e-8)) - 1).max()
+        by_synapse = drift(np.tile(rows.ravel(), (50, 1)), 20.0, rows.shape, "synapse")
+        cosines = np.sum(by_synapse * rows, 1) / np.linalg.norm(by_synapse, axis=1)
+        cosines /= np.linalg.norm(rows, axis=1)
         rng = np.random.default_rng(0)
         mu, s = np.array([0.5, 1.0, -0.2]), np.array([1.0, 0.5, 1.0])
         noise = np.repeat(mu, copies) + np.repeat(s, copies) * rng.normal(
@@ -102,7 +118,12 @@ def run(fast: bool) -> tuple[xr.Dataset, bool]:
             "relative_error": (("tau", "synapse"), error),
         },
         coords={"tau": taus, "synapse": np.arange(3)},  # one (mu, s) setting each
-        attrs={"constant_drive_error": float(constant_error), "scale_error": float(scaled)},
+        attrs={
+            "constant_drive_error": float(constant_error),
+            "scale_error": float(scaled),
+            "per_neuron_error": float(neuron_error),
+            "per_synapse_row_cosines": cosines.tolist(),
+        },
     )
     ds = dynlearn.describe(
         ds,
@@ -111,7 +132,9 @@ def run(fast: bool) -> tuple[xr.Dataset, bool]:
         relative_error=("|mean rate / RMSprop's - 1|", "1"),
         tau=("memory of the squared rates", "1"),
     )
-    passed = constant_error < 1e-9 and scaled < 1e-6
+    passed = constant_error < 1e-9 and scaled < 1e-6 and neuron_error < 1e-9
+    print(f"per neuron: relative error {neuron_error:.1e}; per synapse, cosine of each row's")
+    print(f"update with its drive: {np.round(cosines, 3).tolist()}")
     passed &= bool((ds.relative_error.sel(tau=100.0) < 0.03).all())
     passed &= bool(error[1].mean() < error[0].mean())
     return ds, bool(passed)
