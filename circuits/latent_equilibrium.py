@@ -44,8 +44,8 @@ the noise is sent down too, as in the PAL paper, which then low-passes the forwa
 mnist5k's validation split (784-H-H-10, 10 epochs, 3 seeds): with the noise in the errors
 PAL reached 86.6 (H = 20) and 84.6 (H = 100), below fixed random B (88.5, 91.0); without,
 89.0 and 92.4 (test set, H = 100: 84.97 ± 1.40 and 92.77 ± 0.17, `dynlearn run
-feedback-comparison`). With one hidden layer the option changes nothing (the output has no
-noise).
+feedback-comparison`; all with constant rates, the rule then). With one hidden layer the
+option changes nothing (the output has no noise).
 
 With `tau_lo`, the forward-weight updates pass through a low-pass filter, $\tau_\mathrm{lo}\,
 dF_l/dt = \eta_l e_l r_{l-1}^\top - F_l$, $dW_l/dt = F_l$, which averages out the exploration noise
