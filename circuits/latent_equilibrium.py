@@ -393,6 +393,8 @@ def le_rule(
         raise ValueError(f"forward: expected one of {FORWARD}; got {forward!r}.")
     if forward != "constant" and options.get("rms") is not None:
         raise ValueError(f"rms: the forward plasticity {forward!r} sets its own; use 'constant'.")
+    # with a forward plasticity, n_0 is its gain's (the mode is built once, below)
+    n_0 = options.pop("n_0", None) if forward != "constant" else None
     if kind == "le":
         recipe = always_on_rule(sizes, key, WeightTransport(), **options)
     else:
@@ -404,8 +406,7 @@ def le_rule(
         recipe = always_on_rule(sizes, k_net, feedback, **options)
     if forward == "constant":
         return recipe
-    n_0 = FORWARD_N0 if options.get("n_0") is None else options["n_0"]
-    return with_forward_plasticity(recipe, n_0, per=forward)
+    return with_forward_plasticity(recipe, FORWARD_N0 if n_0 is None else n_0, per=forward)
 
 
 def rule(sizes: Sequence[int], key: PRNGKeyArray) -> dynlearn.Recipe:

@@ -172,13 +172,13 @@ class RMSNormalised(eqx.Module):
         """`(normalised rates, d state/dt)` for the circuit's rates `rates`."""
         remaining = 1.0 - state["weight"]
 
-        def rate(g, v):
-            return self.lr * g / (jnp.sqrt(v + remaining * self._square(g)) + self.eps)
+        squares = jax.tree.map(self._square, rates)
 
-        normalised = jax.tree.map(rate, rates, state["square"])
-        d_square = jax.tree.map(
-            lambda g, v: (self._square(g) - v) / self.tau, rates, state["square"]
-        )
+        def rate(g, square, v):
+            return self.lr * g / (jnp.sqrt(v + remaining * square) + self.eps)
+
+        normalised = jax.tree.map(rate, rates, squares, state["square"])
+        d_square = jax.tree.map(lambda square, v: (square - v) / self.tau, squares, state["square"])
         return normalised, {"square": d_square, "weight": remaining / self.tau}
 
 
