@@ -53,6 +53,7 @@ from ._modes import Recipe as Recipe
 from ._modes import SettleThenUpdate as SettleThenUpdate
 from ._modes import inverse_time as inverse_time
 from ._plastic import AbstractPlastic as AbstractPlastic
+from ._plastic import Inertia as Inertia
 from ._plastic import Learning as Learning
 from ._plastic import RMSNormalised as RMSNormalised
 from ._plastic import stream_count as stream_count

@@ -12,6 +12,8 @@
 from __future__ import annotations
 
 import abc
+import dataclasses
+import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -24,7 +26,7 @@ from jaxtyping import Array, PRNGKeyArray, PyTree
 
 from ._dynamics import all_time_constants, check_step
 from ._learner import AbstractBatchLearner, AbstractLearner, squared_error
-from ._plastic import AbstractPlastic, Learning, RMSNormalised
+from ._plastic import AbstractPlastic, Inertia, Learning, RMSNormalised, check_inertia
 from ._pruning import apply_masks, rewrap, unwrap
 from ._simulate import simulate
 from ._stimulus import Presentation
@@ -186,18 +188,29 @@ class AlwaysOn(AbstractMode):
     that state is carried from batch to batch with the weights (the mode's state) and the
     gain, if any, scales the normalised rates.
 
+    With `inertia` (`dynlearn.Inertia(tau)`) the weights move with a velocity that low-pass
+    filters their rates, $\tau\, dv/dt = u - v$, $d\theta/dt = v$ (heavy-ball momentum as
+    slow synaptic dynamics), carried from batch to batch like `rms`'s state. With batches
+    of stream time $\Delta$ (`t_pres` times the samples per stream) it matches SGD momentum
+    $\beta = e^{-\Delta/\tau}$ (0.9: $\tau \approx 9.5\,\Delta$; `with_momentum`). On
+    analog devices it keeps a saturating device from decaying under updates that cancel
+    (`dynlearn.hardware.OnDevice.drift`).
+
     **Arguments:**
     - `presentation`: a `dynlearn.Presentation`.
     - `loss`: `loss(output, target)` for the reported training loss (default: the
       squared error).
     - `gain`: optional schedule, `gain(n) -> multiplier >= 0` (default: none, i.e. 1).
     - `rms`: optional `dynlearn.RMSNormalised` (default: none, the circuit's own rates).
+    - `inertia`: optional `dynlearn.Inertia` (default: none, the weights follow the rates
+      at once).
     """
 
     presentation: Presentation
     loss: Callable[[Array, Array], Array] = eqx.field(static=True, default=squared_error)
     gain: Callable[[Array], Array] | None = eqx.field(static=True, default=None)
     rms: RMSNormalised | None = None
+    inertia: Inertia | None = None
 
     def __check_init__(self):
         if not isinstance(self.presentation, Presentation):
@@ -221,6 +234,7 @@ class AlwaysOn(AbstractMode):
             raise ValueError(
                 f"rms: expected a dynlearn.RMSNormalised(tau, lr); got {type(self.rms).__name__}."
             )
+        check_inertia(self.inertia)
 
     def after(self, samples: int) -> AlwaysOn:
         """This mode for a learner that has already been trained on `samples` samples: its
@@ -231,8 +245,26 @@ class AlwaysOn(AbstractMode):
             raise ValueError(f"samples: expected an int >= 0; got {samples!r}.")
         if self.gain is None or samples == 0:
             return self
-        gain = _Continued(self.gain, int(samples))
-        return AlwaysOn(self.presentation, self.loss, gain, self.rms)
+        return dataclasses.replace(self, gain=_Continued(self.gain, int(samples)))
+
+    def with_momentum(self, beta: float, batch_size: int, scope: str = "trainable") -> AlwaysOn:
+        r"""This mode with the `Inertia(tau, scope)` that matches SGD momentum `beta` at
+        `batch_size`: $\tau = -\Delta / \ln \beta$, $\Delta$ = `t_pres * batch_size /
+        streams`, the stream time of one batch (so the velocity keeps $\beta$ of itself
+        from one batch to the next)."""
+        if not (isinstance(beta, int | float) and 0 < beta < 1):
+            raise ValueError(f"beta: expected a momentum in (0, 1); got {beta!r}.")
+        streams = self.presentation.streams
+        if (
+            not (isinstance(batch_size, int | np.integer) and batch_size > 0)
+            or batch_size % streams
+        ):
+            raise ValueError(
+                f"batch_size: expected a positive multiple of presentation.streams={streams}; "
+                f"got {batch_size!r}."
+            )
+        batch_time = self.presentation.t_pres * batch_size / streams
+        return dataclasses.replace(self, inertia=Inertia(-batch_time / math.log(beta), scope))
 
     def gain_response(self) -> list[float]:
         """The gain at `GAIN_PROBES` samples (what `config` records)."""
@@ -251,21 +283,35 @@ class AlwaysOn(AbstractMode):
                 f"batch_size: {batch_size} samples do not split into {streams} equal streams; "
                 f"choose a multiple of presentation.streams={streams}."
             )
-        check_step(self.presentation.dt, all_time_constants(circuit), type(circuit).__name__)
+        inertia = {} if self.inertia is None else {"inertia": self.inertia.tau}
+        check_step(
+            self.presentation.dt, all_time_constants(circuit) | inertia, type(circuit).__name__
+        )
 
     def split_size(self, batch_size):
         """Its parallel streams: split over devices, each device streams whole streams."""
         return self.presentation.streams
 
     def init(self, learner):
-        """No state, or with a `gain` the number of samples presented so far; with `rms`,
-        `{"samples": that, "rms": the synapses' normalisation state}`."""
+        """No state, or with a `gain` the number of samples presented so far; with `rms`
+        or `inertia`, `{"samples": that, "rms": the synapses' normalisation state,
+        "velocity": the weights' velocity}` (the last two only when asked for)."""
         samples = None if self.gain is None else jnp.zeros((), jnp.int32)
-        if self.rms is None:
+        if self.rms is None and self.inertia is None:
             return samples
         circuit, _ = unwrap(unwrap_device(learner)[1])
         params = eqx.filter(circuit, circuit.trainable())
-        return {"samples": samples, "rms": self.rms.init(self.rms.split(circuit, params)[0])}
+        state = {"samples": samples}
+        if self.rms is not None:
+            state["rms"] = self.rms.init(self.rms.split(circuit, params)[0])
+        if self.inertia is not None:
+            state["velocity"] = self.inertia.init(circuit, params)
+        return state
+
+    def _slow_state(self) -> tuple[str, ...]:
+        """The names of the slow states carried from batch to batch besides the samples."""
+        kept = {"rms": self.rms is not None, "velocity": self.inertia is not None}
+        return tuple(name for name, on in kept.items() if on)
 
     def step(self, learner, state, x, y, key):
         """Stream the batch through `Learning(circuit)`; on a device (`dynlearn.hardware`)
@@ -280,16 +326,15 @@ class AlwaysOn(AbstractMode):
                 f"y: expected targets of shape {output.shape} (the outputs of "
                 f"{type(circuit).__name__}); got {y.shape}."
             )
-        samples = state if self.rms is None else state["samples"]
+        slow = self._slow_state()
+        samples = state["samples"] if slow else state
         gain = None
         if self.gain is not None:
             gain = jnp.asarray(self.gain(samples), x.dtype)
             samples = samples + x.shape[0]
-        system = Learning(circuit, masks, gain, self.rms, device)
+        system = Learning(circuit, masks, gain, self.rms, device, self.inertia)
         stream = self.presentation.stream(x, y)
-        start = system.init_state(stream.samples[0])
-        if self.rms is not None:
-            start["rms"] = state["rms"]
+        start = system.init_state(stream.samples[0]) | {name: state[name] for name in slow}
         end = simulate(
             system,
             start,
@@ -309,7 +354,7 @@ class AlwaysOn(AbstractMode):
                 )
                 learned = eqx.apply_updates(learner, change)
             learned = device.after_stream(learned, jax.random.fold_in(key, 2), end.get("travel"))
-        state = samples if self.rms is None else {"samples": samples, "rms": end["rms"]}
+        state = {"samples": samples} | {name: end[name] for name in slow} if slow else samples
         return learned, state, {"loss": self.loss(output, y), "output": output}
 
     def config(self, learner):
@@ -322,6 +367,8 @@ class AlwaysOn(AbstractMode):
             settings["rms"] = {"tau": rms.tau, "lr": rms.lr, "eps": rms.eps, "scope": rms.scope}
             if rms.per != "synapse":  # (recorded only when not the default: older runs resume)
                 settings["rms"]["per"] = rms.per
+        if self.inertia is not None:  # (likewise)
+            settings["inertia"] = {"tau": self.inertia.tau, "scope": self.inertia.scope}
         return settings
 
 

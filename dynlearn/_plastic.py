@@ -26,7 +26,7 @@ from ._events import AbstractEvent
 from ._learner import AbstractLearner
 from ._pruning import apply_masks
 
-__all__ = ["AbstractPlastic", "Learning", "RMSNormalised", "stream_count"]
+__all__ = ["AbstractPlastic", "Inertia", "Learning", "RMSNormalised", "stream_count"]
 
 
 class AbstractPlastic(AbstractDynamics, AbstractLearner):
@@ -144,9 +144,7 @@ class RMSNormalised(eqx.Module):
     def split(self, circuit, rates: PyTree) -> tuple[PyTree, PyTree | None]:
         """The part of `rates` (shaped like `circuit`) this normalises, and the rest (None
         when the scope is every trainable leaf)."""
-        if self.scope == "trainable":
-            return rates, None
-        return eqx.partition(rates, circuit.prunable(), is_leaf=lambda x: x is None)
+        return split_scope(self.scope, circuit, rates)
 
     def normalise(self, circuit, rates: PyTree, state: dict) -> tuple[PyTree, dict]:
         """A circuit's rates with the scope's leaves normalised, and d state/dt."""
@@ -182,6 +180,71 @@ class RMSNormalised(eqx.Module):
         return normalised, {"square": d_square, "weight": remaining / self.tau}
 
 
+def split_scope(scope: str, circuit, tree: PyTree) -> tuple[PyTree, PyTree | None]:
+    """`tree` (shaped like `circuit`'s trainable part) split into the leaves of `scope`
+    (`SCOPES`: every one, or the circuit's `prunable()` forward weights) and the rest (None
+    for every one)."""
+    if scope == "trainable":
+        return tree, None
+    return eqx.partition(tree, circuit.prunable(), is_leaf=lambda x: x is None)
+
+
+class Inertia(eqx.Module):
+    r"""The weights' inertia: they move with a velocity $v$ that low-pass filters the rate
+    $u$ their rule asks for (for `AlwaysOn(..., inertia=)`),
+
+    $$
+    \tau \frac{dv}{dt} = u - v, \qquad \frac{d\theta}{dt} = v
+    \quad\Longleftrightarrow\quad \tau \ddot\theta + \dot\theta = u,
+    $$
+
+    heavy-ball momentum in continuous time (Polyak 1964): with batches of stream time
+    $\Delta$ the velocity keeps $\beta = e^{-\Delta/\tau}$ of itself per batch, SGD
+    momentum $\beta$ at the same effective step (`AlwaysOn.with_momentum`). On analog
+    devices (`dynlearn.hardware`) it is $v$, not $u$, that drives the pulses: rates that
+    change sign from sample to sample are averaged before they move a conductance, so a
+    saturating device no longer decays under them (`OnDevice.drift`).
+
+    **Arguments:**
+    - `tau`: the velocity's time constant (> 0, the circuit's time units).
+    - `scope`: which weights have it, `"trainable"` (every plastic leaf, default) or
+      `"forward"` (the circuit's `prunable()` leaves, the ones a device holds: a learned
+      feedback pathway, e.g. PAL's B, keeps its own rates).
+    """
+
+    tau: float = eqx.field(static=True)
+    scope: str = eqx.field(static=True, default="trainable")
+
+    def __check_init__(self):
+        tau = self.tau
+        if isinstance(tau, bool) or not isinstance(tau, int | float) or not tau > 0:
+            raise ValueError(
+                f"Inertia: expected tau, the time constant of the weights' velocity, a "
+                f"number > 0 (with batches of stream time D, momentum beta = exp(-D / tau)); "
+                f"got {tau!r}."
+            )
+        if self.scope not in SCOPES:
+            raise ValueError(f"Inertia: scope must be one of {SCOPES}; got {self.scope!r}.")
+
+    def split(self, circuit, rates: PyTree) -> tuple[PyTree, PyTree | None]:
+        """The part of `rates` (shaped like `circuit`) that moves through the velocity, and
+        the rest (None when the scope is every trainable leaf)."""
+        return split_scope(self.scope, circuit, rates)
+
+    def init(self, circuit, params: PyTree) -> PyTree:
+        """At rest: a zero velocity for each weight in the scope."""
+        return jax.tree.map(jnp.zeros_like, self.split(circuit, params)[0])
+
+    def __call__(self, circuit, rates: PyTree, velocity: PyTree) -> tuple[PyTree, PyTree]:
+        """`(dtheta/dt, dv/dt)`: the velocity for the scope's weights, their own rates for
+        the rest."""
+        chosen, rest = self.split(circuit, rates)
+        d_velocity = jax.tree.map(lambda u, v: (u - v) / self.tau, chosen, velocity)
+        if rest is None:
+            return velocity, d_velocity
+        return eqx.combine(velocity, rest, is_leaf=lambda x: x is None), d_velocity
+
+
 class Learning(AbstractDynamics):
     r"""A plastic circuit while it learns: state `{"neurons": y, "params": theta}`.
 
@@ -193,7 +256,10 @@ class Learning(AbstractDynamics):
     varying plasticity gain (a neuromodulator's level), set by
     `AlwaysOn(..., gain=schedule)` to anneal the rates over a long stream. With `rms`
     (`RMSNormalised`) each rate is first divided by its synapse's running RMS, whose state
-    joins the system under `"rms"`.
+    joins the system under `"rms"`. With `inertia` (`Inertia`) the weights do not follow
+    the rates so obtained (masked, normalised, scaled) at once but through a velocity that
+    low-pass filters them, whose state joins the system under `"velocity"`; on a device the
+    velocity drives the pulses.
 
     **Arguments:**
     - `circuit`: an `AbstractPlastic`.
@@ -206,6 +272,8 @@ class Learning(AbstractDynamics):
       count, for the noise `OnDevice.after_stream` adds), and with
       `stream_noise="step"` the pulse streams' noise (`OnDevice.pulse_noise`) is the
       diffusion.
+    - `inertia`: optional `Inertia` (default: none, the weights follow their rates at
+      once).
     """
 
     circuit: AbstractPlastic
@@ -213,6 +281,7 @@ class Learning(AbstractDynamics):
     gain: Array | None = None
     rms: RMSNormalised | None = None
     device: Any = None
+    inertia: Inertia | None = None
 
     def __check_init__(self):
         if not isinstance(self.circuit, AbstractPlastic):
@@ -220,6 +289,7 @@ class Learning(AbstractDynamics):
                 f"circuit: expected a dynlearn.AbstractPlastic (a circuit with a plasticity "
                 f"rule); got {type(self.circuit).__name__}."
             )
+        check_inertia(self.inertia)
 
     def params(self) -> PyTree:
         """The circuit's trainable part, the slow state."""
@@ -244,6 +314,8 @@ class Learning(AbstractDynamics):
         state = state | {"params": self.params()}
         if self.rms is not None:
             state["rms"] = self.rms.init(self.rms.split(self.circuit, self.params())[0])
+        if self.inertia is not None:
+            state["velocity"] = self.inertia.init(self.circuit, self.params())
         if self._tracks_travel():
             weights = jax.tree.leaves(eqx.filter(self.circuit, self.circuit.prunable()))
             state["travel"] = [jnp.zeros_like(w) for w in weights]
@@ -256,10 +328,12 @@ class Learning(AbstractDynamics):
 
     def vector_field(self, t, y, args):
         circuit = self.circuit_at(y["params"])
-        d_params, d_rms = self._param_rates(circuit, t, y, args)
+        d_params, d_rms, d_velocity = self._weight_rates(circuit, t, y, args)
         rates = {"neurons": circuit.vector_field(t, y["neurons"], args)}
         if self.rms is not None:
             rates["rms"] = d_rms
+        if self.inertia is not None:
+            rates["velocity"] = d_velocity
         if self.device is not None:
             d_params = self._on_devices(circuit, y["params"], d_params, self.device.drift)
         if self._tracks_travel():
@@ -281,6 +355,17 @@ class Learning(AbstractDynamics):
             d_params = jax.tree.map(lambda rate: self.gain * rate, d_params)
         return d_params, d_rms
 
+    def _weight_rates(self, circuit, t, y, args):
+        """`(dtheta/dt before the devices, d rms/dt, d velocity/dt)`: the rule's rates, or
+        with `inertia` the velocity in its scope (pruned weights held at zero)."""
+        d_params, d_rms = self._param_rates(circuit, t, y, args)
+        if self.inertia is None:
+            return d_params, d_rms, None
+        d_params, d_velocity = self.inertia(circuit, d_params, y["velocity"])
+        if self.masks is not None:
+            d_params = apply_masks(d_params, circuit, self.masks)
+        return d_params, d_rms, d_velocity
+
     def _on_devices(self, circuit, params, rates, response, *, only_devices=False):
         """`response(weights, rates)` on the device leaves (the `prunable()` ones); the other
         leaves keep their rates (`only_devices`: become None)."""
@@ -300,7 +385,7 @@ class Learning(AbstractDynamics):
         noise = total_diffusion(circuit, t, y["neurons"], args)
         params_noise = None
         if self._tracks_travel() and self.device.stream_noise == "step":
-            d_params, _ = self._param_rates(circuit, t, y, args)
+            d_params = self._weight_rates(circuit, t, y, args)[0]
             drift = self._on_devices(circuit, y["params"], d_params, self.device.drift)
             params_noise = self._on_devices(
                 circuit, y["params"], drift, self.device.pulse_noise, only_devices=True
@@ -308,18 +393,27 @@ class Learning(AbstractDynamics):
         if noise is None and params_noise is None:
             return None
         out = {"neurons": noise, "params": params_noise}
-        if self.rms is not None:
-            out["rms"] = None
-        if self._tracks_travel():
-            out["travel"] = None
+        for slow in ("rms", "velocity", "travel"):
+            if slow in y:
+                out[slow] = None
         return out
 
     def time_constants(self) -> dict[str, float]:
-        return all_time_constants(self.circuit)
+        inertia = {} if self.inertia is None else {"inertia": self.inertia.tau}
+        return all_time_constants(self.circuit) | inertia
 
     def event(self):
         inner = self.circuit.event()
         return None if inner is None else _NeuronEvent(inner)
+
+
+def check_inertia(inertia) -> None:
+    """Refuse an `inertia` that is not a `dynlearn.Inertia` (or None)."""
+    if inertia is not None and not isinstance(inertia, Inertia):
+        raise ValueError(
+            f"inertia: expected a dynlearn.Inertia(tau) (tau: the time constant of the "
+            f"weights' velocity); got {inertia!r}."
+        )
 
 
 class _NeuronEvent(AbstractEvent):

@@ -17,7 +17,13 @@
 4. ablation (`--ablation-rules`, default le): the RRAM device with one non-ideality removed
    at a time (no c2c noise; the LTD nonlinearity made equal to the LTP one; linear
    curves; linear without c2c): which of them costs what.
-5. cost: `dynlearn.hardware.training_cost` of one update for each way of assigning credit,
+5. inertia (`--inertia-rules`, always-on rules only; `--momentum`, default 0.9): the rule
+   with its forward weights moving through a velocity that low-pass filters their rates
+   (`dynlearn.Inertia`, matched to SGD momentum by `dynlearn.AlwaysOn.with_momentum`;
+   `--inertia-scope trainable` gives every plastic leaf one), without a device and on the
+   RRAM and soft-bounds devices: does averaging the rates before they drive the pulses
+   undo the saturating devices' decay (`OnDevice.drift`)?
+6. cost: `dynlearn.hardware.training_cost` of one update for each way of assigning credit,
    784-100-...-10 with 2 to 6 weight layers: is DFA's update ~N times faster than
    backprop's for N layers?
 
@@ -100,11 +106,14 @@ CREDIT = {
     "positive-pc": "settling",
     "ide": "settling",
 }
+# the devices of the inertia part (`--inertia-rules`)
+INERTIA_PRESETS = ("none", "rram-ag-a-si", "soft-bounds")
 QUICK = {
     "rules": ["sh-always-on"],  # bp trains in the sweep and the pruning
     "sweep_rules": ["bp"],
     "prune_rules": ["bp"],
     "ablation_rules": [],  # 5 more compiled trainings; tests/test_hardware.py covers the cell
+    "inertia_rules": [],  # likewise (3 trainings)
 }
 
 
@@ -153,6 +162,31 @@ class HardwareStudy(Study):
 
         return self._cached(rule, "ablation", compute)
 
+    def inertia(self, rule: str, momentum: float, scope: str = "forward") -> xr.Dataset:
+        """Cell: the always-on `rule` with the inertia of SGD momentum `momentum` on the
+        weights of `scope` (`dynlearn.AlwaysOn.with_momentum`) on each of
+        `INERTIA_PRESETS`; accuracy per epoch."""
+
+        def compute():
+            curves = []
+            for name in INERTIA_PRESETS:
+                device = None if name == "none" else hardware.PRESETS[name]
+                epochs = self.config["epochs"]
+                curves.append(self._on_device(rule, device, epochs, (momentum, scope)))
+            ds = xr.Dataset(
+                {"accuracy": (("inertia_preset", "seed", "epoch"), np.array(curves))},
+                coords={
+                    "inertia_preset": list(INERTIA_PRESETS),
+                    "seed": self.seeds,
+                    "epoch": np.arange(1, self.config["epochs"] + 1),
+                },
+                attrs={"momentum": momentum, "inertia_scope": scope},
+            )
+            return _described(ds)
+
+        suffix = "" if scope == "forward" else f"-{scope}"
+        return self._cached(rule, f"inertia-{momentum:g}{suffix}", compute)
+
     def pruning(self, rule: str) -> xr.Dataset:
         """Cell: one-shot (re-trained) vs gradual pruning, without and with a minimum."""
 
@@ -196,10 +230,31 @@ class HardwareStudy(Study):
 
         return self._cached(rule, "pruning", compute)
 
-    def _on_device(self, rule: str, device: hardware.Device, epochs: int) -> np.ndarray:
+    def _on_device(
+        self, rule: str, device: hardware.Device | None, epochs: int, inertia=None
+    ) -> np.ndarray:
+        """Test accuracy (seed, epoch) of `rule` trained on `device` (None: no device),
+        with the inertia `(SGD momentum, scope)` if given."""
         learners, recipe = build(rule, self.sizes, self.seeds)
-        placed = [hardware.on_device(x, device, seed=s) for x, s in zip(learners, self.seeds)]
+        if inertia is not None:
+            recipe = with_inertia(rule, recipe, *inertia)
+        placed = learners
+        if device is not None:
+            placed = [hardware.on_device(x, device, seed=s) for x, s in zip(learners, self.seeds)]
         return train(placed, self.data, self.seeds, epochs, recipe)[1]
+
+
+def with_inertia(
+    rule: str, recipe: dynlearn.Recipe, momentum: float, scope: str = "forward"
+) -> dynlearn.Recipe:
+    """`recipe` with its always-on mode given the inertia of SGD `momentum` on `scope`."""
+    if not isinstance(recipe.mode, dynlearn.AlwaysOn):
+        raise ValueError(
+            f"--inertia-rules: {rule} is trained by {type(recipe.mode).__name__}, not "
+            "always-on (dynlearn.AlwaysOn): its weights have no velocity to give inertia to."
+        )
+    mode = recipe.mode.with_momentum(momentum, recipe.batch_size, scope)
+    return recipe._replace(mode=mode)
 
 
 _DESCRIBE = {
@@ -209,6 +264,7 @@ _DESCRIBE = {
     "smallest_layer_weights": ("non-zero weights left in the smallest weight matrix", "1"),
     "pruning": ("pruning method", "1"),
     "ablation": ("RRAM device with one non-ideality removed", "1"),
+    "inertia_preset": ("device (none: no device) of the inertia part", "1"),
 }
 
 
@@ -258,6 +314,10 @@ def cells(opts) -> list[Cell]:
         + [Cell("sweep", (rule, axis)) for axis in ("levels", "c2c") for rule in opts.sweep_rules]
         + [Cell("pruning", (rule,)) for rule in opts.prune_rules]
         + [Cell("ablation", (rule,)) for rule in opts.ablation_rules]
+        + [
+            Cell("inertia", (rule, opts.momentum, opts.inertia_scope))
+            for rule in opts.inertia_rules
+        ]
     )
 
 
@@ -296,6 +356,13 @@ def assemble(study: HardwareStudy, opts) -> xr.Dataset:
             np.stack([c.accuracy.values for c in cells]),
         )
         coords |= {"ablation_rule": opts.ablation_rules, "ablation": list(ABLATION)}
+    if opts.inertia_rules:
+        cells = [study.inertia(r, opts.momentum, opts.inertia_scope) for r in opts.inertia_rules]
+        variables["inertia_accuracy"] = (
+            ("inertia_rule", "inertia_preset", "seed", "epoch"),
+            np.stack([c.accuracy.values for c in cells]),
+        )
+        coords |= {"inertia_rule": opts.inertia_rules, "inertia_preset": list(INERTIA_PRESETS)}
     ds = xr.Dataset(variables, coords=coords)
     ds.attrs |= {
         "dataset": opts.dataset,
@@ -304,6 +371,8 @@ def assemble(study: HardwareStudy, opts) -> xr.Dataset:
         "min_per_layer": opts.min_per_layer,
         "retrain_epochs": opts.retrain_epochs,
     }
+    if opts.inertia_rules:
+        ds.attrs |= {"momentum": opts.momentum, "inertia_scope": opts.inertia_scope}
     described = _DESCRIBE | {
         "accuracy": ("test accuracy on the device after each epoch, fraction in [0, 1]", "1"),
         "levels_accuracy": ("final test accuracy, RRAM device with these levels", "1"),
@@ -314,6 +383,8 @@ def assemble(study: HardwareStudy, opts) -> xr.Dataset:
         "prune_rule": ("rule of the pruning comparison", "1"),
         "ablation_accuracy": ("final test accuracy, RRAM device with one change", "1"),
         "ablation_rule": ("rule of the non-ideality ablation", "1"),
+        "inertia_accuracy": ("test accuracy with the weights' inertia, after each epoch", "1"),
+        "inertia_rule": ("always-on rule of the inertia part", "1"),
     }
     return dynlearn.describe(ds, **{k: v for k, v in described.items() if k in ds.variables})
 
@@ -359,6 +430,8 @@ def table(ds: xr.Dataset, cost: xr.Dataset) -> str:
                 for a in ds.ablation.values
             ]
             lines.append(f"| {rule} | " + " | ".join(row) + " |")
+    if "inertia_accuracy" in ds:
+        lines += _inertia_table(ds)
     if "pruned_accuracy" in ds:
         lines += [
             "",
@@ -390,6 +463,31 @@ def table(ds: xr.Dataset, cost: xr.Dataset) -> str:
         )
         lines.append(f"| {depth} | " + " | ".join(steps) + f" | {ratio:.2f} |")
     return "\n".join(lines) + "\n"
+
+
+def _inertia_table(ds: xr.Dataset) -> list[str]:
+    """Lines of the inertia part's table: final accuracy with inertia, and without it where
+    the rule's preset cells are in the study."""
+    devices = ds.inertia_preset.values
+    lines = [
+        "",
+        f"Always-on, {ds.attrs['inertia_scope']} weights with inertia (SGD momentum "
+        f"{ds.attrs['momentum']:g}; final accuracy %; in brackets: without inertia)",
+        "",
+        "| rule | " + " | ".join(devices) + " |",
+        "| --- | " + " | ".join("---" for _ in devices) + " |",
+    ]
+    final = ds.inertia_accuracy.isel(epoch=-1)
+    for rule in ds.inertia_rule.values:
+        row = []
+        for device in devices:
+            text = pct(final.sel(inertia_rule=rule, inertia_preset=device))
+            if rule in ds.rule.values:
+                without = ds.accuracy.isel(epoch=-1).sel(rule=rule, preset=device)
+                text += f" ({pct(without)})"
+            row.append(text)
+        lines.append(f"| {rule} | " + " | ".join(row) + " |")
+    return lines
 
 
 def plot(ds: xr.Dataset, cost: xr.Dataset, run_dir: Path) -> None:
@@ -438,6 +536,25 @@ def main(argv: list[str] | None = None) -> int:
         default=["le"],
         help="rules trained on the RRAM device with one non-ideality removed at a time",
     )
+    parser.add_argument(
+        "--inertia-rules",
+        nargs="*",
+        default=[],
+        help="always-on rules trained with their weights' inertia (--momentum) on no device, "
+        f"and on each of {', '.join(INERTIA_PRESETS[1:])}",
+    )
+    parser.add_argument(
+        "--momentum",
+        type=real(0.0, 1.0, low_open=True),
+        default=0.9,
+        help="the SGD momentum the inertia matches (AlwaysOn.with_momentum)",
+    )
+    parser.add_argument(
+        "--inertia-scope",
+        choices=["forward", "trainable"],
+        default="forward",
+        help="which weights get the inertia (dynlearn.Inertia's scope)",
+    )
     parser.add_argument("--levels", type=positive_int, nargs="+", default=list(LEVELS))
     parser.add_argument("--c2c", type=real(0.0), nargs="+", default=list(C2C))
     parser.add_argument("--epochs", type=positive_int, default=5)
@@ -456,7 +573,7 @@ def main(argv: list[str] | None = None) -> int:
         "a scheduler's address (tcp://HOST:8786); workers must see --run-dir at the same path",
     )
     opts = parser.parse_args(argv)
-    for name in ("rules", "sweep_rules", "prune_rules", "ablation_rules"):
+    for name in ("rules", "sweep_rules", "prune_rules", "ablation_rules", "inertia_rules"):
         unknown = sorted(set(getattr(opts, name)) - set(known))
         if unknown:
             parser.error(f"--{name.replace('_', '-')}: unknown {unknown}; registered: {known}")
@@ -480,6 +597,11 @@ def main(argv: list[str] | None = None) -> int:
         "min_per_layer": opts.min_per_layer,
     }
     study = HardwareStudy(run_dir, config)
+    for rule in opts.inertia_rules:  # refuse a rule without always-on weights before training
+        try:
+            with_inertia(rule, build(rule, study.sizes, [0])[1], opts.momentum, opts.inertia_scope)
+        except ValueError as err:
+            parser.error(str(err))
     if opts.cluster:
         _cluster.run(opts.cluster, study, cells(opts))
     ds = assemble(study, opts)  # on a cluster: only loads the cells

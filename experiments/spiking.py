@@ -17,13 +17,20 @@ trained by desire backpropagation.
    paper's 1600 and 800), trained on `--dataset` for `--desire-epochs`; the test accuracy
    per epoch, next to the paper's 98.41% (MNIST) / 87.56% (Fashion-MNIST) after 150 epochs.
 
-`--parts` chooses which of the three run (default all). Written to the run folder:
+4. ST-RSBP (`circuits.st_rsbp`, Zhang & Li 2019; rule `st-rsbp`): a 784-R`--st-rsbp-hidden`
+   -10 recurrent LIF network (default 400 recurrent neurons, the paper's Fashion-MNIST
+   network) trained by spike-train level backprop for `--st-rsbp-epochs` (Adam, the rule's
+   1e-2 or `--st-rsbp-lr`); the test accuracy per epoch (the paper's figures could not be
+   read here: see the module).
+
+`--parts` chooses which of the four run (default ide, lca, desire: ST-RSBP at 400 recurrent
+neurons takes about half an hour per epoch on one CPU core). Written to the run folder:
 `spiking.nc`, `spiking.md`, `spiking.png` (learning curves and reconstruction error),
 `spiking-dictionary.png` (the atoms).
 
 Run: `python -m experiments.spiking --dataset fashion_mnist` (or `dynlearn run spiking`);
 `--quick` for a smoke run (digits, 16 hidden neurons, 1 epoch; 400 patches, 16 atoms;
-desire 64-16-16-10).
+desire 64-16-16-10; ST-RSBP 64-R16-10; every part unless `--parts` says otherwise).
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ import dynlearn
 from circuits.desire import rule as desire_rule
 from circuits.feedback_snn import rule as ide_rule
 from circuits.lca import SparseCoder
+from circuits.st_rsbp import rule as st_rsbp_rule
 from experiments._options import positive, positive_int
 from experiments._timing import markdown_table, write_results
 
@@ -51,13 +59,17 @@ PAPER = {"fashion_mnist": 90.04}
 # Gerlinghoff et al. 2023, desire backprop 784-1600-800-10, 150 epochs, one sample per update
 PAPER_DESIRE = {"mnist": 98.41, "fashion_mnist": 87.56}
 PATCH = 8
-PARTS = ("ide", "lca", "desire")
+PARTS = ("ide", "lca", "desire", "st-rsbp")
 
 
-def train_rule(rule, data, hidden: list[int], epochs: int, seed: int) -> tuple[np.ndarray, float]:
-    """Test accuracy per epoch of a rule's recipe, and the seconds it took."""
+def train_rule(
+    rule, data, hidden: list[int], epochs: int, seed: int, mode=None
+) -> tuple[np.ndarray, float]:
+    """Test accuracy per epoch of a rule's recipe (or its learner in `mode`), and the
+    seconds it took."""
     sizes = [data.n_features, *hidden, data.n_classes]
-    learner, mode, batch = rule(sizes, jax.random.key(seed))
+    learner, rule_mode, batch = rule(sizes, jax.random.key(seed))
+    mode = mode or rule_mode
     start = time.perf_counter()
     result = dynlearn.fit(learner, data, mode, epochs=epochs, batch_size=batch, seed=seed)
     return result.metrics.test_accuracy.values, time.perf_counter() - start
@@ -113,7 +125,7 @@ def learn_dictionary(train, test, atoms: int, lam: float, epochs: int, lr: float
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dynlearn run spiking", description=__doc__)
     parser.add_argument("--dataset", default="fashion_mnist", choices=["mnist", "fashion_mnist"])
-    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS[:3]))
     parser.add_argument("--hidden", type=positive_int, default=400, help="IDE's hidden layer")
     parser.add_argument("--epochs", type=positive_int, default=5, help="IDE's epochs")
     parser.add_argument("--patches", type=positive_int, default=20000)
@@ -123,6 +135,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lca-lr", type=positive, default=0.05)
     parser.add_argument("--desire-hidden", type=positive_int, nargs="+", default=[400, 200])
     parser.add_argument("--desire-epochs", type=positive_int, default=5)
+    parser.add_argument("--st-rsbp-hidden", type=positive_int, default=400)
+    parser.add_argument("--st-rsbp-epochs", type=positive_int, default=2)
+    parser.add_argument(
+        "--st-rsbp-lr", type=positive, default=None, help="Adam's rate (default: the rule's)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--run-dir", type=dynlearn.writable_folder, default=None)
     parser.add_argument("--quick", action="store_true", help="smoke run (see above)")
@@ -132,7 +149,11 @@ def main(argv: list[str] | None = None) -> int:
         opts.dataset, opts.hidden, opts.epochs = "digits", 16, 1
         opts.patches, opts.atoms, opts.lca_epochs = 400, 16, 1
         opts.desire_hidden, opts.desire_epochs = [16, 16], 1
-    data = dynlearn.data.load(opts.dataset) if {"ide", "desire"} & set(opts.parts) else None
+        opts.st_rsbp_hidden, opts.st_rsbp_epochs = 16, 1
+        if opts.parts == parser.get_default("parts"):  # the smoke run tries every part
+            opts.parts = list(PARTS)
+    trained = {"ide", "desire", "st-rsbp"} & set(opts.parts)
+    data = dynlearn.data.load(opts.dataset) if trained else None
     variables, coords, rows = {}, {}, []
     attrs = {"dataset": opts.dataset, "parts": " ".join(opts.parts), "seed": opts.seed}
     if "ide" in opts.parts:
@@ -141,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(lca_part(opts, variables, coords, attrs))
     if "desire" in opts.parts:
         rows.append(desire_part(data, opts, variables, coords, attrs))
+    if "st-rsbp" in opts.parts:
+        rows.append(st_rsbp_part(data, opts, variables, coords, attrs))
     ds = xr.Dataset(variables, coords=coords, attrs=attrs)
     described = {k: v for k, v in DESCRIPTIONS.items() if k in ds.variables}
     ds = dynlearn.describe(ds, **described)
@@ -155,11 +178,13 @@ def main(argv: list[str] | None = None) -> int:
 DESCRIPTIONS = {
     "ide_test_accuracy": ("test accuracy of the IDE feedback SNN (spiking rates)", "1"),
     "desire_test_accuracy": ("test accuracy of the desire-backprop LIF network", "1"),
+    "st_rsbp_test_accuracy": ("test accuracy of the ST-RSBP recurrent LIF network", "1"),
     "lca_error": ("held-out relative reconstruction error |x - Phi a|^2 / |x|^2", "1"),
     "lca_nonzero": ("fraction of non-zero LCA coefficients", "1"),
     "dictionary": ("dictionary atoms (unit-norm columns)", "1"),
     "epoch": ("IDE training epoch", "1"),
     "desire_epoch": ("desire-backprop training epoch", "1"),
+    "st_rsbp_epoch": ("ST-RSBP training epoch", "1"),
     "lca_epoch": ("dictionary-learning epoch (0: random dictionary)", "1"),
     "pixel": ("pixel of the 8x8 patch", "1"),
     "atom": ("dictionary atom", "1"),
@@ -240,14 +265,35 @@ def desire_part(data, opts, variables, coords, attrs) -> list[str]:
     ]
 
 
+def st_rsbp_part(data, opts, variables, coords, attrs) -> list[str]:
+    """Part 4: ST-RSBP's learning curve (into `variables`); its table row."""
+    hidden, epochs, lr = opts.st_rsbp_hidden, opts.st_rsbp_epochs, opts.st_rsbp_lr
+    mode = None if lr is None else dynlearn.SettleThenUpdate(optax.adam(lr))
+    accuracy, seconds = train_rule(st_rsbp_rule, data, [hidden], epochs, opts.seed, mode)
+    network = f"{data.n_features}-R{hidden}-{data.n_classes}"
+    print(f"ST-RSBP {opts.dataset} {network}: {100 * accuracy[-1]:.2f}% ({seconds:.0f} s)")
+    variables["st_rsbp_test_accuracy"] = ("st_rsbp_epoch", accuracy)
+    coords["st_rsbp_epoch"] = np.arange(1, epochs + 1)
+    attrs |= {"st_rsbp_hidden": hidden, "st_rsbp_seconds": seconds}
+    attrs["st_rsbp_lr"] = "the rule's (1e-2)" if lr is None else lr
+    rate = "" if lr is None else f", Adam {lr:g}"
+    return [
+        f"ST-RSBP {network} ({opts.dataset}, {epochs} epochs{rate})",
+        f"{100 * accuracy[-1]:.2f}% (best {100 * np.max(accuracy):.2f}%)",
+        "not read here (module docstring)",
+        f"{seconds:.0f}",
+    ]
+
+
 def plot(ds: xr.Dataset, run_dir) -> None:
-    title = "Spiking: learning curves (IDE, desire backprop) and LCA dictionary learning"
+    title = "Spiking: learning curves (IDE, desire BP, ST-RSBP) and LCA dictionary learning"
     with dynlearn.plot.figure(
         run_dir / "spiking.png", figsize=(9.6, 3.4), title=title, ncols=2
     ) as (left, right):
         curves = (
             ("ide_test_accuracy", "epoch", "IDE (spiking rates)", "paper_accuracy", "o"),
             ("desire_test_accuracy", "desire_epoch", "desire BP", "desire_paper_accuracy", "s"),
+            ("st_rsbp_test_accuracy", "st_rsbp_epoch", "ST-RSBP", "", "^"),
         )
         for name, epoch, label, paper, marker in curves:
             if name not in ds:

@@ -349,3 +349,53 @@ def test_ablation_cell_trains_each_device_variant(tmp_path):
     assert cell.accuracy.shape == (len(ABLATION), 1)
     assert np.all((cell.accuracy.values >= 0) & (cell.accuracy.values <= 1))
     assert (tmp_path / "cells" / "bp" / "ablation.nc").exists()
+
+
+class AlternatingDrive(ConstantDrive):
+    """Synapses asking for +rate and -rate in turn, for `period` time units each."""
+
+    period: float = 1.0
+
+    def plasticity(self, t, y, args):
+        sign = 1.0 - 2.0 * (jnp.floor(t / self.period) % 2)
+        return eqx.tree_at(lambda c: c.weights, self, jnp.full_like(self.weights, sign * self.rate))
+
+
+def test_inertia_keeps_a_symmetric_device_from_decaying_under_updates_that_cancel():
+    """Rates of +a and -a in turn: on a device with equal LTP/LTD nonlinearity a weight
+    decays as exp(-nl travel / (2 w_max)) (travel a T); with an inertia tau much longer than
+    the period the velocity that drives the pulses averages the rates, so the devices
+    travel (and decay) far less (`dynlearn.Learning`). The law is the limit of small moves
+    per period (w changes within each half period: 1.0% off here, 9% at a = 0.02)."""
+    nl, a, t1 = 5.0, 0.002, 200.0
+    circuit = AlternatingDrive(jnp.zeros((4, 3)), a)
+    placed = hardware.on_device(circuit, hardware.Device(nl_ltp=nl, nl_ltd=nl), headroom=1.0)
+    placed = eqx.tree_at(lambda d: d.scales, placed, [jnp.asarray(1.0)])  # range +-1
+    start = jnp.full((4, 3), 0.5)
+    circuit = eqx.tree_at(lambda c: c.weights, circuit, start)
+    ends = {}
+    for tau in (None, 10.0):
+        inertia = None if tau is None else dynlearn.Inertia(tau)
+        system = dynlearn.Learning(circuit, device=placed, inertia=inertia)
+        end = dynlearn.simulate(system, system.init_state(), 0.0, t1, dt=0.01, check=False).y1
+        ends[tau] = np.asarray(system.learned(end).weights)
+    np.testing.assert_allclose(ends[None], 0.5 * np.exp(-nl * a * t1 / 2), rtol=2e-2)
+    assert np.all(np.abs(ends[10.0] - 0.5) < 0.1 * np.abs(ends[None] - 0.5))
+
+
+def test_inertia_cell_trains_an_always_on_rule_and_the_cli_refuses_a_settled_one(tmp_path, capsys):
+    """`dynlearn run hardware --inertia-rules`: accuracy per device, seed and epoch, cached
+    as a cell; a rule without always-on weights is refused before anything trains."""
+    from experiments.hardware import INERTIA_PRESETS, HardwareStudy, main
+
+    config = {
+        "dataset": "digits", "quick": False, "hidden": [8], "seeds": [0], "epochs": 1,
+        "retrain_epochs": 1, "levels": [8], "c2c": [0.0], "sparsity": 0.5, "min_per_layer": 0,
+    }  # fmt: skip
+    cell = HardwareStudy(tmp_path / "a", config).inertia("sh-always-on", 0.5)
+    assert cell.accuracy.shape == (len(INERTIA_PRESETS), 1, 1) and cell.attrs["momentum"] == 0.5
+    assert np.all((cell.accuracy.values >= 0) & (cell.accuracy.values <= 1))
+    assert (tmp_path / "a" / "cells" / "sh-always-on" / "inertia-0.5.nc").exists()
+    with pytest.raises(SystemExit):
+        main(["--quick", "--inertia-rules", "bp", "--run-dir", str(tmp_path / "b")])
+    assert "bp is trained by SettleThenUpdate, not always-on" in capsys.readouterr().err

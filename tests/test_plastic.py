@@ -329,3 +329,84 @@ def test_a_normalised_run_resumes_and_refuses_bad_settings(data, tmp_path):
         dynlearn.RMSNormalised(tau=0.0, lr=0.1)
     with pytest.raises(ValueError, match="rms: expected a dynlearn.RMSNormalised"):
         dynlearn.AlwaysOn(MODE.presentation, rms=0.1)
+
+
+# --- the weights' inertia: momentum as slow synaptic dynamics (AlwaysOn(..., inertia=)) -----
+def test_inertia_moves_the_weights_as_heavy_ball_momentum_under_a_constant_drive():
+    """Under a constant rate u, tau dv/dt = u - v, dtheta/dt = v: Euler steps of dt
+    (h = dt / tau) give v_k = u (1 - (1 - h)^k) and theta_n = u dt (n - (1 - (1 - h)^n) / h),
+    with the velocity carried from one batch to the next."""
+    rate = jnp.array([0.5, -2.0, 0.0])
+    circuit = Drift(jnp.zeros(3), rate)
+    mode = dynlearn.AlwaysOn(
+        dynlearn.Presentation(t_pres=1.0, dt=0.1), inertia=dynlearn.Inertia(2.0)
+    )
+    state = mode.init(circuit)
+    x, y = jnp.zeros((3, 1)), jnp.zeros((3, 1))
+    h = 0.1 / 2.0
+
+    def theta(n):
+        return np.asarray(rate) * 0.1 * (n - (1 - (1 - h) ** n) / h)
+
+    learned, state, _ = mode.step(circuit, state, x, y, jax.random.key(0))
+    np.testing.assert_allclose(learned.weights, theta(30), rtol=1e-5)
+    np.testing.assert_allclose(state["velocity"].weights, rate * (1 - (1 - h) ** 30), rtol=1e-5)
+    learned, state, _ = mode.step(learned, state, x, y, jax.random.key(1))
+    np.testing.assert_allclose(learned.weights, theta(60), rtol=1e-5)
+    assert mode.config(circuit)["inertia"] == {"tau": 2.0, "scope": "trainable"}
+    assert "inertia" not in dynlearn.AlwaysOn(mode.presentation).config(circuit)
+
+
+def test_inertia_matching_sgd_momentum_keeps_beta_of_the_velocity_per_batch():
+    mode = dynlearn.AlwaysOn(dynlearn.Presentation(t_pres=2.0, dt=0.1, streams=4))
+    matched = mode.with_momentum(0.9, batch_size=40)  # 10 samples per stream: 20 per batch
+    assert matched.inertia.tau == pytest.approx(-20.0 / np.log(0.9))
+    assert np.exp(-20.0 / matched.inertia.tau) == pytest.approx(0.9)
+    assert matched.presentation == mode.presentation and matched.gain is None
+    with pytest.raises(ValueError, match="beta: expected a momentum in"):
+        mode.with_momentum(1.0, 40)
+    with pytest.raises(ValueError, match="batch_size: expected a positive multiple"):
+        mode.with_momentum(0.9, 42)
+
+
+def test_an_inertial_run_resumes_keeps_pruned_weights_at_zero_and_refuses_bad_settings(
+    data, tmp_path
+):
+    mode = dynlearn.AlwaysOn(MODE.presentation, inertia=dynlearn.Inertia(3.0))
+    kwargs = dict(batch_size=40, seed=1, progress=False)
+    straight = dynlearn.fit(oja(0), data, mode, epochs=2, **kwargs)
+    dynlearn.fit(oja(0), data, mode, epochs=1, run_dir=tmp_path, **kwargs)
+    resumed = dynlearn.fit(oja(0), data, mode, epochs=2, run_dir=tmp_path, resume=True, **kwargs)
+    np.testing.assert_array_equal(resumed.learner.weights, straight.learner.weights)
+    w = np.asarray(straight.learner.weights)  # still Oja's: unit rows along PC1
+    assert np.all(np.abs(w @ PC1) / np.linalg.norm(w, axis=1) > 0.99)
+    pruned = dynlearn.fit(dynlearn.prune(oja(0), 0.5), data, mode, epochs=1, **kwargs).learner
+    assert np.all(np.asarray(pruned.learner.weights)[np.asarray(pruned.masks[0]) == 0] == 0)
+    for bad in (0.0, -1.0, "slow", True):
+        with pytest.raises(ValueError, match="Inertia: expected tau, the time constant"):
+            dynlearn.Inertia(bad)
+    with pytest.raises(ValueError, match="Inertia: scope must be one of"):
+        dynlearn.Inertia(1.0, scope="feedback")
+    with pytest.raises(ValueError, match=r"inertia: expected a dynlearn.Inertia\(tau\)"):
+        dynlearn.AlwaysOn(MODE.presentation, inertia=3.0)
+    fast = dynlearn.AlwaysOn(MODE.presentation, inertia=dynlearn.Inertia(0.05))  # dt is 0.1
+    with pytest.raises(ValueError, match="inertia=0.05"):
+        dynlearn.fit(oja(0), data, fast, epochs=1, **kwargs)
+
+
+def test_forward_inertia_leaves_the_other_synapses_their_own_rates():
+    """scope="forward": the matrix (prunable) moves through the velocity, the bias at its
+    own rate."""
+    rate, bias_rate = jnp.array([[1.0, -2.0], [0.5, 0.0]]), jnp.array([4.0, -0.25])
+    circuit = DriftWithBias(jnp.zeros((2, 2)), rate, jnp.zeros(2), bias_rate)
+    inertia = dynlearn.Inertia(2.0, scope="forward")
+    mode = dynlearn.AlwaysOn(dynlearn.Presentation(t_pres=1.0, dt=0.1), inertia=inertia)
+    state = mode.init(circuit)
+    assert state["velocity"].bias is None and state["velocity"].weights.shape == (2, 2)
+    learned, state, _ = mode.step(circuit, state, jnp.zeros((3, 1)), jnp.zeros((3, 1)),
+                                  jax.random.key(0))  # fmt: skip
+    h = 0.1 / 2.0
+    np.testing.assert_allclose(learned.weights, rate * 0.1 * (30 - (1 - (1 - h) ** 30) / h),
+                               rtol=1e-5)  # fmt: skip
+    np.testing.assert_allclose(learned.bias, 3.0 * bias_rate, rtol=1e-5)
+    assert mode.config(circuit)["inertia"]["scope"] == "forward"
