@@ -275,7 +275,7 @@ def st_rsbp_part(data, opts, variables, coords, attrs) -> list[str]:
     variables["st_rsbp_test_accuracy"] = ("st_rsbp_epoch", accuracy)
     coords["st_rsbp_epoch"] = np.arange(1, epochs + 1)
     attrs |= {"st_rsbp_hidden": hidden, "st_rsbp_seconds": seconds}
-    attrs["st_rsbp_lr"] = "the rule's (1e-2)" if lr is None else lr
+    attrs["st_rsbp_lr"] = "the rule's" if lr is None else lr
     rate = "" if lr is None else f", Adam {lr:g}"
     return [
         f"ST-RSBP {network} ({opts.dataset}, {epochs} epochs{rate})",
