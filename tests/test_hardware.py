@@ -392,6 +392,8 @@ def test_inertia_cell_trains_an_always_on_rule_and_the_cli_refuses_a_settled_one
         "dataset": "digits", "quick": False, "hidden": [8], "seeds": [0], "epochs": 1,
         "retrain_epochs": 1, "levels": [8], "c2c": [0.0], "sparsity": 0.5, "min_per_layer": 0,
     }  # fmt: skip
+    # momentum 0.5: at 0.9 this rule diverges on digits (docs/guide/learning.md), and the
+    # cell's plumbing, not the rule's stability, is what is checked here
     cell = HardwareStudy(tmp_path / "a", config).inertia("sh-always-on", 0.5)
     assert cell.accuracy.shape == (len(INERTIA_PRESETS), 1, 1) and cell.attrs["momentum"] == 0.5
     assert np.all((cell.accuracy.values >= 0) & (cell.accuracy.values <= 1))

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import sys
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -32,32 +31,10 @@ import optax
 import xarray as xr
 
 import dynlearn
+from theory.rms_plasticity import DrivenSynapses  # synapses whose rate is the signal
 
 CLAIM = "inertia = SGD momentum: the velocity is momentum's moving average, same total step"
 BETA, DELTA = 0.9, 1.0
-
-
-class DrivenSynapses(dynlearn.AbstractPlastic):
-    """Synapses `weights` whose plasticity rate is the presented signal itself."""
-
-    weights: jax.Array
-
-    @property
-    def sizes(self):
-        return [self.weights.shape[0], self.weights.shape[0]]
-
-    def init_state(self, x=None):
-        return {"unused": jnp.zeros((1, 1))}
-
-    def vector_field(self, t, y, args):
-        return {"unused": jnp.zeros_like(y["unused"])}
-
-    def plasticity(self, t, y, args):
-        g, _ = dynlearn.input_and_target(args, t)
-        return eqx.tree_at(lambda m: m.weights, self, g.reshape(self.weights.shape))
-
-    def predict(self, x):
-        return x
 
 
 def stream(drive: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray]:
