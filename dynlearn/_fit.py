@@ -104,16 +104,7 @@ def fit(
     labels_train, labels_test = np.asarray(data.y_train), np.asarray(data.y_test)
     targets_train = np.eye(data.n_classes, dtype=x_train.dtype)[labels_train]
     state = mode.init(learner)
-    config = {
-        "learner": config_of(learner),
-        "mode": type(mode).__name__,
-        **mode.config(learner),
-        "mode_state": _state_kinds(state),
-        "dataset": getattr(data, "name", type(data).__name__),
-        "n_train": len(x_train),
-        "batch_size": batch_size,
-        "seed": seed,
-    }
+    config = run_config(learner, mode, state, data, batch_size, seed=seed)
     run_dir = None if run_dir is None else Path(run_dir)
     start_epoch, history = 0, []
     if run_dir is not None:
@@ -243,9 +234,42 @@ def _accuracy(learner, x, labels, batch_size, mesh) -> float:
 
 
 def _restore(run_dir: Path, resume: bool, learner, state, config):
+    if not has_resumable_checkpoint(run_dir, resume, config):
+        return learner, state, 0, []
+    (learner, state, epoch), _ = load_checkpoint(run_dir, (learner, state, jnp.asarray(0)))
+    epoch = int(epoch)
+    history = []
+    if (run_dir / METRICS).exists():
+        ds = load_netcdf(run_dir / METRICS)
+        for i in range(min(epoch, ds.sizes["epoch"])):
+            row = {"epoch": int(ds.epoch[i])}
+            row.update({v: float(ds[v][i]) for v in ds.data_vars})
+            history.append(row)
+    return learner, state, epoch, history
+
+
+def run_config(learner, mode: AbstractMode, state, data, batch_size: int, **seeds) -> dict:
+    """The settings a checkpoint is saved with (and resumed only under): the learner's,
+    the mode's and its state's kinds, the data, the batches and `seeds`."""
+    return {
+        "learner": config_of(learner),
+        "mode": type(mode).__name__,
+        **mode.config(learner),
+        "mode_state": _state_kinds(state),
+        "dataset": getattr(data, "name", type(data).__name__),
+        "n_train": len(data.x_train),
+        "batch_size": batch_size,
+        **seeds,
+    }
+
+
+def has_resumable_checkpoint(run_dir: Path, resume: bool, config: dict) -> bool:
+    """Whether `run_dir` holds a checkpoint to continue: False if it holds none; a
+    `ValueError` if it holds one and `resume` is off, or one made with other settings
+    than `config` (the JSON-like configuration saved in its info)."""
     info = checkpoint_info(run_dir)
     if info is None:
-        return learner, state, 0, []
+        return False
     if not resume:
         raise ValueError(
             f"run_dir: {run_dir} already holds a checkpoint; pass resume=True to continue it "
@@ -259,16 +283,7 @@ def _restore(run_dir: Path, resume: bool, learner, state, config):
             + "); resume with the same learner, mode, optimizer, data and batches, or "
             "choose another run_dir (nothing was loaded or overwritten)."
         )
-    (learner, state, epoch), _ = load_checkpoint(run_dir, (learner, state, jnp.asarray(0)))
-    epoch = int(epoch)
-    history = []
-    if (run_dir / METRICS).exists():
-        ds = load_netcdf(run_dir / METRICS)
-        for i in range(min(epoch, ds.sizes["epoch"])):
-            row = {"epoch": int(ds.epoch[i])}
-            row.update({v: float(ds[v][i]) for v in ds.data_vars})
-            history.append(row)
-    return learner, state, epoch, history
+    return True
 
 
 def config_differences(saved: Any, now: Any) -> list[str]:

@@ -8,6 +8,7 @@ keys `fit(seed=s)` would use for each seed, as one vmapped program.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import equinox as eqx
 import jax
@@ -15,8 +16,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _batches as batches
+from ._checkpoint import load_checkpoint, save_checkpoint
+from ._fit import has_resumable_checkpoint, run_config
 from ._learner import AbstractLearner
 from ._modes import AbstractMode
+from ._runs import check_writable
 from ._sharding import Devices, data_mesh, mesh_of, replicate, split, to_host
 from .data import check_seed
 
@@ -64,6 +68,8 @@ def fit_seeds(
     batch_size: int = 64,
     updates_per_dispatch: int = 50,
     devices: Devices = None,
+    run_dir: str | Path | None = None,
+    resume: bool = False,
 ) -> tuple[AbstractLearner, np.ndarray]:
     """Train a stack of learners (one per seed, see `stack`) at once, vmapped over seeds.
 
@@ -73,6 +79,11 @@ def fit_seeds(
 
     `devices` split the seeds (the stack, its batches and keys) over devices (see `fit`;
     None: every device, as many as divide `len(seeds)`); each device trains whole seeds.
+
+    With a `run_dir`, the stack, the mode's states and the accuracies so far are saved
+    atomically after every epoch; `resume=True` continues from that checkpoint (refused if
+    it was made with other settings) and gives what an uninterrupted call gives. One
+    process only (the stack is gathered to write it).
 
     **Returns:** `(trained stack, test accuracy of shape (len(seeds), epochs))`.
     """
@@ -85,16 +96,28 @@ def fit_seeds(
             f"learners: expected a stack with a leading axis of len(seeds) = {len(seeds)} on "
             f"every array (see dynlearn.stack); found leading sizes {sorted(sizes)}."
         )
-    batches.check_fit_args(unstack(learners, 0), data, mode, epochs, batch_size)
+    one = unstack(learners, 0)
+    batches.check_fit_args(one, data, mode, epochs, batch_size)
     mesh = data_mesh(devices, len(seeds), "len(seeds)")
-    learners = split(learners, mesh, 0)
+    states = eqx.filter_vmap(mode.init)(learners)
+    accuracy = np.full((len(seeds), epochs), np.nan)
+    start = 0
+    if run_dir is not None:
+        run_dir = Path(run_dir)
+        _check_one_process(run_dir)
+        check_writable(run_dir, "run_dir")
+        config = run_config(one, mode, unstack(states, 0), data, batch_size, seeds=seeds)
+        config["epochs"] = epochs  # the saved accuracies have one column per epoch
+        if has_resumable_checkpoint(run_dir, resume, config):
+            like = (learners, states, accuracy, np.asarray(0))
+            (learners, states, saved, start), _ = load_checkpoint(run_dir, like)
+            accuracy, start = np.array(saved), int(start)
+    learners, states = split((learners, states), mesh, 0)
     x, x_test = np.asarray(data.x_train), np.asarray(data.x_test)
     labels, labels_test = np.asarray(data.y_train), np.asarray(data.y_test)
     targets = np.eye(data.n_classes, dtype=x.dtype)[labels]
-    states = eqx.filter_vmap(mode.init)(learners)
     n_batches = len(x) // batch_size
-    accuracy = np.full((len(seeds), epochs), np.nan)
-    for epoch in range(epochs):
+    for epoch in range(start, epochs):
         orders = np.stack([batches.epoch_batches(len(x), batch_size, s, epoch) for s in seeds])
         keys = jnp.stack([batches.epoch_keys(s, epoch, n_batches) for s in seeds])
         for lo in range(0, n_batches, updates_per_dispatch):
@@ -107,7 +130,18 @@ def fit_seeds(
                 split(keys[:, lo : lo + updates_per_dispatch], mesh, 0),
             )
         accuracy[:, epoch] = evaluate_seeds(learners, x_test, labels_test)
+        if run_dir is not None:
+            state = (learners, states, accuracy.copy(), np.asarray(epoch + 1))
+            save_checkpoint(run_dir, state, {"epoch": epoch + 1, "config": config})
     return learners, accuracy
+
+
+def _check_one_process(run_dir: Path) -> None:
+    if jax.process_count() > 1:
+        raise ValueError(
+            f"run_dir: fit_seeds checkpoints ({run_dir}) in one process only, and "
+            f"{jax.process_count()} take part; leave run_dir out in a distributed run."
+        )
 
 
 def evaluate_seeds(learners: AbstractLearner, x, labels, *, batch_size: int = 1000) -> np.ndarray:

@@ -46,7 +46,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -144,35 +146,68 @@ def continued(recipe: dynlearn.Recipe, n_train: int, epochs: int) -> dynlearn.Re
     return recipe._replace(mode=recipe.mode.after(seen))
 
 
-def train(learners: list, data, seeds: list[int], epochs: int, recipe: dynlearn.Recipe):
+def train(
+    learners: list,
+    data,
+    seeds: list[int],
+    epochs: int,
+    recipe: dynlearn.Recipe,
+    run_dir: Path | None = None,
+):
     """`(trained learners, test accuracy (seed, epoch))` in `recipe`'s mode and batch size
     (its learner is not used): vmapped over seeds when the learners stack and no seed
     diverges; otherwise seed by seed, a diverged seed giving `None` and NaN after its last
-    finished epoch. A batch larger than the training set is cut (`batch_size_for`)."""
+    finished epoch. A batch larger than the training set is cut (`batch_size_for`).
+
+    With a `run_dir`, every epoch is checkpointed there and a call with the same arguments
+    continues from the last one (a cell's training survives the process being killed)."""
     mode, batch_size = recipe.mode, batch_size_for(recipe, len(data.x_train))
     stacked = stack_or_none(learners)
     if stacked is not None:
         try:
             stacked, accuracy = dynlearn.fit_seeds(
-                stacked, data, mode, seeds=seeds, epochs=epochs, batch_size=batch_size
+                stacked,
+                data,
+                mode,
+                seeds=seeds,
+                epochs=epochs,
+                batch_size=batch_size,
+                run_dir=_within(run_dir, "seeds"),
+                resume=True,
             )
             return [dynlearn.unstack(stacked, i) for i in range(len(seeds))], accuracy
         except eqx.EquinoxRuntimeError:  # a seed diverged: run them one by one
             pass
     trained, curves = [], []
     for learner, seed in zip(learners, seeds):
+        args = dict(epochs=epochs, batch_size=batch_size, seed=seed)
+        seed_dir = _within(run_dir, f"seed-{seed}")
         try:
-            result = quiet_fit(learner, data, mode, epochs=epochs, batch_size=batch_size, seed=seed)
+            result = quiet_fit(learner, data, mode, run_dir=seed_dir, resume=True, **args)
             trained.append(result.learner)
             curves.append(result.metrics.test_accuracy.values)
         except eqx.EquinoxRuntimeError:  # diverged: keep the finished epochs
             trained.append(None)
-            curves.append(
-                dynlearn.accuracy_curve(
-                    learner, data, mode, epochs=epochs, seed=seed, batch_size=batch_size
-                )
-            )
+            if seed_dir is None:
+                curves.append(dynlearn.accuracy_curve(learner, data, mode, **args))
+            else:  # the epochs before the divergence are in the run's metrics
+                curves.append(_finished_epochs(seed_dir, epochs))
     return trained, np.stack(curves)
+
+
+def _within(run_dir: Path | None, name: str) -> Path | None:
+    return None if run_dir is None else Path(run_dir) / name
+
+
+def _finished_epochs(run_dir: Path, epochs: int) -> np.ndarray:
+    """Test accuracy per epoch from the metrics `dynlearn.fit` wrote to `run_dir`, NaN
+    after the last one."""
+    accuracy = np.full(epochs, np.nan)
+    metrics = run_dir / "metrics.nc"
+    if metrics.exists():
+        done = dynlearn.load_netcdf(metrics).test_accuracy.values
+        accuracy[: len(done)] = done
+    return accuracy
 
 
 def evaluate(learners: list, x, labels) -> np.ndarray:
@@ -252,6 +287,7 @@ class Study:
         self.sizes = [self.data.n_features, *config["hidden"], self.data.n_classes]
         self.seeds = list(config["seeds"])
         self.computed: list[str] = []  # cells computed by this call (the rest were on disk)
+        self._parts: tuple[Path, itertools.count] | None = None  # see `_partial`
         saved = self.run_dir / "study.json"
         if saved.exists() and self.finished_cells():
             old = self.saved_config()
@@ -285,6 +321,36 @@ class Study:
     def cell(self, rule: str, name: str) -> Path:
         return self.run_dir / "cells" / rule / f"{name}.nc"
 
+    @contextlib.contextmanager
+    def _partial(self, rule: str, name: str):
+        """While cell `name` of `rule` is computed, its trainings (`_train`, numbered in
+        the order it calls them) checkpoint every epoch under `partial/RULE/NAME/`, so a
+        cell killed midway continues from there; yields that folder (deleted once the
+        cell is saved). Re-entrant: a cell that computes another nests."""
+        outer = self._parts
+        folder = self.run_dir / "partial" / rule / name
+        self._parts = (folder, itertools.count())
+        try:
+            yield folder
+        finally:
+            self._parts = outer
+
+    def _train(self, learners: list, data, seeds: list[int], epochs: int, recipe):
+        """`train`, checkpointed in the folder of the cell being computed (`_partial`)."""
+        if self._parts is None:  # not within a cell: nothing to continue
+            return train(learners, data, seeds, epochs, recipe)
+        folder, count = self._parts
+        part = folder / f"training-{next(count)}"
+        try:
+            return train(learners, data, seeds, epochs, recipe, run_dir=part)
+        except ValueError as err:
+            if not str(err).startswith("resume:"):
+                raise
+            raise ValueError(
+                f"{err} The partial cell in {folder} was left by other settings or another "
+                "version of the rule: delete that folder to compute the cell from the start."
+            ) from None
+
     def _cached(self, rule: str, name: str, compute) -> xr.Dataset:
         """Cell `name` of `rule`: loaded if finished, else `compute()`d, timed (attr
         `seconds`) and written atomically before anything else runs."""
@@ -294,9 +360,11 @@ class Study:
                 # another worker may have finished the cell while this one waited for it
                 if not path.exists():
                     tic = time.perf_counter()
-                    ds = compute()
+                    with self._partial(rule, name) as partial:
+                        ds = compute()
                     ds.attrs["seconds"] = time.perf_counter() - tic
                     dynlearn.save_netcdf(ds, path)
+                    shutil.rmtree(partial, ignore_errors=True)
                     self.computed.append(f"{rule} {name}")
                     self.log(f"  {rule} {name}: done in {ds.attrs['seconds']:.1f} s")
                     return ds
@@ -313,7 +381,7 @@ class Study:
             data = self.data if fraction == 1 else load_fraction(self.config, fraction)
             learners, recipe = build(rule, self.sizes, self.seeds)
             epochs = self.config["epochs"]
-            trained, accuracy = train(learners, data, self.seeds, epochs, recipe)
+            trained, accuracy = self._train(learners, data, self.seeds, epochs, recipe)
             if fraction == 1:
                 self._save_trained(rule, learners, trained)
             return described(
@@ -349,7 +417,7 @@ class Study:
                 reached[i, 0] = [np.nan if p is None else zero_fraction(p.learner) for p in pruned]
                 alive = [k for k, p in enumerate(pruned) if p is not None]
                 if alive and self.config["retrain_epochs"] > 0:  # 0: no re-training (NaN)
-                    retrained, _ = train(
+                    retrained, _ = self._train(
                         [pruned[k] for k in alive],
                         self.data,
                         [seeds[k] for k in alive],
@@ -390,7 +458,7 @@ class Study:
                     minimum=self.config["min_per_layer"],
                 )
                 starts = [dynlearn.prune(learner, 0.0) for learner in learners]
-                trained, _ = train(starts, self.data, seeds, epochs, gradual)
+                trained, _ = self._train(starts, self.data, seeds, epochs, gradual)
                 accuracy[i] = evaluate(trained, self.data.x_test, self.data.y_test)
                 reached[i] = [np.nan if t is None else zero_fraction(t.learner) for t in trained]
             dims = ("sparsity", "seed")
@@ -418,7 +486,7 @@ class Study:
                     for x, s in zip(learners, self.seeds)
                 ]
             epochs = self.config["epochs"]
-            _, accuracy = train(placed, self.data, self.seeds, epochs, recipe)
+            _, accuracy = self._train(placed, self.data, self.seeds, epochs, recipe)
             return described(
                 xr.Dataset(
                     {"accuracy": (("seed", "epoch"), accuracy)},

@@ -57,7 +57,7 @@ from experiments import _cluster
 from experiments._cluster import Cell
 from experiments._options import non_negative_int, positive_int, real
 from experiments._timing import write_results
-from experiments.constraints import Study, build, continued, evaluate, gradual_recipe, train
+from experiments.constraints import Study, build, continued, evaluate, gradual_recipe
 
 LEVELS = (8, 16, 32, 64, 128)
 C2C = (0.0, 0.01, 0.035, 0.1)
@@ -194,7 +194,7 @@ class HardwareStudy(Study):
             epochs, sparsity = self.config["epochs"], self.config["sparsity"]
             minimum = self.config["min_per_layer"]
             learners, recipe = build(rule, self.sizes, self.seeds)
-            trained, _ = train(learners, self.data, self.seeds, epochs, recipe)
+            trained, _ = self._train(learners, self.data, self.seeds, epochs, recipe)
             accuracy = np.full((len(METHODS), len(self.seeds)), np.nan)
             smallest = np.full_like(accuracy, np.nan)
             for m, method in enumerate(METHODS):
@@ -202,7 +202,7 @@ class HardwareStudy(Study):
                 if method.startswith("one-shot"):
                     pruned = [dynlearn.prune(t, sparsity, min_per_layer=floor) for t in trained]
                     again = continued(recipe, len(self.data.x_train), epochs)
-                    result, _ = train(
+                    result, _ = self._train(
                         pruned, self.data, self.seeds, self.config["retrain_epochs"], again
                     )
                 else:
@@ -215,7 +215,7 @@ class HardwareStudy(Study):
                         minimum=floor,
                     )
                     starts = [dynlearn.prune(learner, 0.0) for learner in learners]
-                    result, _ = train(starts, self.data, self.seeds, epochs, gradual)
+                    result, _ = self._train(starts, self.data, self.seeds, epochs, gradual)
                 accuracy[m] = evaluate(result, self.data.x_test, self.data.y_test)
                 smallest[m] = [np.nan if r is None else min(_kept(r)) for r in result]
             ds = xr.Dataset(
@@ -241,7 +241,7 @@ class HardwareStudy(Study):
         placed = learners
         if device is not None:
             placed = [hardware.on_device(x, device, seed=s) for x, s in zip(learners, self.seeds)]
-        return train(placed, self.data, self.seeds, epochs, recipe)[1]
+        return self._train(placed, self.data, self.seeds, epochs, recipe)[1]
 
 
 def with_inertia(

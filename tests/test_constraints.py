@@ -149,8 +149,38 @@ def test_an_interrupted_study_resumes_without_recomputing_finished_cells(study, 
         constraints.Study(run_dir, {**config, "epochs": 3})
 
 
-def test_a_diverging_seed_is_nan_and_the_other_seeds_are_kept():
-    """Seeds train vmapped; when one blows up (the engine raises) they re-run one by one."""
+def test_a_cell_killed_midway_continues_from_its_last_epoch(study, tmp_path, monkeypatch):
+    """A cell's trainings checkpoint every epoch under `partial/`: killed in its second
+    epoch, the cell trains only that epoch again, gives the uninterrupted result and
+    removes its partial folder once saved."""
+    config = json.loads((study / "study.json").read_text())  # 2 epochs, seeds 0 and 1
+    evaluate, epochs_run = dynlearn._seeds.evaluate_seeds, []
+
+    def counted(*args, **kwargs):
+        epochs_run.append(1)
+        if len(epochs_run) == 2 and kill:
+            raise KeyboardInterrupt
+        return evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(dynlearn._seeds, "evaluate_seeds", counted)
+    kill = True
+    with pytest.raises(KeyboardInterrupt):
+        constraints.Study(tmp_path, config).fraction("bp", 0.5)
+    partial = tmp_path / "partial" / "bp" / "fraction-0.5"
+    saved = json.loads((partial / "training-0" / "seeds" / "checkpoint.json").read_text())
+    assert saved["epoch"] == 1 and not constraints.Study(tmp_path, config).finished_cells()
+
+    kill, epochs_run = False, []
+    ds = constraints.Study(tmp_path, config).fraction("bp", 0.5)
+    assert len(epochs_run) == 1  # the second epoch only
+    reference = dynlearn.load_netcdf(study / "cells" / "bp" / "fraction-0.5.nc")
+    np.testing.assert_allclose(ds.accuracy.values, reference.accuracy.values, atol=1e-6)
+    assert not partial.exists()
+
+
+def test_a_diverging_seed_is_nan_and_the_other_seeds_are_kept(tmp_path):
+    """Seeds train vmapped; when one blows up (the engine raises) they re-run one by one;
+    checkpointed (a cell's `run_dir`), the diverged seed's finished epochs are read back."""
     import equinox as eqx
     import jax
 
@@ -168,6 +198,10 @@ def test_a_diverging_seed_is_nan_and_the_other_seeds_are_kept():
     assert np.all(accuracy[0] > 0.3) and np.all(np.isnan(accuracy[1]))
     noisy = constraints.evaluate(trained, data.x_test, data.y_test)
     assert noisy[0] == accuracy[0, -1] and np.isnan(noisy[1])
+    recipe = dynlearn.Recipe(nets[0], mode, 64)
+    kept, again = constraints.train(nets, data, [0, 1], 2, recipe, run_dir=tmp_path)
+    assert kept[1] is None and (tmp_path / "seed-0" / "checkpoint.eqx").exists()
+    np.testing.assert_array_equal(again, accuracy)
 
 
 def test_a_study_without_finished_cells_takes_new_settings(study, tmp_path):

@@ -1,5 +1,7 @@
 """The learning-rule registry, training seeds together (`fit_seeds`), and pruned learners."""
 
+import json
+
 import equinox as eqx
 import jax
 import numpy as np
@@ -76,6 +78,49 @@ def test_fit_seeds_equals_fit_seed_by_seed(digits):
         np.testing.assert_allclose(accuracy[i], alone.metrics.test_accuracy.values, atol=2e-3)
         for w_seeds, w_alone in zip(stacked.weights, alone.learner.weights):
             np.testing.assert_allclose(w_seeds[i], w_alone, atol=1e-5)
+
+
+def test_fit_seeds_resumes_an_interrupted_run_as_if_uninterrupted(digits, tmp_path, monkeypatch):
+    """Killed after its first epoch, a checkpointed `fit_seeds` continues from the saved
+    stack and Adam states (and the device's PRNG keys) to the uninterrupted result."""
+    device = dynlearn.hardware.RRAM_AG_A_SI_STOCHASTIC
+    nets = [
+        dynlearn.hardware.on_device(BackpropMLP(SIZES, jax.random.key(s)), device, seed=s)
+        for s in (3, 4)
+    ]
+    mode = dynlearn.SettleThenUpdate(optax.adam(1e-2))
+    args = dict(seeds=[3, 4], epochs=2, batch_size=16)
+    whole, accuracy = dynlearn.fit_seeds(dynlearn.stack(nets), digits, mode, **args)
+
+    evaluate, calls = dynlearn._seeds.evaluate_seeds, []
+
+    def killed_in_epoch_two(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return evaluate(*a, **k)
+
+    monkeypatch.setattr(dynlearn._seeds, "evaluate_seeds", killed_in_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        dynlearn.fit_seeds(dynlearn.stack(nets), digits, mode, run_dir=tmp_path, **args)
+    monkeypatch.undo()
+    assert json.loads((tmp_path / "checkpoint.json").read_text())["epoch"] == 1
+    with pytest.raises(ValueError, match="resume=True"):
+        dynlearn.fit_seeds(dynlearn.stack(nets), digits, mode, run_dir=tmp_path, **args)
+    with pytest.raises(ValueError, match="other settings.*seeds"):
+        other = dict(args, seeds=[3, 5])
+        dynlearn.fit_seeds(
+            dynlearn.stack(nets), digits, mode, run_dir=tmp_path, resume=True, **other
+        )
+    resumed, again = dynlearn.fit_seeds(
+        dynlearn.stack(nets), digits, mode, run_dir=tmp_path, resume=True, **args
+    )
+    np.testing.assert_array_equal(again, accuracy)
+    for a, b in zip(
+        jax.tree.leaves(eqx.filter(whole, eqx.is_inexact_array)),
+        jax.tree.leaves(eqx.filter(resumed, eqx.is_inexact_array)),
+    ):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_stack_and_fit_seeds_reject_what_does_not_match(digits):
