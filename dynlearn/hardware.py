@@ -223,7 +223,8 @@ class OnDevice(AbstractLearner):
     """`learner` with its forward weights on analog devices (see `on_device`).
 
     `scales[i]` is w_max of the i-th prunable matrix, `nl_ltp[i]`, `nl_ltd[i]` its devices'
-    nonlinearities (arrays: device-to-device variation); none of them learns.
+    nonlinearities (arrays of the matrix's shape with device-to-device variation `d2d`,
+    else scalars); none of them learns.
     `stream_noise` says where the always-on mode puts the pulse streams' noise (see
     `on_device`).
     """
@@ -465,7 +466,10 @@ def on_device(
     for w, key in zip(leaves, keys):
         largest = float(jnp.max(jnp.abs(w)))
         scales.append(jnp.asarray(headroom * (largest if largest > 0 else 1.0), w.dtype))
-        spread = device.d2d * jax.random.normal(key, (2, *w.shape), w.dtype)
+        # without device-to-device spread, one nonlinearity per matrix (a scalar): a
+        # per-device array would be read at every step of an always-on stream for nothing
+        shape = w.shape if device.d2d > 0 else ()
+        spread = device.d2d * jax.random.normal(key, (2, *shape), w.dtype)
         nl_up.append(jnp.abs(device.nl_ltp) + spread[0])
         nl_down.append(jnp.abs(device.nl_ltd) + spread[1])
     placed = OnDevice(learner, device, scales, nl_up, nl_down, stream_noise)

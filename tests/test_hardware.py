@@ -39,6 +39,11 @@ def test_programming_puts_every_weight_on_a_level():
         pulses = hardware.ltp_pulses(g, nl, float(device.levels_ltp))
         np.testing.assert_allclose(pulses, jnp.round(pulses), atol=2e-3)
         assert float(jnp.max(jnp.abs(w))) <= float(scale) + 1e-6
+    # one nonlinearity per matrix unless the devices differ (d2d): an always-on stream
+    # reads these at every step
+    assert all(nl.shape == () and float(nl) == pytest.approx(2.40) for nl in placed.nl_ltp)
+    spread = hardware.on_device(learner, hardware.SOFT_BOUNDS)
+    assert [nl.shape for nl in spread.nl_ltd] == [w.shape for w in device_weights(spread)]
 
 
 def test_a_whole_number_of_pulses_moves_a_linear_device_by_whole_steps():
