@@ -68,6 +68,7 @@ BENCHMARKS = {
     "bench_steady_state": "settled",
     "bench_spiking": "identical counts: True",
     "bench_scale": "of the matmul peak",
+    "bench_hardware": "ratio to none",
 }
 
 
