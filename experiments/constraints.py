@@ -352,8 +352,10 @@ class Study:
             ) from None
 
     def _cached(self, rule: str, name: str, compute) -> xr.Dataset:
-        """Cell `name` of `rule`: loaded if finished, else `compute()`d, timed (attr
-        `seconds`) and written atomically before anything else runs."""
+        """Cell `name` of `rule`: loaded if finished, else `compute()`d (continuing its
+        trainings' checkpoints in `partial/`, see `_partial`), timed (attr `seconds`; a
+        continued cell, attr `resumed`, times the last call only) and written atomically
+        before anything else runs."""
         path = self.cell(rule, name)
         if not path.exists():
             with self.lock(path):
@@ -361,8 +363,11 @@ class Study:
                 if not path.exists():
                     tic = time.perf_counter()
                     with self._partial(rule, name) as partial:
+                        resumed = partial.exists()
                         ds = compute()
                     ds.attrs["seconds"] = time.perf_counter() - tic
+                    if resumed:  # the calls before this one are not timed
+                        ds.attrs["resumed"] = "continued from partial/: seconds of the last call"
                     dynlearn.save_netcdf(ds, path)
                     shutil.rmtree(partial, ignore_errors=True)
                     self.computed.append(f"{rule} {name}")

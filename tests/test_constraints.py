@@ -172,7 +172,7 @@ def test_a_cell_killed_midway_continues_from_its_last_epoch(study, tmp_path, mon
 
     kill, epochs_run = False, []
     ds = constraints.Study(tmp_path, config).fraction("bp", 0.5)
-    assert len(epochs_run) == 1  # the second epoch only
+    assert len(epochs_run) == 1 and "resumed" in ds.attrs  # the second epoch only
     reference = dynlearn.load_netcdf(study / "cells" / "bp" / "fraction-0.5.nc")
     np.testing.assert_allclose(ds.accuracy.values, reference.accuracy.values, atol=1e-6)
     assert not partial.exists()
