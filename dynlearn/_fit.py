@@ -204,16 +204,22 @@ def accuracy_curve(
 
     For comparisons in which a rule that blows up is a result, not a crash. `fit_kwargs`
     go to `fit` (its progress bar off, metrics kept in a temporary folder)."""
-    accuracy = np.full(epochs, np.nan)
     with tempfile.TemporaryDirectory() as run_dir:
         try:
-            done = fit(
-                learner, data, mode, epochs=epochs, progress=False, run_dir=run_dir, **fit_kwargs
-            ).metrics.test_accuracy.values
+            fit(learner, data, mode, epochs=epochs, progress=False, run_dir=run_dir, **fit_kwargs)
         except eqx.EquinoxRuntimeError:  # diverged: keep the epochs that finished
-            saved = Path(run_dir) / METRICS
-            done = load_netcdf(saved).test_accuracy.values if saved.exists() else []
-    accuracy[: len(done)] = done
+            pass
+        return finished_accuracy(run_dir, epochs)
+
+
+def finished_accuracy(run_dir: str | Path, epochs: int) -> np.ndarray:
+    """Test accuracy per epoch from the metrics `fit` wrote to `run_dir` (finished or cut
+    short), NaN after its last epoch."""
+    accuracy = np.full(epochs, np.nan)
+    saved = Path(run_dir) / METRICS
+    if saved.exists():
+        done = load_netcdf(saved).test_accuracy.values[:epochs]
+        accuracy[: len(done)] = done
     return accuracy
 
 

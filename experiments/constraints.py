@@ -61,6 +61,7 @@ import xarray as xr
 
 import dynlearn
 from dynlearn import registry
+from dynlearn._fit import finished_accuracy
 from experiments import _cluster
 from experiments._cluster import Cell
 from experiments._options import fraction, non_negative, non_negative_int, positive_int, real
@@ -191,23 +192,12 @@ def train(
             if seed_dir is None:
                 curves.append(dynlearn.accuracy_curve(learner, data, mode, **args))
             else:  # the epochs before the divergence are in the run's metrics
-                curves.append(_finished_epochs(seed_dir, epochs))
+                curves.append(finished_accuracy(seed_dir, epochs))
     return trained, np.stack(curves)
 
 
 def _within(run_dir: Path | None, name: str) -> Path | None:
     return None if run_dir is None else Path(run_dir) / name
-
-
-def _finished_epochs(run_dir: Path, epochs: int) -> np.ndarray:
-    """Test accuracy per epoch from the metrics `dynlearn.fit` wrote to `run_dir`, NaN
-    after the last one."""
-    accuracy = np.full(epochs, np.nan)
-    metrics = run_dir / "metrics.nc"
-    if metrics.exists():
-        done = dynlearn.load_netcdf(metrics).test_accuracy.values
-        accuracy[: len(done)] = done
-    return accuracy
 
 
 def evaluate(learners: list, x, labels) -> np.ndarray:
