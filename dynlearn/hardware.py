@@ -77,6 +77,7 @@ __all__ = [
     "OnDevice",
     "on_device",
     "PRESETS",
+    "same_always_on_training",
     "CostParameters",
     "training_cost",
     "IDEAL",
@@ -171,6 +172,15 @@ PRESETS = {
     "rram-ag-a-si-stochastic": RRAM_AG_A_SI_STOCHASTIC,
     "soft-bounds": SOFT_BOUNDS,
 }
+
+
+def same_always_on_training(a: Device, b: Device) -> bool:
+    """Whether always-on training on device `a` and on device `b` is the same computation:
+    they differ at most in `rounding`, which only settle-then-update's writes (`OnDevice.write`)
+    read; an always-on stream (`OnDevice.drift`, `pulse_noise`, `after_stream`) is a
+    stochastic pulse stream on either."""
+    return dataclasses.replace(a, rounding=b.rounding) == b
+
 
 _LINEAR = 1e-6  # |nl| below which a curve is taken as linear
 

@@ -125,6 +125,18 @@ def build(rule: str, sizes: list[int], seeds: list[int]) -> tuple[list, dynlearn
     return [recipe.learner for recipe in recipes], recipes[0]
 
 
+def always_on_twin(preset: str) -> str | None:
+    """The first device preset before `preset` (`dynlearn.hardware.PRESETS`' order) on which
+    an always-on rule trains exactly as on `preset`, or None: the RRAM with stochastic
+    rounding repeats the RRAM (`dynlearn.hardware.same_always_on_training`)."""
+    presets = dynlearn.hardware.PRESETS
+    if preset not in presets:
+        return None
+    earlier = list(presets)[: list(presets).index(preset)]
+    same = dynlearn.hardware.same_always_on_training
+    return next((name for name in earlier if same(presets[name], presets[preset])), None)
+
+
 def batch_size_for(recipe: dynlearn.Recipe, n_train: int) -> int:
     """The recipe's batch size, or, when it exceeds the training set (a small fraction of a
     small dataset), the largest multiple of the presentation's stream count that fits
@@ -473,6 +485,17 @@ class Study:
 
         def compute():
             learners, recipe = build(rule, self.sizes, self.seeds)
+            twin = always_on_twin(preset) if isinstance(recipe.mode, dynlearn.AlwaysOn) else None
+            if twin is not None:  # not trained twice: the same computation, the same numbers
+                return xr.Dataset(
+                    {"accuracy": self.device(rule, twin).accuracy},
+                    attrs={
+                        "preset": preset,
+                        "same_training_as": f"preset-{twin} (the rounding mode applies to "
+                        "settle-then-update's writes only; always-on training on both devices "
+                        "is the same computation: dynlearn.hardware.same_always_on_training)",
+                    },
+                )
             placed = learners
             if preset != "none":
                 device = dynlearn.hardware.PRESETS[preset]

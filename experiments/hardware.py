@@ -5,7 +5,10 @@
    continuous and noiseless, but its range of +-2 max|W(0)| clips; Ag:a-Si RRAM after
    DNN+NeuroSim, written with nearest and with stochastic rounding of the pulse counts; an
    aihwkit-like soft-bounds device), same seeds and samples, test accuracy
-   after every epoch: does backprop stay the most accurate under non-idealities?
+   after every epoch: does backprop stay the most accurate under non-idealities? An
+   always-on rule trains once for both RRAM columns (the rounding mode applies to
+   settle-then-update's writes only: `dynlearn.hardware.same_always_on_training`; the
+   stochastic cell says so in its attr `same_training_as`).
 2. sweeps (`--sweep-rules`): the RRAM device (with stochastic rounding, so that updates
    under half a pulse are not all lost) with its levels (both directions) swept, and with
    its cycle-to-cycle noise swept: final accuracy per value.

@@ -14,6 +14,11 @@ import dynlearn
 from dynlearn import hardware
 
 SIZES = [64, 16, 10]
+# a hardware study's settings small enough for a test (`dynlearn run hardware`)
+STUDY = {
+    "dataset": "digits", "quick": False, "hidden": [8], "seeds": [0], "epochs": 1,
+    "retrain_epochs": 1, "levels": [8], "c2c": [0.0], "sparsity": 0.5, "min_per_layer": 0,
+}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -183,6 +188,44 @@ def test_seeds_stack_devices(digits):
     assert accuracy[1, 0] == pytest.approx(float(single.metrics.test_accuracy[0]), abs=1e-6)
 
 
+def test_always_on_training_ignores_the_rounding_and_the_study_trains_it_once(digits, tmp_path):
+    """Only settle-then-update's writes read `Device.rounding`; an always-on stream trains
+    the same weights on the RRAM with nearest and with stochastic rounding, so the hardware
+    study reads an always-on rule's stochastic-rounding cell from its RRAM cell (and trains
+    a settle-then-update rule on each)."""
+    from experiments.hardware import HardwareStudy
+
+    plastic, always_on, batch = dynlearn.registry.load("rules", "sh-always-on")(
+        SIZES, jax.random.key(0)
+    )
+    rram, stochastic = hardware.RRAM_AG_A_SI, hardware.RRAM_AG_A_SI_STOCHASTIC
+    start = hardware.on_device(plastic, rram)
+    trained = [
+        dynlearn.fit(
+            hardware.on_device(plastic, d), digits, always_on, epochs=1, batch_size=batch,
+            progress=False,
+        ).learner
+        for d in (rram, stochastic)
+    ]  # fmt: skip
+    assert any(bool(jnp.any(a != b)) for a, b in zip(*map(device_weights, (start, trained[0]))))
+    for a, b in zip(*map(device_weights, trained)):
+        np.testing.assert_array_equal(a, b)
+    assert hardware.same_always_on_training(rram, stochastic)
+    assert not hardware.same_always_on_training(rram, hardware.SOFT_BOUNDS)
+
+    study = HardwareStudy(tmp_path, STUDY)
+    cell = study.preset("sh-always-on", "rram-ag-a-si-stochastic")
+    assert cell.attrs["same_training_as"].startswith("preset-rram-ag-a-si ")
+    assert study.computed == [
+        "sh-always-on preset-rram-ag-a-si",
+        "sh-always-on preset-rram-ag-a-si-stochastic",
+    ]
+    np.testing.assert_array_equal(
+        cell.accuracy, study.preset("sh-always-on", "rram-ag-a-si").accuracy
+    )
+    assert "same_training_as" not in study.preset("bp", "rram-ag-a-si-stochastic").attrs
+
+
 @pytest.mark.parametrize(
     "change, message",
     [
@@ -345,11 +388,7 @@ def test_ablation_cell_trains_each_device_variant(tmp_path):
     seed, cached as a cell."""
     from experiments.hardware import ABLATION, HardwareStudy
 
-    config = {
-        "dataset": "digits", "quick": False, "hidden": [8], "seeds": [0], "epochs": 1,
-        "retrain_epochs": 1, "levels": [8], "c2c": [0.0], "sparsity": 0.5, "min_per_layer": 0,
-    }  # fmt: skip
-    study = HardwareStudy(tmp_path, config)
+    study = HardwareStudy(tmp_path, STUDY)
     cell = study.ablation("bp")
     assert cell.accuracy.shape == (len(ABLATION), 1)
     assert np.all((cell.accuracy.values >= 0) & (cell.accuracy.values <= 1))
@@ -393,13 +432,9 @@ def test_inertia_cell_trains_an_always_on_rule_and_the_cli_refuses_a_settled_one
     as a cell; a rule without always-on weights is refused before anything trains."""
     from experiments.hardware import INERTIA_PRESETS, HardwareStudy, main
 
-    config = {
-        "dataset": "digits", "quick": False, "hidden": [8], "seeds": [0], "epochs": 1,
-        "retrain_epochs": 1, "levels": [8], "c2c": [0.0], "sparsity": 0.5, "min_per_layer": 0,
-    }  # fmt: skip
     # momentum 0.5: at 0.9 this rule diverges on digits (docs/guide/learning.md), and the
     # cell's plumbing, not the rule's stability, is what is checked here
-    cell = HardwareStudy(tmp_path / "a", config).inertia("sh-always-on", 0.5)
+    cell = HardwareStudy(tmp_path / "a", STUDY).inertia("sh-always-on", 0.5)
     assert cell.accuracy.shape == (len(INERTIA_PRESETS), 1, 1) and cell.attrs["momentum"] == 0.5
     assert np.all((cell.accuracy.values >= 0) & (cell.accuracy.values <= 1))
     assert (tmp_path / "a" / "cells" / "sh-always-on" / "inertia-0.5.nc").exists()
