@@ -17,6 +17,7 @@ from . import validation as validation
 from ._batches import epoch_batches as epoch_batches
 from ._batches import epoch_keys as epoch_keys
 from ._batches import padded_chunks as padded_chunks
+from ._checkpoint import CheckpointMismatch as CheckpointMismatch
 from ._checkpoint import atomic_write as atomic_write
 from ._checkpoint import load_checkpoint as load_checkpoint
 from ._checkpoint import save_checkpoint as save_checkpoint

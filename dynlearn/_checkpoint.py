@@ -13,6 +13,7 @@ import jax
 import numpy as np
 
 __all__ = [
+    "CheckpointMismatch",
     "atomic_write",
     "checkpoint_info",
     "leaf_layout",
@@ -23,6 +24,11 @@ __all__ = [
 
 CHECKPOINT = "checkpoint.eqx"
 INFO = "checkpoint.json"
+
+
+class CheckpointMismatch(ValueError):
+    """A checkpoint that a run was asked to continue was made with other settings (another
+    learner, mode, optimizer, data or batches): nothing was loaded or overwritten."""
 
 
 def atomic_write(path: Path, write) -> Path:
@@ -106,7 +112,7 @@ def load_checkpoint(run_dir: Path, like: Any) -> tuple[Any, dict] | None:
     path = Path(run_dir) / CHECKPOINT
     saved, wanted = info.get("leaves"), leaf_layout(like)
     if saved is not None and saved != wanted:
-        raise ValueError(
+        raise CheckpointMismatch(
             f"run_dir: the checkpoint in {run_dir} does not fit this learner and mode: "
             f"{_first_difference(saved, wanted)} (saved with "
             f"{info.get('config', 'unknown settings')}); resume with the settings it was made "

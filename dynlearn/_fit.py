@@ -24,7 +24,7 @@ from ._batches import (
     predict_classes,
     train_chunk,
 )
-from ._checkpoint import checkpoint_info, load_checkpoint, save_checkpoint
+from ._checkpoint import CheckpointMismatch, checkpoint_info, load_checkpoint, save_checkpoint
 from ._dataset import config_of, load_netcdf, save_netcdf
 from ._learner import AbstractLearner
 from ._metadata import fill_known, native_attrs
@@ -271,8 +271,8 @@ def run_config(learner, mode: AbstractMode, state, data, batch_size: int, **seed
 
 def has_resumable_checkpoint(run_dir: Path, resume: bool, config: dict) -> bool:
     """Whether `run_dir` holds a checkpoint to continue: False if it holds none; a
-    `ValueError` if it holds one and `resume` is off, or one made with other settings
-    than `config` (the JSON-like configuration saved in its info)."""
+    `ValueError` if it holds one and `resume` is off, a `CheckpointMismatch` if it holds one
+    made with other settings than `config` (the JSON-like configuration saved in its info)."""
     info = checkpoint_info(run_dir)
     if info is None:
         return False
@@ -283,7 +283,7 @@ def has_resumable_checkpoint(run_dir: Path, resume: bool, config: dict) -> bool:
         )
     changed = config_differences(info.get("config", {}), config)
     if changed:
-        raise ValueError(
+        raise CheckpointMismatch(
             f"resume: the checkpoint in {run_dir} was made with other settings ("
             + "; ".join(changed[:8] + [f"{len(changed) - 8} more"] * (len(changed) > 8))
             + "); resume with the same learner, mode, optimizer, data and batches, or "

@@ -345,10 +345,8 @@ class Study:
         part = folder / f"training-{next(count)}"
         try:
             return train(learners, data, seeds, epochs, recipe, run_dir=part)
-        except ValueError as err:
-            if not str(err).startswith("resume:"):
-                raise
-            raise ValueError(
+        except dynlearn.CheckpointMismatch as err:
+            raise dynlearn.CheckpointMismatch(
                 f"{err} The partial cell in {folder} was left by other settings or another "
                 "version of the rule: delete that folder to compute the cell from the start."
             ) from None

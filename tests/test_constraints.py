@@ -170,7 +170,12 @@ def test_a_cell_killed_midway_continues_from_its_last_epoch(study, tmp_path, mon
     saved = json.loads((partial / "training-0" / "seeds" / "checkpoint.json").read_text())
     assert saved["epoch"] == 1 and not constraints.Study(tmp_path, config).finished_cells()
 
+    # another version of the rule (here: another hidden size) is refused, naming the folder
     kill, epochs_run = False, []
+    other = constraints.Study(tmp_path, {**config, "hidden": [5]})
+    with pytest.raises(dynlearn.CheckpointMismatch, match="delete that folder"):
+        other.fraction("bp", 0.5)
+    assert epochs_run == [] and partial.exists()
     ds = constraints.Study(tmp_path, config).fraction("bp", 0.5)
     assert len(epochs_run) == 1 and "resumed" in ds.attrs  # the second epoch only
     reference = dynlearn.load_netcdf(study / "cells" / "bp" / "fraction-0.5.nc")
