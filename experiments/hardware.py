@@ -1,7 +1,8 @@
 """Experiment: learning rules on analog compute-in-memory devices, gradual pruning, cost.
 
 1. presets: every rule (default: all registered) trained from scratch as it is ("none") and
-   with its forward weights on each device of `dynlearn.hardware.PRESETS` (ideal: linear,
+   with its forward weights on each device of `dynlearn.hardware.PRESETS` (`--presets`
+   picks some of them; ideal: linear,
    continuous and noiseless, but its range of +-2 max|W(0)| clips; Ag:a-Si RRAM after
    DNN+NeuroSim, written with nearest and with stochastic rounding of the pulse counts; an
    aihwkit-like soft-bounds device), same seeds and samples, test accuracy
@@ -311,9 +312,8 @@ def costs() -> xr.Dataset:
 
 def cells(opts) -> list[Cell]:
     """The cells `assemble` reads (none needs another)."""
-    presets = ["none", *hardware.PRESETS]
     return (
-        [Cell("preset", (rule, preset)) for rule in opts.rules for preset in presets]
+        [Cell("preset", (rule, preset)) for rule in opts.rules for preset in opts.presets]
         + [Cell("sweep", (rule, axis)) for axis in ("levels", "c2c") for rule in opts.sweep_rules]
         + [Cell("pruning", (rule,)) for rule in opts.prune_rules]
         + [Cell("ablation", (rule,)) for rule in opts.ablation_rules]
@@ -325,7 +325,7 @@ def cells(opts) -> list[Cell]:
 
 
 def assemble(study: HardwareStudy, opts) -> xr.Dataset:
-    presets = ["none", *hardware.PRESETS]
+    presets = opts.presets
     curves = np.stack(
         [np.stack([study.preset(r, p).accuracy.values for p in presets]) for r in opts.rules]
     )
@@ -494,27 +494,9 @@ def _inertia_table(ds: xr.Dataset) -> list[str]:
 
 
 def plot(ds: xr.Dataset, cost: xr.Dataset, run_dir: Path) -> None:
+    """`hardware.png` (the sweeps, if any) and `hardware-cost.png` in `run_dir`."""
     if "levels_accuracy" in ds:
-        title = f"Accuracy on the RRAM device ({ds.attrs['dataset']})"
-        with dynlearn.plot.figure(
-            run_dir / "hardware.png", ncols=2, figsize=(9.5, 3.4), title=title
-        ) as (left, right):
-            for rule in ds.sweep_rule.values:
-                for ax, axis in ((left, "levels"), (right, "c2c")):
-                    values = ds[f"{axis}_accuracy"].sel(sweep_rule=rule)
-                    ax.errorbar(
-                        ds[axis],
-                        100 * values.mean("seed"),
-                        yerr=100 * values.std("seed"),
-                        fmt="o-",
-                        capsize=3,
-                        label=rule,
-                    )
-            left.set(xscale="log", xlabel="levels", ylabel="test accuracy (%)")
-            left.set_xticks(ds.levels.values, [str(v) for v in ds.levels.values])
-            left.minorticks_off()
-            right.set(xlabel="c2c noise per write (fraction of range)", ylabel="test accuracy (%)")
-            right.legend(fontsize="small")
+        plot_sweeps(ds, run_dir / "hardware.png")
     with dynlearn.plot.figure(run_dir / "hardware-cost.png", title="Update latency vs depth") as ax:
         for kind, marker in zip(cost.credit.values, "osd^vx"):
             ax.plot(
@@ -524,6 +506,30 @@ def plot(ds: xr.Dataset, cost: xr.Dataset, run_dir: Path) -> None:
         ax.legend(fontsize="small")
 
 
+def plot_sweeps(ds: xr.Dataset, path: Path) -> None:
+    """Final accuracy (mean ± std over the seeds) against the RRAM device's levels and its
+    c2c noise, one line per rule of `ds.sweep_rule` (variables `levels_accuracy`,
+    `c2c_accuracy`: sweep_rule x value x seed)."""
+    title = f"Accuracy on the RRAM device, stochastic rounding ({ds.attrs['dataset']})"
+    with dynlearn.plot.figure(path, ncols=2, figsize=(9.5, 3.4), title=title) as (left, right):
+        for rule in ds.sweep_rule.values:
+            for ax, axis in ((left, "levels"), (right, "c2c")):
+                values = ds[f"{axis}_accuracy"].sel(sweep_rule=rule)
+                ax.errorbar(
+                    ds[axis],
+                    100 * values.mean("seed"),
+                    yerr=100 * values.std("seed"),
+                    fmt="o-",
+                    capsize=3,
+                    label=rule,
+                )
+        left.set(xscale="log", xlabel="levels", ylabel="test accuracy (%)")
+        left.set_xticks(ds.levels.values, [str(v) for v in ds.levels.values])
+        left.minorticks_off()
+        right.set(xlabel="c2c noise per write (fraction of range)", ylabel="test accuracy (%)")
+        right.legend(fontsize="small")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dynlearn run hardware", description=__doc__)
     known = sorted(registry.entries("rules"))
@@ -531,6 +537,14 @@ def main(argv: list[str] | None = None) -> int:
         "--dataset", default=None, choices=["digits", "mnist5k", "mnist", "fashion_mnist"]
     )
     parser.add_argument("--rules", nargs="+", default=known, help=f"registered: {known}")
+    presets = ["none", *hardware.PRESETS]
+    parser.add_argument(
+        "--presets",
+        nargs="+",
+        default=presets,
+        choices=presets,
+        help="the devices each of --rules trains on (none: no device; default: all)",
+    )
     parser.add_argument("--sweep-rules", nargs="*", default=["bp", "fa", "dfa"])
     parser.add_argument("--prune-rules", nargs="*", default=["fa", "dfa", "sign"])
     parser.add_argument(
@@ -586,6 +600,7 @@ def main(argv: list[str] | None = None) -> int:
             if getattr(opts, name) == parser.get_default(name):
                 setattr(opts, name, value)
     opts.dataset = opts.dataset or ("digits" if opts.quick else "mnist")
+    opts.presets = list(dict.fromkeys(opts.presets))  # each once, in the order given
     run_dir = Path(opts.run_dir or dynlearn.run_folder(Path("runs"), "hardware"))
     config = {
         "dataset": opts.dataset,

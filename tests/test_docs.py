@@ -68,3 +68,38 @@ def test_the_gallery_holds_a_passing_result_of_every_theory_script(name):
     with xr.open_dataset(path) as ds:
         assert ds.attrs["claim"] == module.CLAIM, f"{name}: refresh the gallery's result"
         assert int(ds.attrs["passed"]) == 1
+
+
+def test_the_hardware_summary_reads_only_stored_cells_and_the_complete_sweeps(tmp_path):
+    """The gallery's hardware page is assembled from stored cells without computing any: a
+    missing preset stays NaN and is named, and only rules with both sweeps stored join the
+    sweep variables (laid out as `dynlearn run hardware` assembles them)."""
+    import json
+
+    import numpy as np
+
+    import dynlearn
+
+    spec = importlib.util.spec_from_file_location("refresh", ROOT / "docs/gallery/refresh.py")
+    refresh = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(refresh)
+    config = {"dataset": "mnist", "hidden": [100], "seeds": [0, 1], "epochs": 2,
+              "levels": [8, 16], "c2c": [0.0, 0.1]}  # fmt: skip
+    (tmp_path / "study.json").write_text(json.dumps(config))
+    curve = xr.Dataset({"accuracy": (("seed", "epoch"), [[0.5, 0.9], [0.7, 0.8]])})
+    for rule, presets in (("bp", ["none", *dynlearn.hardware.PRESETS]), ("fa", ["none"])):
+        for preset in presets:
+            dynlearn.save_netcdf(curve, tmp_path / "cells" / rule / f"preset-{preset}.nc")
+    for rule, axes in (("bp", ["levels", "c2c"]), ("fa", ["levels"])):
+        for axis in axes:
+            sweep = xr.Dataset({"accuracy": ((axis, "seed"), [[0.5, 0.7], [0.8, 0.9]])})
+            dynlearn.save_netcdf(sweep, tmp_path / "cells" / rule / f"sweep-{axis}.nc")
+
+    ds = refresh.hardware_summary(tmp_path)
+    assert list(ds.rule.values) == ["bp", "fa"] and list(ds.sweep_rule.values) == ["bp"]
+    np.testing.assert_allclose(ds.final_accuracy_mean.sel(rule="bp"), 0.85)
+    assert np.isnan(ds.final_accuracy_mean.sel(rule="fa", preset="ideal"))
+    assert ds.measured.sel(rule="fa").values.tolist() == [1, 0, 0, 0, 0]
+    assert "fa/ideal" in ds.attrs["cells_missing"] and "bp/" not in ds.attrs["cells_missing"]
+    assert ds.levels_accuracy.sel(sweep_rule="bp", levels=16).values.tolist() == [0.8, 0.9]
+    assert list(ds.c2c.values) == [0.0, 0.1] and "units" in ds.c2c_accuracy.attrs

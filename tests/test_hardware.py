@@ -226,6 +226,21 @@ def test_always_on_training_ignores_the_rounding_and_the_study_trains_it_once(di
     assert "same_training_as" not in study.preset("bp", "rram-ag-a-si-stochastic").attrs
 
 
+def test_the_cli_trains_the_presets_it_is_given(tmp_path, capsys):
+    """`dynlearn run hardware --presets`: only those devices' cells are computed and
+    assembled; an unknown preset is refused before anything trains."""
+    from experiments.hardware import main
+
+    quick = ["--quick", "--rules", "bp", "--sweep-rules", "--prune-rules"]
+    assert main([*quick, "--presets", "none", "none", "--run-dir", str(tmp_path / "a")]) == 0
+    ds = dynlearn.load_netcdf(tmp_path / "a" / "hardware.nc")
+    assert list(ds.preset.values) == ["none"]
+    assert [p.name for p in (tmp_path / "a" / "cells" / "bp").iterdir()] == ["preset-none.nc"]
+    with pytest.raises(SystemExit):
+        main([*quick, "--presets", "rram", "--run-dir", str(tmp_path / "b")])
+    assert "argument --presets: invalid choice: 'rram'" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "change, message",
     [

@@ -248,6 +248,13 @@ def refresh_hardware() -> None:
     save_netcdf(ds, RESULTS / "hardware_study.nc")
     plot_hardware(ds, RESULTS / "hardware_study.png")
     shrink_png(RESULTS / "hardware_study.png")
+    sweeps = RESULTS / "hardware_sweeps.png"
+    sweeps.unlink(missing_ok=True)
+    if "levels_accuracy" in ds:
+        from experiments.hardware import plot_sweeps
+
+        plot_sweeps(ds, sweeps)
+        shrink_png(sweeps)
     _store(
         "hardware_study",
         {
@@ -259,6 +266,13 @@ def refresh_hardware() -> None:
         },
     )
     print(f"[hardware_study] summary written ({ds.sizes})", flush=True)
+
+
+SWEEPS = ("levels", "c2c")
+
+
+def _sweep_cell(run_dir: Path, rule: str, axis: str) -> Path:
+    return run_dir / "cells" / rule / f"sweep-{axis}.nc"
 
 
 def _find_run_dir(top: Path) -> Path:
@@ -301,20 +315,28 @@ def hardware_summary(run_dir: Path):
         diverged = np.isnan(final).sum(axis=-1)
     measured = ~np.isnan(curves).all(axis=(-1, -2))
     diverged = np.where(measured, diverged, 0)
+    variables = {
+        "accuracy": (("rule", "preset", "seed", "epoch"), curves),
+        "final_accuracy_mean": (("rule", "preset"), mean),
+        "final_accuracy_std": (("rule", "preset"), std),
+        "diverged_seeds": (("rule", "preset"), diverged),
+        "measured": (("rule", "preset"), measured.astype(np.int8)),
+    }
+    coords = {"rule": rules, "preset": presets, "seed": seeds, "epoch": np.arange(1, epochs + 1)}
+    # the device sweeps of the rules that have both stored (as `assemble` lays them out)
+    swept = [r for r in rules if all(_sweep_cell(run_dir, r, a).exists() for a in SWEEPS)]
+    if swept:
+        for axis in SWEEPS:
+            cells = [dynlearn.load_netcdf(_sweep_cell(run_dir, r, axis)) for r in swept]
+            variables[f"{axis}_accuracy"] = (
+                ("sweep_rule", axis, "seed"),
+                np.stack([c.accuracy.values for c in cells]),
+            )
+            coords[axis] = list(config[axis])
+        coords["sweep_rule"] = swept
     ds = xr.Dataset(
-        {
-            "accuracy": (("rule", "preset", "seed", "epoch"), curves),
-            "final_accuracy_mean": (("rule", "preset"), mean),
-            "final_accuracy_std": (("rule", "preset"), std),
-            "diverged_seeds": (("rule", "preset"), diverged),
-            "measured": (("rule", "preset"), measured.astype(np.int8)),
-        },
-        coords={
-            "rule": rules,
-            "preset": presets,
-            "seed": seeds,
-            "epoch": np.arange(1, epochs + 1),
-        },
+        variables,
+        coords=coords,
         attrs={
             "experiment": "hardware",
             "dataset": config["dataset"],
@@ -325,18 +347,29 @@ def hardware_summary(run_dir: Path):
             "source": str(HARDWARE_TARBALL.relative_to(ROOT)),
         },
     )
-    return dynlearn.describe(
-        ds,
-        accuracy=("test accuracy on the device after each epoch, fraction in [0, 1]", "1"),
-        final_accuracy_mean=("final test accuracy, mean over the seeds that finished", "1"),
-        final_accuracy_std=("final test accuracy, std over the seeds that finished", "1"),
-        diverged_seeds=("seeds whose training diverged (NaN accuracy)", "1"),
-        measured=("1 if the cell is stored, 0 if it was never computed", "1"),
-        rule=("learning rule (dynlearn run hardware --rules)", "1"),
-        preset=("device (dynlearn.hardware.PRESETS; none: no device)", "1"),
-        seed=("seed", "1"),
-        epoch=("epoch", "1"),
-    )
+    described = {
+        "accuracy": ("test accuracy on the device after each epoch, fraction in [0, 1]", "1"),
+        "final_accuracy_mean": ("final test accuracy, mean over the seeds that finished", "1"),
+        "final_accuracy_std": ("final test accuracy, std over the seeds that finished", "1"),
+        "diverged_seeds": ("seeds whose training diverged (NaN accuracy)", "1"),
+        "measured": ("1 if the cell is stored, 0 if it was never computed", "1"),
+        "rule": ("learning rule (dynlearn run hardware --rules)", "1"),
+        "preset": ("device (dynlearn.hardware.PRESETS; none: no device)", "1"),
+        "seed": ("seed", "1"),
+        "epoch": ("epoch", "1"),
+        "levels_accuracy": (
+            "final test accuracy, RRAM (stochastic rounding) with these levels",
+            "1",
+        ),
+        "c2c_accuracy": (
+            "final test accuracy, RRAM (stochastic rounding) with this c2c noise",
+            "1",
+        ),
+        "levels": ("pulses across the range, both directions", "1"),
+        "c2c": ("cycle-to-cycle noise per write, fraction of the range", "1"),
+        "sweep_rule": ("rule of the device sweeps (dynlearn run hardware --sweep-rules)", "1"),
+    }
+    return dynlearn.describe(ds, **{k: v for k, v in described.items() if k in ds.variables})
 
 
 def plot_hardware(ds, path: Path) -> None:
