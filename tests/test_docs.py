@@ -72,8 +72,9 @@ def test_the_gallery_holds_a_passing_result_of_every_theory_script(name):
 
 def test_the_hardware_summary_reads_only_stored_cells_and_the_complete_sweeps(tmp_path):
     """The gallery's hardware page is assembled from stored cells without computing any: a
-    missing preset stays NaN and is named, and only rules with both sweeps stored join the
-    sweep variables (laid out as `dynlearn run hardware` assembles them)."""
+    missing preset stays NaN and is named, and the rules with both sweeps stored (whether or
+    not they have device cells) join the sweep variables (laid out as `dynlearn run
+    hardware` assembles them)."""
     import json
 
     import numpy as np
@@ -90,13 +91,14 @@ def test_the_hardware_summary_reads_only_stored_cells_and_the_complete_sweeps(tm
     for rule, presets in (("bp", ["none", *dynlearn.hardware.PRESETS]), ("fa", ["none"])):
         for preset in presets:
             dynlearn.save_netcdf(curve, tmp_path / "cells" / rule / f"preset-{preset}.nc")
-    for rule, axes in (("bp", ["levels", "c2c"]), ("fa", ["levels"])):
+    for rule, axes in (("bp", ["levels", "c2c"]), ("fa", ["levels"]), ("pc", ["levels", "c2c"])):
         for axis in axes:
             sweep = xr.Dataset({"accuracy": ((axis, "seed"), [[0.5, 0.7], [0.8, 0.9]])})
             dynlearn.save_netcdf(sweep, tmp_path / "cells" / rule / f"sweep-{axis}.nc")
 
     ds = refresh.hardware_summary(tmp_path)
-    assert list(ds.rule.values) == ["bp", "fa"] and list(ds.sweep_rule.values) == ["bp"]
+    # pc has sweeps only: a sweep rule, not a row of the presets table
+    assert list(ds.rule.values) == ["bp", "fa"] and list(ds.sweep_rule.values) == ["bp", "pc"]
     np.testing.assert_allclose(ds.final_accuracy_mean.sel(rule="bp"), 0.85)
     assert np.isnan(ds.final_accuracy_mean.sel(rule="fa", preset="ideal"))
     assert ds.measured.sel(rule="fa").values.tolist() == [1, 0, 0, 0, 0]

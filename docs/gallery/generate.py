@@ -391,10 +391,38 @@ def first_paragraph(text: str) -> str:
     return " ".join(para.removeprefix("Experiment:").split())
 
 
+def sweep_lines(ds: xr.Dataset) -> list[str]:
+    """The RRAM sweeps' figure and table (final accuracy, mean ± std over the seeds), if the
+    summary holds any."""
+    if "levels_accuracy" not in ds:
+        return []
+    from experiments.hardware import pct  # mean ± std in %, naming the seeds that diverged
+
+    lines = [
+        "## Levels and cycle-to-cycle noise",
+        "",
+        "Final test accuracy (%) on the Ag:a-Si RRAM with stochastic rounding, its levels "
+        "(both directions) swept at 3.5% c2c noise, and its c2c noise swept at 97/100 levels "
+        "(`dynlearn run hardware --sweep-rules`).",
+        "",
+        "![accuracy vs levels and vs c2c noise per rule](hardware_sweeps.png)",
+        "",
+    ]
+    columns = [f"levels {v}" for v in ds.levels.values] + [f"c2c {v:g}" for v in ds.c2c.values]
+    lines += ["| rule | " + " | ".join(columns) + " |", "| --- |" + " --- |" * len(columns)]
+    for rule in ds.sweep_rule.values:
+        row = []
+        for axis in ("levels", "c2c"):
+            row += [pct(seeds) for seeds in ds[f"{axis}_accuracy"].sel(sweep_rule=rule).values]
+        lines.append(f"| {rule} | " + " | ".join(row) + " |")
+    return lines + [""]
+
+
 def hardware_page(ds: xr.Dataset, entry: dict) -> str:
     mean, std = ds.final_accuracy_mean, ds.final_accuracy_std
     presets = [str(p) for p in ds.preset.values]
     complete = [str(r) for r, m in zip(ds.rule.values, ds.measured.values) if m.all()]
+    swept = [str(r) for r in ds.sweep_rule.values] if "sweep_rule" in ds.coords else []
     lines = [
         "# Hardware study: learning rules on analog devices",
         "",
@@ -404,8 +432,9 @@ def hardware_page(ds: xr.Dataset, entry: dict) -> str:
         "(`none`) and with its forward weights on each device of `dynlearn.hardware.PRESETS`. "
         f"Assembled from the stored cells in `{ds.attrs.get('source')}` "
         "(`dynlearn run hardware --dataset mnist`): no cell was re-run for this page. "
-        "Only the device-preset part of the study is stored there (no sweeps, pruning or "
-        "ablation cells).",
+        "Stored there: the device presets of every rule"
+        + (f", and the RRAM sweeps of {', '.join(swept)}" if swept else "")
+        + " (no pruning, ablation or inertia cells).",
         "",
         "![hardware study: final accuracy per rule and device](hardware_study.png)",
         "",
@@ -430,9 +459,7 @@ def hardware_page(ds: xr.Dataset, entry: dict) -> str:
         "—: cell not computed (not in the stored study). "
         f"Missing cells: {ds.attrs.get('cells_missing', 'none')}.",
         "",
-        "The stored `ep-continual` cells predate that rule's output homeostasis "
-        "(see `experiments/results/README.md`).",
-        "",
+        *sweep_lines(ds),
         "The summary Dataset: [`hardware_study.nc`](hardware_study.nc) (accuracy per rule, "
         "preset, seed and epoch).",
         "",
@@ -443,7 +470,7 @@ def hardware_page(ds: xr.Dataset, entry: dict) -> str:
         "# the study's table and figures from the stored cells (rules with every preset stored;",
         "# cells not stored would be computed):",
         f"dynlearn run hardware --dataset mnist --run-dir run --rules {' '.join(complete)} \\",
-        "    --sweep-rules --prune-rules --ablation-rules",
+        f"    --sweep-rules {' '.join(swept)} --prune-rules --ablation-rules",
         "python docs/gallery/refresh.py --hardware-only   # this page's summary",
         "```",
         "",
@@ -824,10 +851,10 @@ def main() -> None:
     if hardware is not None:
         with mkdocs_gen_files.open("gallery/hardware_study.md", "w") as f:
             f.write(hardware_page(hardware, index.get("hardware_study", {})))
-        for suffix in (".png", ".nc"):
-            if (RESULTS / f"hardware_study{suffix}").exists():
-                with mkdocs_gen_files.open(f"gallery/hardware_study{suffix}", "wb") as f:
-                    f.write((RESULTS / f"hardware_study{suffix}").read_bytes())
+        for file in ("hardware_study.png", "hardware_study.nc", "hardware_sweeps.png"):
+            if (RESULTS / file).exists():
+                with mkdocs_gen_files.open(f"gallery/{file}", "wb") as f:
+                    f.write((RESULTS / file).read_bytes())
         nav += ["- Experiments", "    - [Hardware study](hardware_study.md)"]
     stored = {}
     pages = results_pages()

@@ -297,7 +297,8 @@ def hardware_summary(run_dir: Path):
 
     config = json.loads((run_dir / "study.json").read_text())
     presets = ["none", *hardware.PRESETS]
-    rules = sorted(p.name for p in (run_dir / "cells").iterdir() if p.is_dir())
+    folders = sorted(p for p in (run_dir / "cells").iterdir() if p.is_dir())
+    rules = [p.name for p in folders if any(p.glob("preset-*.nc"))]  # rules with device cells
     seeds, epochs = list(config["seeds"]), int(config["epochs"])
     curves = np.full((len(rules), len(presets), len(seeds), epochs), np.nan)
     missing = []
@@ -324,7 +325,9 @@ def hardware_summary(run_dir: Path):
     }
     coords = {"rule": rules, "preset": presets, "seed": seeds, "epoch": np.arange(1, epochs + 1)}
     # the device sweeps of the rules that have both stored (as `assemble` lays them out)
-    swept = [r for r in rules if all(_sweep_cell(run_dir, r, a).exists() for a in SWEEPS)]
+    swept = [
+        p.name for p in folders if all(_sweep_cell(run_dir, p.name, a).exists() for a in SWEEPS)
+    ]
     if swept:
         for axis in SWEEPS:
             cells = [dynlearn.load_netcdf(_sweep_cell(run_dir, r, axis)) for r in swept]
