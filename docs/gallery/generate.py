@@ -434,7 +434,8 @@ def hardware_page(ds: xr.Dataset, entry: dict) -> str:
         "(`dynlearn run hardware --dataset mnist`): no cell was re-run for this page. "
         "Stored there: the device presets of every rule"
         + (f", and the RRAM sweeps of {', '.join(swept)}" if swept else "")
-        + " (no pruning, ablation or inertia cells).",
+        + " (and the inertia cells of some always-on rules, not summarised here; no pruning "
+        "or ablation cells).",
         "",
         "![hardware study: final accuracy per rule and device](hardware_study.png)",
         "",
