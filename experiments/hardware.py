@@ -272,6 +272,22 @@ _DESCRIBE = {
 }
 
 
+# the assembled study's variables (`assemble`; the gallery's summary reads them too)
+STUDY_DESCRIPTIONS = _DESCRIBE | {
+    "accuracy": ("test accuracy on the device after each epoch, fraction in [0, 1]", "1"),
+    "levels_accuracy": ("final test accuracy, RRAM (stochastic rounding) with these levels", "1"),
+    "c2c_accuracy": ("final test accuracy, RRAM (stochastic rounding) with this c2c noise", "1"),
+    "pruned_accuracy": ("final test accuracy after pruning to the sparsity", "1"),
+    "preset": ("device (dynlearn.hardware.PRESETS; none: no device)", "1"),
+    "sweep_rule": ("rule of the device sweeps", "1"),
+    "prune_rule": ("rule of the pruning comparison", "1"),
+    "ablation_accuracy": ("final test accuracy, RRAM device with one change", "1"),
+    "ablation_rule": ("rule of the non-ideality ablation", "1"),
+    "inertia_accuracy": ("test accuracy with the weights' inertia, after each epoch", "1"),
+    "inertia_rule": ("always-on rule of the inertia part", "1"),
+}
+
+
 def _described(ds: xr.Dataset) -> xr.Dataset:
     return dynlearn.describe(ds, **{k: v for k, v in _DESCRIBE.items() if k in ds.variables})
 
@@ -376,20 +392,9 @@ def assemble(study: HardwareStudy, opts) -> xr.Dataset:
     }
     if opts.inertia_rules:
         ds.attrs |= {"momentum": opts.momentum, "inertia_scope": opts.inertia_scope}
-    described = _DESCRIBE | {
-        "accuracy": ("test accuracy on the device after each epoch, fraction in [0, 1]", "1"),
-        "levels_accuracy": ("final test accuracy, RRAM device with these levels", "1"),
-        "c2c_accuracy": ("final test accuracy, RRAM device with this c2c noise", "1"),
-        "pruned_accuracy": ("final test accuracy after pruning to the sparsity", "1"),
-        "preset": ("device (dynlearn.hardware.PRESETS; none: no device)", "1"),
-        "sweep_rule": ("rule of the device sweeps", "1"),
-        "prune_rule": ("rule of the pruning comparison", "1"),
-        "ablation_accuracy": ("final test accuracy, RRAM device with one change", "1"),
-        "ablation_rule": ("rule of the non-ideality ablation", "1"),
-        "inertia_accuracy": ("test accuracy with the weights' inertia, after each epoch", "1"),
-        "inertia_rule": ("always-on rule of the inertia part", "1"),
-    }
-    return dynlearn.describe(ds, **{k: v for k, v in described.items() if k in ds.variables})
+    return dynlearn.describe(
+        ds, **{k: v for k, v in STUDY_DESCRIPTIONS.items() if k in ds.variables}
+    )
 
 
 def pct(values) -> str:

@@ -294,6 +294,7 @@ def hardware_summary(run_dir: Path):
 
     import dynlearn
     from dynlearn import hardware
+    from experiments.hardware import STUDY_DESCRIPTIONS  # the study's own variables
 
     config = json.loads((run_dir / "study.json").read_text())
     presets = ["none", *hardware.PRESETS]
@@ -350,27 +351,14 @@ def hardware_summary(run_dir: Path):
             "source": str(HARDWARE_TARBALL.relative_to(ROOT)),
         },
     )
-    described = {
-        "accuracy": ("test accuracy on the device after each epoch, fraction in [0, 1]", "1"),
+    described = STUDY_DESCRIPTIONS | {
         "final_accuracy_mean": ("final test accuracy, mean over the seeds that finished", "1"),
         "final_accuracy_std": ("final test accuracy, std over the seeds that finished", "1"),
         "diverged_seeds": ("seeds whose training diverged (NaN accuracy)", "1"),
         "measured": ("1 if the cell is stored, 0 if it was never computed", "1"),
         "rule": ("learning rule (dynlearn run hardware --rules)", "1"),
-        "preset": ("device (dynlearn.hardware.PRESETS; none: no device)", "1"),
         "seed": ("seed", "1"),
         "epoch": ("epoch", "1"),
-        "levels_accuracy": (
-            "final test accuracy, RRAM (stochastic rounding) with these levels",
-            "1",
-        ),
-        "c2c_accuracy": (
-            "final test accuracy, RRAM (stochastic rounding) with this c2c noise",
-            "1",
-        ),
-        "levels": ("pulses across the range, both directions", "1"),
-        "c2c": ("cycle-to-cycle noise per write, fraction of the range", "1"),
-        "sweep_rule": ("rule of the device sweeps (dynlearn run hardware --sweep-rules)", "1"),
     }
     return dynlearn.describe(ds, **{k: v for k, v in described.items() if k in ds.variables})
 
